@@ -1,0 +1,3 @@
+from mixtape.cli import main
+
+raise SystemExit(main())

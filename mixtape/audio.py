@@ -1,0 +1,171 @@
+"""Decode, probe, convert and encode audio, from bytes in memory.
+
+Pure functions over bytes and numpy arrays (no Beam, no torch): the pipelines read bytes through whatever
+filesystem they run on and hand them here. Audio arrays are float32 shaped (channels, frames).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+#: Length of the blocks whose loudness the probe records; snippet windows are judged from these.
+LOUDNESS_BLOCK_MS = 100
+#: dBFS floor written for digital silence (log of zero).
+SILENCE_DB = -200.0
+
+
+class AudioError(Exception):
+    """Audio that cannot be used; ``reason`` is a short stable code for the rejects table."""
+
+    def __init__(self, reason: str, detail: str):
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}")
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What one decode of a clip tells the planner; the audio itself is not kept."""
+
+    sample_rate: int
+    channels: int
+    frames: int
+    container: str
+    subtype: str
+    block_rms_db: tuple[float, ...]
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.sample_rate
+
+
+def decode(data: bytes, name: str = "<bytes>") -> tuple[np.ndarray, int]:
+    """Decode a whole file from memory; raise AudioError with a reason code on anything unusable."""
+    audio, sr, _, _ = _decode_checked(data, name)
+    return audio, sr
+
+
+def _decode_checked(data: bytes, name: str) -> tuple[np.ndarray, int, str, str]:
+    if not data:
+        raise AudioError("empty_file", f"{name} has zero bytes")
+    try:
+        with sf.SoundFile(io.BytesIO(data)) as f:
+            declared = f.frames
+            sr = f.samplerate
+            channels = f.channels
+            container, subtype = f.format, f.subtype
+            frames = f.read(dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as e:
+        raise AudioError("undecodable", f"{name}: {e}") from e
+    if sr <= 0 or channels <= 0:
+        raise AudioError("undecodable", f"{name}: header says {sr} Hz, {channels} channels")
+    got = frames.shape[0]
+    riff_declared = _riff_declared_frames(data)
+    if riff_declared is not None and riff_declared > declared:
+        declared = riff_declared
+    if declared > 0 and got < declared:
+        raise AudioError("truncated", f"{name}: header declares {declared} frames but only {got} decode")
+    if got == 0:
+        raise AudioError("no_audio", f"{name} decodes to zero frames")
+    audio = np.ascontiguousarray(frames.T)
+    if not np.isfinite(audio).all():
+        raise AudioError("non_finite", f"{name} holds NaN or infinite samples")
+    return audio, sr, container, subtype
+
+
+def _riff_declared_frames(data: bytes) -> int | None:
+    """Frames a RIFF/WAVE header promises in its data chunk (libsndfile silently clamps to what is there).
+
+    None when the file is not RIFF/WAVE or the size is the streaming placeholder.
+    """
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return None
+    pos, block_align = 12, 0
+    while pos + 8 <= len(data):
+        chunk, size = data[pos : pos + 4], int.from_bytes(data[pos + 4 : pos + 8], "little")
+        if chunk == b"fmt " and pos + 22 <= len(data):
+            block_align = int.from_bytes(data[pos + 20 : pos + 22], "little")
+        elif chunk == b"data":
+            if size in (0, 0xFFFFFFFF) or block_align <= 0:
+                return None
+            return size // block_align
+        pos += 8 + size + (size & 1)
+    return None
+
+
+def probe(data: bytes, name: str = "<bytes>") -> Probe:
+    """Decode once and measure everything the plan needs: exact length, format and per-block loudness."""
+    audio, sr, container, subtype = _decode_checked(data, name)
+    return Probe(
+        sample_rate=sr,
+        channels=audio.shape[0],
+        frames=audio.shape[1],
+        container=container,
+        subtype=subtype,
+        block_rms_db=tuple(block_rms_db(audio, sr)),
+    )
+
+
+def block_rms_db(audio: np.ndarray, sr: int, block_ms: int = LOUDNESS_BLOCK_MS) -> list[float]:
+    """RMS level in dBFS of consecutive blocks of the channel mean (the last partial block included)."""
+    mono = audio.mean(axis=0, dtype=np.float64)
+    block = max(1, sr * block_ms // 1000)
+    n = math.ceil(mono.shape[0] / block)
+    padded_sq = np.zeros(n * block, dtype=np.float64)
+    padded_sq[: mono.shape[0]] = mono * mono
+    counts = np.full(n, block, dtype=np.float64)
+    counts[-1] = mono.shape[0] - (n - 1) * block
+    ms = padded_sq.reshape(n, block).sum(axis=1) / counts
+    with np.errstate(divide="ignore"):
+        db = 10.0 * np.log10(ms)
+    db = np.where(np.isfinite(db), db, SILENCE_DB)
+    return [round(float(x), 2) for x in np.maximum(db, SILENCE_DB)]
+
+
+def window_rms_db(block_db: tuple[float, ...] | list[float], start_ms: int, duration_ms: int,
+                  block_ms: int = LOUDNESS_BLOCK_MS) -> float:
+    """Loudness of a window from the probe's block levels (energy mean of the blocks it covers)."""
+    first = start_ms // block_ms
+    last = max(first + 1, -(-(start_ms + duration_ms) // block_ms))
+    levels = np.asarray(block_db[first:last], dtype=np.float64)
+    if levels.size == 0:
+        return SILENCE_DB
+    energy = np.mean(10.0 ** (levels / 10.0))
+    return SILENCE_DB if energy <= 0 else max(SILENCE_DB, 10.0 * math.log10(energy))
+
+
+def convert(audio: np.ndarray, sr: int, target_sr: int, channels: int) -> np.ndarray:
+    """Channel policy then resampling; cheap work first (downmix before resampling).
+
+    Channel policy: to mono, average all channels; to stereo, duplicate a mono source and keep the first
+    two channels of a multichannel one.
+    """
+    if channels == 1 and audio.shape[0] != 1:
+        audio = audio.mean(axis=0, keepdims=True, dtype=np.float32)
+    elif channels == 2 and audio.shape[0] == 1:
+        audio = np.repeat(audio, 2, axis=0)
+    elif channels == 2 and audio.shape[0] > 2:
+        audio = audio[:2]
+    if sr != target_sr:
+        audio = soxr.resample(np.ascontiguousarray(audio.T), sr, target_sr, quality="HQ").T
+    return np.ascontiguousarray(audio, dtype=np.float32)
+
+
+def to_pcm16(audio: np.ndarray) -> np.ndarray:
+    """Quantise explicitly (round, clip) so encoding never depends on a library's conversion rules."""
+    scaled = np.round(audio.astype(np.float64) * 32768.0)
+    return np.clip(scaled, -32768, 32767).astype(np.int16).T.copy()
+
+
+def encode(audio: np.ndarray, sr: int, fmt: str) -> bytes:
+    """Encode float audio (channels, frames) as 16-bit FLAC or WAV bytes."""
+    buf = io.BytesIO()
+    container = {"flac": "FLAC", "wav": "WAV"}[fmt]
+    sf.write(buf, to_pcm16(audio), sr, format=container, subtype="PCM_16")
+    return buf.getvalue()

@@ -1,0 +1,1 @@
+"""The demo: generate the embedded collection, build it, train briefly, print what happened."""

@@ -1,0 +1,112 @@
+"""Typed labels: normalisation, extraction from AcousticBrainz documents, and vocabularies.
+
+A label mapping has fixed fields so transforms know how to change them:
+``tags`` (multi-label list), ``classes`` (single-label fields such as genre), ``key`` ({tonic, mode} or None),
+``tempo`` (BPM or None) and ``extra`` (free-form, e.g. AcousticBrainz descriptors).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+#: One spelling per pitch class (Essentia's), so "A#" and "Bb" are the same key label.
+TONICS = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+_ALIASES = {"Db": "C#", "D#": "Eb", "Gb": "F#", "G#": "Ab", "A#": "Bb", "Cb": "B", "B#": "C", "E#": "F",
+            "Fb": "E"}
+MODES = ("major", "minor")
+_TAG_CLEAN = re.compile(r"[^\w+#&.-]+", re.UNICODE)
+
+
+def empty_labels() -> dict[str, Any]:
+    return {"tags": [], "classes": {}, "key": None, "tempo": None, "extra": {}}
+
+
+def normalise_tags(tags: Iterable[str]) -> list[str]:
+    """Lower-case, trimmed, de-duplicated and sorted (Freesound tags repeat with different case)."""
+    out = set()
+    for t in tags:
+        if not isinstance(t, str):
+            continue
+        cleaned = _TAG_CLEAN.sub("-", t.strip().lower()).strip("-")
+        if cleaned:
+            out.add(cleaned)
+    return sorted(out)
+
+
+def normalise_key(tonic: str, mode: str) -> dict[str, str] | None:
+    """A key label in the normalised spelling, or None when either part is not a key."""
+    if not isinstance(tonic, str) or not isinstance(mode, str):
+        return None
+    t = tonic.strip()
+    t = t[:1].upper() + t[1:].replace("♯", "#").replace("♭", "b")
+    t = _ALIASES.get(t, t)
+    m = mode.strip().lower()
+    if t not in TONICS or m not in MODES:
+        return None
+    return {"tonic": t, "mode": m}
+
+
+def key_name(key: Mapping[str, str] | None) -> str:
+    return f"{key['tonic']} {key['mode']}" if key else ""
+
+
+def key_vocabulary() -> list[str]:
+    """All 24 major/minor keys: a fixed vocabulary so every dataset encodes keys the same way."""
+    return [f"{t} {m}" for m in MODES for t in TONICS]
+
+
+def labels_from_acousticbrainz(lowlevel: Mapping[str, Any] | None,
+                               highlevel: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Key, tempo and genre from AcousticBrainz low- and high-level documents (either may be missing).
+
+    Genre comes from the high-level classifiers: ``genre_<model>`` becomes class field ``genre_<model>``;
+    the ``genre_rosamerica`` model (or the only genre model present) also fills plain ``genre``.
+    """
+    labels = empty_labels()
+    if lowlevel:
+        tonal = lowlevel.get("tonal") or {}
+        labels["key"] = normalise_key(tonal.get("key_key", ""), tonal.get("key_scale", ""))
+        bpm = (lowlevel.get("rhythm") or {}).get("bpm")
+        if isinstance(bpm, (int, float)) and not isinstance(bpm, bool) and 0 < bpm < 1000:
+            labels["tempo"] = round(float(bpm), 3)
+    if highlevel:
+        models = highlevel.get("highlevel", highlevel)
+        genres = {name: v.get("value") for name, v in sorted(models.items())
+                  if name.startswith("genre_") and isinstance(v, Mapping) and isinstance(v.get("value"), str)}
+        for name, value in genres.items():
+            labels["classes"][name] = value
+        main = genres.get("genre_rosamerica") or (next(iter(genres.values())) if len(genres) == 1 else None)
+        if main:
+            labels["classes"]["genre"] = main
+    return labels
+
+
+def merge_labels(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """Labels from two sources of one clip: tags union, and the second source fills what the first lacks."""
+    out = empty_labels()
+    out["tags"] = normalise_tags([*base.get("tags", []), *extra.get("tags", [])])
+    out["classes"] = {**extra.get("classes", {}), **base.get("classes", {})}
+    out["key"] = base.get("key") or extra.get("key")
+    out["tempo"] = base.get("tempo") if base.get("tempo") is not None else extra.get("tempo")
+    out["extra"] = {**extra.get("extra", {}), **base.get("extra", {})}
+    return out
+
+
+def build_vocabularies(clip_labels: Iterable[Mapping[str, Any]], tag_min_count: int) -> dict[str, Any]:
+    """Vocabularies over the clips used: tags seen in at least ``tag_min_count`` clips, values per class
+    field, and the fixed 24-key list. Sorted, so they do not depend on the order clips arrive in."""
+    tag_counts: Counter[str] = Counter()
+    classes: dict[str, set[str]] = {}
+    for labels in clip_labels:
+        tag_counts.update(set(labels.get("tags", [])))
+        for fieldname, value in labels.get("classes", {}).items():
+            classes.setdefault(fieldname, set()).add(value)
+    return {
+        "tags": sorted(t for t, c in tag_counts.items() if c >= tag_min_count),
+        "tag_counts": {t: c for t, c in sorted(tag_counts.items()) if c >= tag_min_count},
+        "classes": {f: sorted(v) for f, v in sorted(classes.items())},
+        "key": key_vocabulary(),
+    }

@@ -1,0 +1,1 @@
+"""Beam pipelines: ingest -> plan -> render -> manifest. Pure planning logic lives in ``mixtape.planning``."""

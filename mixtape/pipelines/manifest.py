@@ -1,0 +1,142 @@
+"""The dataset card (``dataset.json``), ``index.parquet`` and ``rejects.parquet``.
+
+The card is the lockfile: everything needed to rebuild and verify, and nothing that differs between two
+runs of the same build (runner, wall time and host go to ``build.json`` instead).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from collections import Counter
+from collections.abc import Iterable
+from importlib import metadata
+from typing import Any
+
+import apache_beam as beam
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+import mixtape
+from mixtape import storage
+from mixtape.hashing import canonical_json, sha256_hex
+from mixtape.labels import build_vocabularies
+from mixtape.records import Reject
+from mixtape.spec import DatasetSpec
+
+CARD_FORMAT = "mixtape-dataset/1"
+CARD_NAME = "dataset.json"
+INDEX_NAME = "index.parquet"
+REJECTS_NAME = "rejects.parquet"
+#: Packages whose versions can change the bytes of a dataset (DSP, codecs, container writers).
+VERSIONED_PACKAGES = ("apache-beam", "numpy", "soundfile", "soxr", "librosa", "audiomentations", "pyarrow")
+
+INDEX_SCHEMA = pa.schema([
+    ("key", pa.string()), ("split", pa.string()), ("shard", pa.string()), ("order", pa.int32()),
+    ("clip_id", pa.string()), ("start_ms", pa.int64()), ("duration_ms", pa.int64()), ("variant", pa.int32()),
+    ("hash", pa.string()), ("tags", pa.list_(pa.string())), ("classes", pa.string()),
+    ("key_label", pa.string()), ("tempo", pa.float64()), ("augment", pa.string()), ("licence", pa.string()),
+    ("audio_bytes", pa.int64()),
+])
+REJECTS_SCHEMA = pa.schema([("clip_id", pa.string()), ("path", pa.string()), ("stage", pa.string()),
+                            ("reason", pa.string()), ("detail", pa.string())])
+
+
+def package_versions() -> dict[str, str]:
+    import soundfile
+
+    out = {"mixtape": mixtape.__version__, "python": platform.python_version(),
+           "libsndfile": soundfile.__libsndfile_version__}
+    for name in VERSIONED_PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "absent"
+    return dict(sorted(out.items()))
+
+
+def _parquet_bytes(rows: list[dict[str, Any]], schema: pa.Schema) -> bytes:
+    table = pa.Table.from_pylist(rows, schema=schema)
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue().to_pybytes()
+
+
+def make_card(spec: DatasetSpec, shards: list[dict], used: list[dict], rejects: list[Reject]) -> dict[str, Any]:
+    """The card from the build's outputs, sorted so it depends on nothing but their content."""
+    used = sorted(used, key=lambda u: u["clip_id"])
+    rejects = sorted(rejects, key=lambda r: (r.clip_id, r.stage, r.reason, r.path))
+    clips_in = len(used) + len(rejects)
+    splits: dict[str, Any] = {}
+    for name in spec.split_names:
+        members = sorted((s for s in shards if s["split"] == name), key=lambda s: s["name"])
+        clips = [u for u in used if u["split"] == name]
+        splits[name] = {
+            "samples": sum(s["samples"] for s in members),
+            "clips": len(clips),
+            "source_seconds": round(sum(u["seconds"] for u in clips), 3),
+            "sample_seconds": round(sum(s["samples"] for s in members) * spec.snippets.duration, 3),
+            "shards": [{k: s[k] for k in ("name", "samples", "bytes", "sha256", "hash_range")} for s in members],
+        }
+    inputs = [{"clip_id": u["clip_id"], "sha256": u["sha256"]} for u in used]
+    return {
+        "format": CARD_FORMAT,
+        "name": spec.name,
+        "spec": spec.to_dict(),
+        "spec_hash": spec.spec_hash,
+        "seed": spec.seed,
+        "versions": package_versions(),
+        "audio": {"sample_rate": spec.audio.sample_rate, "channels": spec.audio.channels,
+                  "format": spec.audio.format, "snippet_seconds": spec.snippets.duration},
+        "splits": splits,
+        "vocabularies": build_vocabularies((u["labels"] for u in used), spec.labels.tag_min_count),
+        "accounting": {
+            "clips_in": clips_in,
+            "clips_used": len(used),
+            "clips_rejected": len(rejects),
+            "rejects_by_reason": dict(sorted(Counter(r.reason for r in rejects).items())),
+        },
+        "inputs": {"sha256": sha256_hex(canonical_json(inputs).encode()), "clips": inputs},
+        "attribution": [{"clip_id": u["clip_id"], "title": u["title"], "author": u["uploader"],
+                         "licence": u["licence"], "url": u["url"]} for u in used],
+        "files": {"index": INDEX_NAME, "rejects": REJECTS_NAME},
+    }
+
+
+class WriteManifest(beam.DoFn):
+    """Runs once, after every shard is written: index, rejects and the card, each written atomically."""
+
+    def __init__(self, spec: DatasetSpec, out_dir: str):
+        self.spec = spec
+        self.out_dir = out_dir
+
+    def process(self, _: Any, shards: Iterable[dict], index: Iterable[dict], used: Iterable[dict],
+                rejects: Iterable[Reject]):
+        shards, index, used, rejects = list(shards), list(index), list(used), list(rejects)
+        card = make_card(self.spec, shards, used, rejects)
+        acc = card["accounting"]
+        if acc["clips_in"] != acc["clips_used"] + acc["clips_rejected"] or len({u["clip_id"] for u in used}) != len(
+                used):
+            raise AssertionError(f"accounting broken: {acc}")
+        index.sort(key=lambda r: (r["split"], r["shard"], r["order"]))
+        rej_rows = [r.__dict__ for r in sorted(rejects, key=lambda r: (r.clip_id, r.stage, r.reason, r.path))]
+        storage.write_bytes(storage.join(self.out_dir, INDEX_NAME), _parquet_bytes(index, INDEX_SCHEMA))
+        storage.write_bytes(storage.join(self.out_dir, REJECTS_NAME), _parquet_bytes(rej_rows, REJECTS_SCHEMA))
+        storage.write_bytes(storage.join(self.out_dir, CARD_NAME),
+                            (json.dumps(card, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode())
+        yield acc
+
+
+class Manifest(beam.PTransform):
+    def __init__(self, spec: DatasetSpec, out_dir: str):
+        super().__init__()
+        self.spec = spec
+        self.out_dir = out_dir
+
+    def expand(self, pcolls):
+        shards, index, used, rejects = pcolls
+        side = beam.pvalue.AsList
+        return (shards.pipeline
+                | "Once" >> beam.Create([None])
+                | "WriteManifest" >> beam.ParDo(WriteManifest(self.spec, self.out_dir), side(shards),
+                                                side(index), side(used), side(rejects)))

@@ -1,0 +1,72 @@
+"""The plan phase in Beam: splits by group, snippet windows and variants, hash-range shard assignment.
+
+Only small metadata rows move here; audio never crosses a shuffle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+
+import apache_beam as beam
+from apache_beam import pvalue
+
+from mixtape.planning import assign_shard, assign_splits, plan_clip, shard_boundaries, usable_windows
+from mixtape.records import Clip
+from mixtape.spec import DatasetSpec
+
+REJECTS = "rejects"
+USED = "used"
+
+
+def _with_split(clip: Clip, table: dict[str, str], group_by: str) -> Clip:
+    return replace(clip, split=table[clip.group(group_by)])
+
+
+def _usable(clip: Clip, spec: DatasetSpec) -> Iterator:
+    _, reject = usable_windows(clip, spec)
+    yield clip if reject is None else pvalue.TaggedOutput(REJECTS, reject)
+
+
+class PlanClipSamples(beam.DoFn):
+    def __init__(self, spec: DatasetSpec):
+        self.spec = spec
+
+    def process(self, clip: Clip) -> Iterator:
+        rows = plan_clip(clip, self.spec)
+        yield pvalue.TaggedOutput(USED, {
+            "clip_id": clip.clip_id, "split": clip.split, "labels": clip.labels, "seconds": clip.frames /
+            clip.sample_rate, "sha256": clip.sha256, "title": clip.title, "uploader": clip.uploader,
+            "licence": clip.licence, "url": clip.url, "relpath": clip.relpath, "samples": len(rows)})
+        yield from rows
+
+
+class Plan(beam.PTransform):
+    """Probed clips -> plan rows with their shard (main), rejects, and a summary row per used clip."""
+
+    def __init__(self, spec: DatasetSpec):
+        super().__init__()
+        self.spec = spec
+
+    def expand(self, probed):
+        spec = self.spec
+        group_by = spec.splits.group_by
+        checked = probed | "UsableWindows" >> beam.FlatMap(_usable, spec).with_outputs(REJECTS, main="clips")
+        clips = checked.clips
+        split_table = (clips
+                       # integer milliseconds: an exact sum whatever order bundles arrive in
+                       | "GroupMillis" >> beam.Map(lambda c: (c.group(group_by), c.duration_ms))
+                       | "SumPerGroup" >> beam.CombinePerKey(sum)
+                       | "AllGroups" >> beam.combiners.ToList()
+                       | "AssignSplits" >> beam.Map(assign_splits, spec.splits.fractions, spec.seed))
+        with_split = clips | "AttachSplit" >> beam.Map(
+            _with_split, beam.pvalue.AsSingleton(split_table), group_by)
+        planned = with_split | "PlanSamples" >> beam.ParDo(PlanClipSamples(spec)).with_outputs(
+            USED, main="rows")
+        boundaries = (planned.rows
+                      | "SplitHash" >> beam.Map(lambda r: (r.split, r.hash))
+                      | "HashesPerSplit" >> beam.GroupByKey()
+                      | "Boundaries" >> beam.MapTuple(
+                          lambda split, hashes: (split, shard_boundaries(hashes, spec.shards.max_samples))))
+        rows = planned.rows | "AssignShard" >> beam.Map(assign_shard, beam.pvalue.AsDict(boundaries))
+        return rows, checked[REJECTS], planned[USED]

@@ -1,0 +1,142 @@
+"""The render phase: one task per shard reads source windows, augments, encodes and streams a tar.
+
+Decode, augment and encode stay fused in one step, so nothing heavy is pickled between stages.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import apache_beam as beam
+import numpy as np
+from apache_beam import pvalue
+
+from mixtape import storage
+from mixtape.audio import convert, decode, encode
+from mixtape.augment import apply_chain
+from mixtape.hashing import sha256_hex
+from mixtape.labels import key_name
+from mixtape.records import PlanRow
+from mixtape.shardformat import HashingWriter, ShardWriter
+from mixtape.spec import AudioSpec
+
+INDEX = "index"
+#: Decoded, converted source audio kept per render task (float32 samples, ~128 MB): windows of one clip
+#: usually land in the same shard, and a clip is then decoded once per shard instead of once per sample.
+CACHE_SAMPLES = 32_000_000
+
+
+class InputChanged(RuntimeError):
+    pass
+
+
+class SourceCache:
+    """Source clips at the target rate and channel count, least recently used evicted first."""
+
+    def __init__(self, audio: AudioSpec, capacity: int = CACHE_SAMPLES):
+        self.audio = audio
+        self.capacity = capacity
+        self._items: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._size = 0
+
+    def get(self, row: PlanRow) -> np.ndarray:
+        hit = self._items.get(row.clip_id)
+        if hit is not None:
+            self._items.move_to_end(row.clip_id)
+            return hit
+        data = storage.read_bytes(row.uri)
+        if sha256_hex(data) != row.sha256:
+            raise InputChanged(f"{row.clip_id} changed since it was planned (sha256 differs): rebuild the plan")
+        samples, sr = decode(data, row.clip_id)
+        converted = convert(samples, sr, self.audio.sample_rate, self.audio.channels)
+        self._items[row.clip_id] = converted
+        self._size += converted.size
+        while self._size > self.capacity and len(self._items) > 1:
+            _, old = self._items.popitem(last=False)
+            self._size -= old.size
+        return converted
+
+
+def render_sample(row: PlanRow, source: np.ndarray, audio: AudioSpec) -> tuple[bytes, dict[str, Any]]:
+    """Cut the window from converted source audio, apply the planned chain and encode."""
+    sr = audio.sample_rate
+    start = row.start_ms * sr // 1000
+    n = row.duration_ms * sr // 1000
+    window = source[:, start:start + n]
+    if window.shape[1] < n:  # resampling can leave the last window a sample short
+        window = np.pad(window, ((0, 0), (0, n - window.shape[1])))
+    out = apply_chain(np.array(window, dtype=np.float32), sr, list(row.augment))
+    meta = {"sample_rate": sr, "channels": audio.channels, "format": audio.format, "frames": n}
+    return encode(out, sr, audio.format), meta
+
+
+def index_row(row: PlanRow, order: int, audio_bytes: int) -> dict[str, Any]:
+    labels = row.labels
+    return {
+        "key": row.key,
+        "split": row.split,
+        "shard": row.shard,
+        "order": order,
+        "clip_id": row.clip_id,
+        "start_ms": row.start_ms,
+        "duration_ms": row.duration_ms,
+        "variant": row.variant,
+        "hash": row.hash,
+        "tags": list(labels.get("tags", [])),
+        "classes": json.dumps(labels.get("classes", {}), sort_keys=True, ensure_ascii=False),
+        "key_label": key_name(labels.get("key")),
+        "tempo": labels.get("tempo"),
+        "augment": json.dumps(list(row.augment), sort_keys=True),
+        "licence": row.licence,
+        "audio_bytes": audio_bytes,
+    }
+
+
+class RenderShard(beam.DoFn):
+    """(shard name, plan rows) -> the shard's tar (written atomically), its summary, and its index rows."""
+
+    def __init__(self, audio: AudioSpec, out_dir: str):
+        self.audio = audio
+        self.out_dir = out_dir
+
+    def process(self, element: tuple[str, Iterable[PlanRow]]) -> Iterator:
+        name, rows = element
+        ordered = sorted(rows, key=lambda r: r.hash)
+        cache = SourceCache(self.audio)
+        index = []
+        with storage.atomic_write(storage.join(self.out_dir, name)) as f:
+            sink = HashingWriter(f)
+            writer = ShardWriter(sink)
+            for order, row in enumerate(ordered):
+                data, meta = render_sample(row, cache.get(row), self.audio)
+                writer.add_sample(row.key, self.audio.format, data, row.sample_json(meta))
+                index.append(index_row(row, order, len(data)))
+            writer.close()
+        for r in index:
+            yield pvalue.TaggedOutput(INDEX, r)
+        yield {
+            "name": name,
+            "split": ordered[0].split,
+            "samples": len(ordered),
+            "bytes": sink.bytes_written,
+            "sha256": sink.sha256,
+            "hash_range": [ordered[0].hash, ordered[-1].hash],
+        }
+
+
+class Render(beam.PTransform):
+    def __init__(self, audio: AudioSpec, out_dir: str):
+        super().__init__()
+        self.audio = audio
+        self.out_dir = out_dir
+
+    def expand(self, rows):
+        return (rows
+                | "KeyByShard" >> beam.Map(lambda r: (r.shard, r))
+                | "GroupShards" >> beam.GroupByKey()
+                | "SpreadShards" >> beam.Reshuffle()
+                | "RenderShard" >> beam.ParDo(RenderShard(self.audio, self.out_dir)).with_outputs(
+                    INDEX, main="shards"))

@@ -1,0 +1,143 @@
+"""``kind: freesound_dump``: a local copy of Freesound sounds, the layout the demo and the downloader write.
+
+Layout::
+
+    <path>/metadata.jsonl            one Freesound API v2 sound object per line (or metadata.json: a list,
+                                     an API page {"results": [...]}, or an object keyed by id)
+    <path>/audio/<id>.<ext>          the audio (original or preview), named by Freesound id
+
+Fields read, with their API names: id, name, tags, username, license, pack, url. mixtape adds one optional
+field, ``mbid`` (a MusicBrainz recording id); with ``acousticbrainz: DIR`` in the source, the clip's
+AcousticBrainz documents ``DIR/lowlevel/<mbid>.json`` and ``DIR/highlevel/<mbid>_highlevel.json`` supply
+key, tempo and genre labels.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import PurePosixPath
+from typing import Any
+
+from mixtape import storage
+from mixtape.labels import labels_from_acousticbrainz, merge_labels, normalise_tags
+from mixtape.records import Clip, Reject
+from mixtape.spec import SourceSpec
+
+METADATA_NAMES = ("metadata.jsonl", "metadata.json")
+MBID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def _records(text: str, name: str) -> Iterator[tuple[int, Any]]:
+    """(line or position, record) pairs; a record that does not parse is yielded as an Exception."""
+    if name.endswith(".jsonl"):
+        for n, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    yield n, json.loads(line)
+                except ValueError as e:
+                    yield n, e
+        return
+    doc = json.loads(text)
+    if isinstance(doc, dict) and isinstance(doc.get("results"), list):
+        doc = doc["results"]
+    elif isinstance(doc, dict):
+        doc = [{"id": k, **v} if isinstance(v, dict) and "id" not in v else v for k, v in doc.items()]
+    yield from enumerate(doc, 1)
+
+
+def _load_json(uri: str) -> dict[str, Any] | None:
+    if not storage.exists(uri):
+        return None
+    return json.loads(storage.read_bytes(uri).decode("utf-8-sig"))
+
+
+def _pack_value(pack: Any) -> str:
+    """The API gives a pack URL (``.../apiv2/packs/123/``) or null; dumps sometimes hold a name."""
+    if pack is None or pack == "":
+        return ""
+    m = re.search(r"/packs/(\d+)/?$", str(pack))
+    return m.group(1) if m else str(pack)
+
+
+def list_freesound_dump(source: SourceSpec) -> Iterator[Clip | Reject]:
+    root = source.root
+    names = (source.metadata,) if source.metadata else METADATA_NAMES
+    meta_uri = next((storage.join(root, n) for n in names if storage.exists(storage.join(root, n))), None)
+    if meta_uri is None:
+        yield Reject(f"freesound_dump:{source.path}", source.path, "source", "missing_metadata",
+                     f"no {' or '.join(names)} in {root}")
+        return
+    meta_name = PurePosixPath(meta_uri).name
+    audio_by_id: dict[str, list[str]] = {}
+    for rel in storage.list_files(root):
+        p = PurePosixPath(rel)
+        if p.suffix.lower().lstrip(".") in source.extensions and not p.name.startswith("."):
+            audio_by_id.setdefault(p.name.split(".", 1)[0], []).append(rel)
+
+    try:
+        text = storage.read_bytes(meta_uri).decode("utf-8-sig")
+        records = list(_records(text, meta_name))
+    except (ValueError, UnicodeDecodeError) as e:
+        yield Reject(f"freesound_dump:{source.path}", meta_name, "source", "bad_metadata",
+                     f"{meta_name} is not valid JSON: {e}")
+        records = []
+
+    described: set[str] = set()
+    for n, rec in records:
+        where = f"{meta_name}:{n}"
+        if isinstance(rec, Exception) or not isinstance(rec, dict):
+            yield Reject(f"freesound_dump:{where}", meta_name, "source", "bad_metadata",
+                         f"record {n} is not a JSON object: {rec}")
+            continue
+        sid = str(rec.get("id", "")).strip()
+        if not sid.isdigit():
+            yield Reject(f"freesound_dump:{where}", meta_name, "source", "bad_metadata",
+                         f"record {n} has no numeric `id` (got {rec.get('id')!r})")
+            continue
+        clip_id = f"freesound:{int(sid)}"
+        first_record = sid not in described
+        described.add(sid)
+        files = sorted(audio_by_id.get(sid, []))
+        if not files:
+            yield Reject(clip_id, meta_name, "source", "missing_audio",
+                         f"no audio file named {sid}.<{'|'.join(source.extensions)}> in {root}")
+            continue
+        for extra in files[1:] if first_record else []:
+            yield Reject(f"freesound_dump:{extra}", extra, "source", "duplicate_audio",
+                         f"{files[0]} is used for {clip_id}; this second file for the same id is not")
+        labels = {"tags": normalise_tags(rec.get("tags") or []), "classes": {}, "key": None, "tempo": None,
+                  "extra": {}}
+        mbid = rec.get("mbid")
+        if mbid and source.acousticbrainz_root:
+            if not isinstance(mbid, str) or not MBID.match(mbid.lower()):
+                yield Reject(clip_id, files[0], "source", "bad_mbid", f"`mbid` {mbid!r} is not a valid UUID")
+                continue
+            ab = source.acousticbrainz_root
+            try:
+                low = _load_json(storage.join(ab, "lowlevel", f"{mbid.lower()}.json"))
+                high = _load_json(storage.join(ab, "highlevel", f"{mbid.lower()}_highlevel.json"))
+            except (ValueError, UnicodeDecodeError) as e:
+                yield Reject(clip_id, files[0], "source", "bad_acousticbrainz",
+                             f"AcousticBrainz document for {mbid} is not valid JSON: {e}")
+                continue
+            labels = merge_labels(labels, labels_from_acousticbrainz(low, high))
+            labels["extra"]["mbid"] = mbid.lower()
+        yield Clip(
+            clip_id=clip_id,
+            uri=storage.join(root, files[0]),
+            relpath=files[0],
+            source="freesound_dump",
+            title=str(rec.get("name") or ""),
+            uploader=str(rec.get("username") or ""),
+            pack=_pack_value(rec.get("pack")),
+            licence=str(rec.get("license") or ""),
+            url=str(rec.get("url") or f"https://freesound.org/s/{int(sid)}/"),
+            labels=labels,
+        )
+
+    for sid in sorted(set(audio_by_id) - described):
+        for rel in sorted(audio_by_id[sid]):
+            yield Reject(f"freesound_dump:{rel}", rel, "source", "no_metadata",
+                         "audio file has no metadata record, so its licence is unknown")

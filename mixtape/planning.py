@@ -1,0 +1,150 @@
+"""The plan phase as pure functions: splits by group, snippet windows, variants, shard boundaries.
+
+Beam composes these in ``mixtape.pipelines``; keeping them free of Beam makes every ordering and random
+choice testable on its own, and guarantees they depend only on keys, the seed and the spec.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+
+from mixtape.audio import window_rms_db
+from mixtape.augment import apply_chain_labels, draw_chain
+from mixtape.hashing import SHARD_SALT, SPLIT_SALT, digest128, rng_for
+from mixtape.records import Clip, PlanRow, Reject
+from mixtape.spec import DatasetSpec
+
+# ------------------------------------------------------------------------------------------------ splits
+
+
+def assign_splits(group_weights: Iterable[tuple[str, float]], fractions: Sequence[tuple[str, float]],
+                  seed: int) -> dict[str, str]:
+    """Map each group to a split so the splits hold close to the requested share of audio.
+
+    Groups are laid out in the order of a seeded hash of their name, each occupying a span proportional to
+    its weight (seconds of audio); a group goes to the split whose fraction interval holds its span's
+    midpoint. Adding a group moves at most the groups next to a boundary. Every split gets at least one
+    group when there are enough groups.
+    """
+    groups = sorted(((digest128(f"{seed}\x00{g}", SPLIT_SALT), g, max(float(w), 1e-9))
+                     for g, w in group_weights))
+    if not groups:
+        return {}
+    total = sum(w for _, _, w in groups)
+    names = [n for n, _ in fractions]
+    edges, acc = [], 0.0
+    for _, f in fractions:
+        acc += f
+        edges.append(acc)
+    edges[-1] = 1.0 + 1e-12
+    assignment: dict[str, str] = {}
+    cum = 0.0
+    for _, g, w in groups:
+        mid = (cum + w / 2) / total
+        assignment[g] = names[min(bisect.bisect_right(edges, mid), len(names) - 1)]
+        cum += w
+    # Guarantee non-empty splits: an empty split takes the group whose weight is closest to its target
+    # share, from a split that keeps at least one group (ties broken by the seeded hash order).
+    weights = {g: w for _, g, w in groups}
+    for (name, fraction) in fractions:
+        if name in assignment.values() or len(groups) < len(names):
+            continue
+        counts = Counter(assignment.values())
+        candidates = [(abs(weights[g] - fraction * total), h, g) for h, g, _ in groups
+                      if counts[assignment[g]] > 1]
+        if candidates:
+            assignment[min(candidates)[2]] = name
+    return assignment
+
+
+# ------------------------------------------------------------------------------------------------ snippets
+
+
+def snippet_starts(duration_ms: int, snippet_ms: int, hop_ms: int) -> list[int]:
+    """Start times (ms) of every full window inside a clip."""
+    if duration_ms < snippet_ms:
+        return []
+    return list(range(0, duration_ms - snippet_ms + 1, hop_ms))
+
+
+def sample_key(clip_id: str, start_ms: int, variant: int) -> str:
+    return f"{clip_id}/{start_ms}/{variant}"
+
+
+def usable_windows(clip: Clip, spec: DatasetSpec) -> tuple[list[int], Reject | None]:
+    """Start times of the clip's windows loud enough to use, or the reason it has none.
+
+    Decided before splits are assigned, so a clip that will yield nothing never takes a split's place.
+    """
+    sn = spec.snippets
+    starts = snippet_starts(clip.duration_ms, sn.duration_ms, sn.hop_ms)
+    if not starts:
+        return [], Reject(clip.clip_id, clip.relpath, "snippets", "too_short",
+                          f"{clip.duration_ms / 1000:.3f} s is shorter than one {sn.duration:g} s snippet")
+    loud = [s for s in starts if window_rms_db(clip.block_rms_db, s, sn.duration_ms) >= sn.min_rms_db]
+    if not loud:
+        return [], Reject(clip.clip_id, clip.relpath, "snippets", "silent",
+                          f"all {len(starts)} windows are below {sn.min_rms_db:g} dBFS")
+    return loud, None
+
+
+def plan_clip(clip: Clip, spec: DatasetSpec) -> list[PlanRow]:
+    """Every sample of one clip with a split: usable windows x variants, parameters drawn per key."""
+    loud, _ = usable_windows(clip, spec)
+    sn = spec.snippets
+    aug = spec.augment
+    augmented = clip.split in aug.splits and aug.variants > 0
+    variants = ([0] if (aug.keep_original or not augmented) else []) + (
+        list(range(1, aug.variants + 1)) if augmented else [])
+    rows = []
+    for start in loud:
+        for v in variants:
+            key = sample_key(clip.clip_id, start, v)
+            chain = draw_chain(aug.chain, rng_for(spec.seed, key, "augment")) if v > 0 else []
+            rows.append(PlanRow(
+                key=key,
+                hash=digest128(key, SHARD_SALT),
+                split=clip.split,
+                clip_id=clip.clip_id,
+                uri=clip.uri,
+                sha256=clip.sha256,
+                start_ms=start,
+                duration_ms=sn.duration_ms,
+                variant=v,
+                augment=tuple(chain),
+                labels=apply_chain_labels(clip.labels, chain),
+                licence=clip.licence,
+                attribution=clip.attribution,
+            ))
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------ shards
+
+
+def shard_boundaries(hashes: Iterable[str], max_samples: int) -> list[str]:
+    """Lower hash bound of each shard of one split: ceil(n / max) shards of equal count, split in hash order.
+
+    Each shard is a contiguous range of the salted hash space, so membership depends only on keys.
+    """
+    ordered = sorted(hashes)
+    if not ordered:
+        return []
+    n_shards = -(-len(ordered) // max_samples)
+    starts = [len(ordered) * k // n_shards for k in range(n_shards)]
+    return ["0" * 32] + [ordered[i] for i in starts[1:]]
+
+
+def shard_index(hash_hex: str, boundaries: Sequence[str]) -> int:
+    return bisect.bisect_right(boundaries, hash_hex) - 1
+
+
+def shard_name(split: str, index: int) -> str:
+    return f"{split}-{index:06d}.tar"
+
+
+def assign_shard(row: PlanRow, boundaries: dict[str, list[str]]) -> PlanRow:
+    return replace(row, shard=shard_name(row.split, shard_index(row.hash, boundaries[row.split])))

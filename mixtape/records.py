@@ -1,0 +1,103 @@
+"""The records that flow through a build: Clip (a source recording), PlanRow (one sample to render), Reject.
+
+They hold metadata only, never audio, so grouping and sorting in the plan phase stay cheap. Labels are a
+plain JSON-able mapping typed by field (see ``mixtape.labels``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One source recording: where it is, what it is, and (after probing) exactly what it holds."""
+
+    clip_id: str
+    #: where to read it (absolute); never written to an output, so datasets do not depend on where inputs live
+    uri: str
+    #: the path relative to its source's root, which outputs may show
+    relpath: str
+    source: str
+    title: str = ""
+    uploader: str = ""
+    pack: str = ""
+    artist: str = ""
+    album: str = ""
+    licence: str = ""
+    url: str = ""
+    labels: dict[str, Any] = field(default_factory=dict)
+    # filled by the probe
+    sha256: str = ""
+    sample_rate: int = 0
+    channels: int = 0
+    frames: int = 0
+    container: str = ""
+    block_rms_db: tuple[float, ...] = ()
+    # filled by split assignment
+    split: str = ""
+
+    @property
+    def duration_ms(self) -> int:
+        return self.frames * 1000 // self.sample_rate if self.sample_rate else 0
+
+    @property
+    def attribution(self) -> str:
+        by = f" by {self.uploader or self.artist}" if (self.uploader or self.artist) else ""
+        where = f" ({self.url})" if self.url else ""
+        lic = f", licensed under {self.licence}" if self.licence else ""
+        return f'"{self.title or self.clip_id}"{by}{where}{lic}'
+
+    def group(self, group_by: str) -> str:
+        """The value that keeps related recordings in one split; falls back to the clip itself."""
+        value = {"clip": "", "uploader": self.uploader, "pack": self.pack, "artist": self.artist,
+                 "album": self.album}[group_by]
+        return f"{group_by}:{value}" if value else f"clip:{self.clip_id}"
+
+
+@dataclass(frozen=True)
+class Reject:
+    """An input that did not make it into the dataset, and why (stage + stable reason code + detail)."""
+
+    clip_id: str
+    path: str
+    stage: str
+    reason: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class PlanRow:
+    """Exactly how to make one sample: source window, augmentation parameters, target shard and order."""
+
+    key: str
+    hash: str
+    split: str
+    clip_id: str
+    uri: str
+    sha256: str
+    start_ms: int
+    duration_ms: int
+    variant: int
+    augment: tuple[dict[str, Any], ...]
+    labels: dict[str, Any]
+    licence: str
+    attribution: str
+    shard: str = ""
+
+    def sample_json(self, audio_meta: dict[str, Any]) -> dict[str, Any]:
+        """The ``<key>.json`` member: labels, provenance and licence, all a user needs without the index."""
+        return {
+            "key": self.key,
+            "clip_id": self.clip_id,
+            "split": self.split,
+            "window": {"start_ms": self.start_ms, "duration_ms": self.duration_ms},
+            "variant": self.variant,
+            "labels": self.labels,
+            "augment": list(self.augment),
+            "audio": audio_meta,
+            "source": {"sha256": self.sha256},
+            "licence": self.licence,
+            "attribution": self.attribution,
+        }

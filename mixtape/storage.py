@@ -1,0 +1,110 @@
+"""Reading and writing bytes by path or URL, the same way on every runner.
+
+Local paths go through the OS directly (fast, and symlinks and permissions behave as users expect); any
+other scheme (gs://, s3://, ...) goes through Beam's FileSystems, which every runner's workers have.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+
+def is_remote(uri: str) -> bool:
+    return "://" in uri and not uri.startswith("file://")
+
+
+def _local(uri: str) -> str:
+    return uri[len("file://"):] if uri.startswith("file://") else uri
+
+
+def join(base: str, *parts: str) -> str:
+    return posixpath.join(base, *parts) if is_remote(base) else os.path.join(_local(base), *parts)
+
+
+def read_bytes(uri: str) -> bytes:
+    if is_remote(uri):
+        from apache_beam.io.filesystems import FileSystems
+
+        with FileSystems.open(uri) as f:
+            return f.read()
+    with open(_local(uri), "rb") as f:
+        return f.read()
+
+
+def exists(uri: str) -> bool:
+    if is_remote(uri):
+        from apache_beam.io.filesystems import FileSystems
+
+        return FileSystems.exists(uri)
+    return os.path.exists(_local(uri))
+
+
+def list_files(root: str) -> list[str]:
+    """Every regular file under ``root`` (recursively), as sorted paths relative to it, '/'-separated."""
+    if is_remote(root):
+        from apache_beam.io.filesystems import FileSystems
+
+        prefix = root.rstrip("/") + "/"
+        matches = FileSystems.match([prefix + "**"])[0].metadata_list
+        return sorted(m.path[len(prefix):] for m in matches)
+    base = Path(_local(root))
+    out = []
+    for dirpath, dirnames, filenames in os.walk(base, followlinks=False):
+        dirnames.sort()
+        for name in filenames:
+            out.append((Path(dirpath) / name).relative_to(base).as_posix())
+    return sorted(out)
+
+
+def makedirs(uri: str) -> None:
+    if not is_remote(uri):
+        os.makedirs(_local(uri), exist_ok=True)
+
+
+@contextmanager
+def atomic_write(uri: str) -> Iterator[IO[bytes]]:
+    """Write to a temporary sibling and rename into place only when the block finishes without error.
+
+    A reader never sees a partial file under the final name; a failed or killed writer leaves only a
+    ``.tmp-`` file, which the next build of the same output removes.
+    """
+    tmp_name = f".tmp-{uuid.uuid4().hex}-{posixpath.basename(uri)}"
+    if is_remote(uri):
+        from apache_beam.io.filesystems import CompressionTypes, FileSystems
+
+        tmp = posixpath.join(posixpath.dirname(uri), tmp_name)
+        f = FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED)
+        try:
+            yield f
+            f.close()
+            FileSystems.rename([tmp], [uri])
+        except BaseException:
+            f.close()
+            FileSystems.delete([tmp])
+            raise
+        return
+    path = _local(uri)
+    tmp = os.path.join(os.path.dirname(path) or ".", tmp_name)
+    f = open(tmp, "wb")
+    try:
+        yield f
+        f.flush()
+        os.fsync(f.fileno())
+        f.close()
+        os.replace(tmp, path)
+    except BaseException:
+        f.close()
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def write_bytes(uri: str, data: bytes) -> None:
+    with atomic_write(uri) as f:
+        f.write(data)

@@ -1,0 +1,51 @@
+import subprocess
+import sys
+
+import pytest
+
+from mixtape.cli import COMMANDS, main
+
+
+def run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "mixtape", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=600)
+
+
+def test_help_lists_every_command_with_one_line():
+    r = run("--help")
+    assert r.returncode == 0
+    for name in COMMANDS:
+        assert name in r.stdout
+
+
+def test_bad_spec_exits_2_naming_the_field(tmp_path, capsys):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("name: x\nseed: 1\nsources: [{kind: folder, path: a}]\naudio: {format: mp3}\n")
+    assert main(["build", str(spec), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "audio.format" in err and "flac" in err
+
+
+def test_beam_args_only_for_build(capsys):
+    assert main(["inspect", "x", "--", "--foo"]) == 2
+
+
+@pytest.mark.slow
+def test_build_then_inspect_from_the_command_line(tiny_root, tmp_path):
+    r = run("build", str(tiny_root / "spec.yaml"), "--out", str(tmp_path / "ds"), "--",
+            "--direct_num_workers=1")
+    assert r.returncode == 0, r.stderr
+    assert "clips in 14 = used 12 + rejected 2" in r.stdout
+    r = run("inspect", str(tmp_path / "ds"))
+    assert r.returncode == 0 and "rejected 1 x truncated" in r.stdout
+
+
+@pytest.mark.slow
+def test_demo_command_end_to_end(tmp_path):
+    r = run("demo", "--out", str(tmp_path / "demo"), "--clips", "8", "--steps", "6")
+    assert r.returncode == 0, r.stderr[-2000:]
+    for expected in ("clips in 10 = used 8 + rejected 2", "training: 6 steps", "valid ROC-AUC", "written:"):
+        assert expected in r.stdout
+    for path in ("collection/freesound/metadata.jsonl", "spec.yaml", "dataset/dataset.json",
+                 "dataset/index.parquet", "run/checkpoint.pt"):
+        assert (tmp_path / "demo" / path).exists(), path

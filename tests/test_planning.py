@@ -1,0 +1,105 @@
+from collections import Counter
+
+import pytest
+
+from mixtape.planning import (
+    assign_splits,
+    plan_clip,
+    sample_key,
+    shard_boundaries,
+    shard_index,
+    snippet_starts,
+    usable_windows,
+)
+from mixtape.records import Clip
+from mixtape.spec import parse_spec
+
+FRACTIONS = (("train", 0.8), ("valid", 0.1), ("test", 0.1))
+
+
+def test_splits_are_deterministic_and_keep_proportions():
+    groups = [(f"pack:{i}", 10.0) for i in range(200)]
+    a = assign_splits(groups, FRACTIONS, seed=1)
+    assert a == assign_splits(list(reversed(groups)), FRACTIONS, seed=1)  # order of arrival is irrelevant
+    counts = Counter(a.values())
+    assert abs(counts["train"] - 160) <= 1 and abs(counts["valid"] - 20) <= 1
+    assert a != assign_splits(groups, FRACTIONS, seed=2)
+
+
+def test_splits_weight_groups_by_duration():
+    groups = [("big", 800.0)] + [(f"g{i}", 10.0) for i in range(20)]
+    a = assign_splits(groups, FRACTIONS, seed=5)
+    seconds = Counter()
+    for g, w in groups:
+        seconds[a[g]] += w
+    assert set(a.values()) == {"train", "valid", "test"}
+    assert seconds["train"] >= 800
+
+
+def test_every_split_gets_a_group_when_possible():
+    a = assign_splits([("a", 1), ("b", 1), ("c", 1)], FRACTIONS, seed=0)
+    assert sorted(a.values()) == ["test", "train", "valid"]
+
+
+def test_adding_a_group_moves_few_others():
+    groups = [(f"pack:{i}", 10.0) for i in range(100)]
+    before = assign_splits(groups, FRACTIONS, seed=3)
+    after = assign_splits([*groups, ("pack:new", 10.0)], FRACTIONS, seed=3)
+    moved = [g for g in before if before[g] != after[g]]
+    assert len(moved) <= 3
+
+
+def test_snippet_windows():
+    assert snippet_starts(10_000, 3000, 3000) == [0, 3000, 6000]
+    assert snippet_starts(10_000, 3000, 1500) == [0, 1500, 3000, 4500, 6000]
+    assert snippet_starts(2999, 3000, 3000) == []
+
+
+SPEC = parse_spec({"name": "p", "seed": 4, "sources": [{"kind": "folder", "path": "x"}],
+                   "snippets": {"duration": 1.0, "min_rms_db": -50},
+                   "augment": {"variants": 3, "chain": [{"op": "gain", "p": 0.5, "db": [-6, 6]}]}})
+
+
+def clip(split="train", seconds=3.5, levels=None):
+    blocks = int(seconds * 10) + 1
+    return Clip(clip_id="folder:a.wav", uri="/x/a.wav", relpath="a.wav", source="folder", split=split,
+                sha256="00", sample_rate=8000, channels=1, frames=int(seconds * 8000),
+                block_rms_db=tuple(levels or [-20.0] * blocks), labels={"tags": ["piano"]})
+
+
+def test_train_clips_get_originals_and_variants_with_drawn_parameters():
+    rows = plan_clip(clip("train"), SPEC)
+    assert len(rows) == 3 * 4  # 3 windows x (original + 3 variants)
+    assert {r.key for r in rows} == {sample_key("folder:a.wav", s, v) for s in (0, 1000, 2000) for v in range(4)}
+    originals = [r for r in rows if r.variant == 0]
+    assert all(r.augment == () for r in originals)
+    drawn = [step for r in rows if r.variant > 0 for step in r.augment]
+    assert drawn and all(-6 <= s["db"] <= 6 and s["op"] == "gain" for s in drawn)
+    again = plan_clip(clip("train"), SPEC)
+    assert [r.augment for r in rows] == [r.augment for r in again]
+
+
+def test_valid_clips_stay_clean():
+    rows = plan_clip(clip("valid"), SPEC)
+    assert [r.variant for r in rows] == [0, 0, 0]
+
+
+def test_silent_windows_are_skipped_and_silent_clips_rejected():
+    levels = [-90.0] * 10 + [-20.0] * 26
+    assert usable_windows(clip(levels=levels), SPEC) == ([1000, 2000], None)
+    assert {r.start_ms for r in plan_clip(clip(levels=levels), SPEC)} == {1000, 2000}
+    starts, reject = usable_windows(clip(levels=[-200.0] * 36), SPEC)
+    assert starts == [] and reject.reason == "silent"
+    starts, reject = usable_windows(clip(seconds=0.5), SPEC)
+    assert starts == [] and reject.reason == "too_short"
+
+
+@pytest.mark.parametrize("n, cap", [(1, 8), (8, 8), (9, 8), (100, 7), (1000, 64)])
+def test_shards_hold_equal_counts_within_the_cap(n, cap):
+    hashes = [f"{(i * 2654435761) % 2**32:08x}" + "0" * 24 for i in range(n)]
+    bounds = shard_boundaries(hashes, cap)
+    counts = Counter(shard_index(h, bounds) for h in hashes)
+    assert len(bounds) == -(-n // cap)
+    assert max(counts.values()) <= cap and max(counts.values()) - min(counts.values()) <= 1
+    assert sorted(counts) == list(range(len(bounds)))
+    assert shard_boundaries(reversed(hashes), cap) == bounds
