@@ -127,3 +127,14 @@ def test_folder_source_and_wav_output(tmp_path, tiny_root):
         wav = next(m for m in tar.getmembers() if m.name.endswith(".wav"))
         audio, sr = sf.read(io.BytesIO(tar.extractfile(wav).read()))
     assert wav.name.startswith("folder:") and sr == 8000 and audio.shape == (16000, 2)
+
+
+def test_portable_runner_with_embedded_job_service_is_byte_identical(tiny_build, tiny_spec, tiny_root):
+    """The Fn API path Flink and Dataflow use, run here with Beam's embedded job service."""
+    out, _ = tiny_build
+    other = tiny_root / "out-portable"
+    build(tiny_spec, str(other), RunnerConfig(runner="portable",
+                                              beam_args=("--job_endpoint=embed", "--environment_type=LOOPBACK")))
+    for p in out.iterdir():
+        if p.name != "build.json":
+            assert p.read_bytes() == (other / p.name).read_bytes(), p.name
