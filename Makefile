@@ -1,9 +1,13 @@
 # Every target sets up its own environment first: nothing needs installing by hand.
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO   ?= demo-output
+# pip repeats one line per package about index folders this machine's pip config names but lacks: drop it.
+PIPQUIET := { grep -v -e 'is ignored: it is neither a file nor a directory' -e 'BuildBackendWarning' || true; }
 
 .PHONY: demo test bench lint setup clean
 
@@ -11,10 +15,11 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
+	@echo "installing mixtape and its dependencies into $(VENV) (first run only; a few minutes) ..."
+	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel 2>&1 | $(PIPQUIET)
 	# torch first, pinned: it takes the CPU wheel instead of pulling CUDA packages.
-	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet torch==2.13.0 2>&1 | $(PIPQUIET)
+	$(BIN)/python -m pip install --quiet -e '.[dev]' 2>&1 | $(PIPQUIET)
 	touch $(STAMP)
 
 demo: $(STAMP)

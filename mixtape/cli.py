@@ -156,7 +156,7 @@ def make_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _quiet_logging() -> None:
+def quiet_logging() -> None:
     """Warnings only; Beam's import-time notice about optional GCP client libraries is not the user's concern."""
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
     import apache_beam  # noqa: F401
@@ -165,7 +165,7 @@ def _quiet_logging() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    _quiet_logging()
+    quiet_logging()
     from mixtape.pipelines.build import BuildError
     from mixtape.spec import SpecError
     from mixtape.train.data import ShardURLError

@@ -45,9 +45,9 @@ def make_pipeline(cfg: RunnerConfig) -> beam.Pipeline:
         # first download a binary, which cannot work offline.
         from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
-        # Keep worker processes as quiet as the driver unless the user asks otherwise.
+        # Worker processes report errors only (their start-up warnings are noise) unless the user asks otherwise.
         if not any(a.startswith("--default_sdk_harness_log_level") for a in args):
-            args.append("--default_sdk_harness_log_level=WARNING")
+            args.append("--default_sdk_harness_log_level=ERROR")
         options = PipelineOptions(args)
         direct = options.view_as(DirectOptions)
         if cfg.workers > 1:
