@@ -106,7 +106,7 @@ def _cmd_demo(args: argparse.Namespace, beam_args: list[str]) -> int:
     print(f"  spec        {r['spec']}")
     print(f"  dataset     {r['dataset']}  (shards, index.parquet, rejects.parquet, dataset.json)")
     print(f"  run         {r['run']}  (checkpoint.pt, metrics.json)")
-    print(f"try: mixtape train --shards '{r['shards']}' --steps 200 --out RUN")
+    print(f"try: .venv/bin/mixtape train --shards '{r['shards']}' --steps 200 --out RUN")
     print(f"total: {r['total_seconds']:.1f} s")
     return 0
 
@@ -179,6 +179,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.func(args, beam_args)
-    except (SpecError, BuildError, TrainError, ShardURLError) as e:
+    except (SpecError, BuildError, TrainError, ShardURLError, FileExistsError) as e:
         print(f"mixtape {args.command}: {e}", file=sys.stderr)
         return 2

@@ -138,3 +138,21 @@ def test_portable_runner_with_embedded_job_service_is_byte_identical(tiny_build,
     for p in out.iterdir():
         if p.name != "build.json":
             assert p.read_bytes() == (other / p.name).read_bytes(), p.name
+
+
+def test_missing_source_folder_is_a_config_error(tmp_path):
+    spec = parse_spec({"name": "m", "seed": 1, "sources": [{"kind": "folder", "path": "nope"}]}, tmp_path)
+    with pytest.raises(BuildError, match=r"sources\[0\]\.path: .*nope is not a folder"):
+        build(spec, str(tmp_path / "out"))
+
+
+def test_a_build_where_every_clip_is_rejected_still_writes_its_card(tmp_path):
+    (tmp_path / "audio").mkdir()
+    (tmp_path / "audio" / "empty.wav").write_bytes(b"")
+    (tmp_path / "audio" / "text.flac").write_text("not audio at all")
+    spec = parse_spec({"name": "bad", "seed": 1, "sources": [{"kind": "folder", "path": "audio"}]}, tmp_path)
+    card = build(spec, str(tmp_path / "out"))
+    assert card["accounting"] == {"clips_in": 2, "clips_used": 0, "clips_rejected": 2,
+                                  "rejects_by_reason": {"empty_file": 1, "undecodable": 1}}
+    assert all(s["samples"] == 0 for s in card["splits"].values())
+    assert not list((tmp_path / "out").glob("*.tar"))

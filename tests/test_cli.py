@@ -41,11 +41,24 @@ def test_build_then_inspect_from_the_command_line(tiny_root, tmp_path):
 
 
 @pytest.mark.slow
-def test_demo_command_end_to_end(tmp_path):
-    r = run("demo", "--out", str(tmp_path / "demo"), "--clips", "8", "--steps", "6")
+def test_demo_command_end_to_end_and_rerun_reproduces_the_dataset(tmp_path):
+    demo = tmp_path / "demo"
+    r = run("demo", "--out", str(demo), "--clips", "8", "--steps", "6")
     assert r.returncode == 0, r.stderr[-2000:]
     for expected in ("clips in 10 = used 8 + rejected 2", "training: 6 steps", "valid ROC-AUC", "written:"):
         assert expected in r.stdout
     for path in ("collection/freesound/metadata.jsonl", "spec.yaml", "dataset/dataset.json",
                  "dataset/index.parquet", "run/checkpoint.pt"):
-        assert (tmp_path / "demo" / path).exists(), path
+        assert (demo / path).exists(), path
+    first = {p.name: p.read_bytes() for p in (demo / "dataset").iterdir() if p.name != "build.json"}
+    (demo / "collection" / "freesound" / "audio" / "stale.wav").write_bytes(b"left over")
+    r = run("demo", "--out", str(demo), "--clips", "8", "--steps", "1")
+    assert r.returncode == 0, r.stderr[-2000:]
+    again = {p.name: p.read_bytes() for p in (demo / "dataset").iterdir() if p.name != "build.json"}
+    assert again == first  # regenerated collection, same bytes everywhere, stale files gone
+
+
+def test_demo_refuses_to_replace_a_folder_it_did_not_write(tmp_path, capsys):
+    (tmp_path / "collection").mkdir()
+    assert main(["demo", "--out", str(tmp_path), "--clips", "4", "--steps", "1"]) == 2
+    assert "not written by `mixtape demo`" in capsys.readouterr().err

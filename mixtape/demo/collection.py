@@ -9,6 +9,7 @@ path runs in every demo build.
 
 from __future__ import annotations
 
+import io
 import json
 import uuid
 from dataclasses import dataclass
@@ -238,6 +239,47 @@ def compose(plan: ClipPlan, rng: np.random.Generator) -> np.ndarray:
     return out.astype(np.float32)
 
 
+def _ogg_crc_table() -> list[int]:
+    table = []
+    for i in range(256):
+        r = i << 24
+        for _ in range(8):
+            r = ((r << 1) ^ 0x04C11DB7) if r & 0x80000000 else (r << 1)
+        table.append(r & 0xFFFFFFFF)
+    return table
+
+
+_OGG_CRC = _ogg_crc_table()
+
+
+def set_ogg_serial(data: bytes, serial: int) -> bytes:
+    """Give every page of a single-stream Ogg file the same fixed serial number, recomputing page CRCs.
+
+    libsndfile draws the stream serial at random, so without this two generations of the same collection
+    would differ in their OGG bytes (and in every checksum derived from them).
+    """
+    out = bytearray(data)
+    pos = 0
+    while pos + 27 <= len(out) and out[pos:pos + 4] == b"OggS":
+        n_segments = out[pos + 26]
+        size = 27 + n_segments + sum(out[pos + 27:pos + 27 + n_segments])
+        out[pos + 14:pos + 18] = serial.to_bytes(4, "little")
+        out[pos + 22:pos + 26] = b"\0\0\0\0"
+        crc = 0
+        for b in out[pos:pos + size]:
+            crc = ((crc << 8) & 0xFFFFFFFF) ^ _OGG_CRC[((crc >> 24) ^ b) & 0xFF]
+        out[pos + 22:pos + 26] = crc.to_bytes(4, "little")
+        pos += size
+    return bytes(out)
+
+
+def _write_audio(path: Path, audio: np.ndarray, sr: int, container: str, subtype: str, serial: int) -> None:
+    buf = io.BytesIO()
+    sf.write(buf, audio.T, sr, format=container, subtype=subtype)
+    data = buf.getvalue()
+    path.write_bytes(set_ogg_serial(data, serial) if container == "OGG" else data)
+
+
 def _clip_rng(seed: int, index: int) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, *stable_words(f"demo/{index}")])))
 
@@ -302,7 +344,7 @@ def generate(out: str | Path, seed: int = 7, n_clips: int = 60, min_seconds: flo
         sid = 400_000 + plan.index * 37
         ext, container, subtype = plan.fmt
         name = f"{sid}.{ext}"
-        sf.write(dump / "audio" / name, audio.T, plan.sample_rate, format=container, subtype=subtype)
+        _write_audio(dump / "audio" / name, audio, plan.sample_rate, container, subtype, serial=sid)
         tags = sorted({plan.style.name, *plan.instruments, *(["drums"] if plan.style.drums else []),
                        "music", "loop" if plan.index % 3 else "melody"})
         pack_no = UPLOADERS.index(plan.uploader) * 2 + plan.index % 2

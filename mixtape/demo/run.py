@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +12,8 @@ from mixtape.demo.collection import generate
 from mixtape.pipelines.build import RunnerConfig, build
 from mixtape.spec import load_spec
 from mixtape.train.loop import TrainConfig, train
+
+MARKER = ".mixtape-demo"
 
 #: Written to ``<out>/spec.yaml``: the spec the demo builds, and a worked example for users.
 DEMO_SPEC = """\
@@ -58,7 +61,14 @@ def run_demo(out: str, clips: int = 60, steps: int = 150, seed: int = 7, workers
     out_path.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     log(f"[1/3] generating the demo collection ({clips} clips + 2 deliberately broken) ...")
-    col = generate(out_path / "collection", seed=seed, n_clips=clips)
+    collection = out_path / "collection"
+    marker = collection / MARKER
+    if collection.exists():
+        if not marker.exists():
+            raise FileExistsError(f"{collection} exists and was not written by `mixtape demo`: choose another --out")
+        shutil.rmtree(collection)  # a previous demo's files must not leak into this one
+    col = generate(collection, seed=seed, n_clips=clips)
+    marker.write_text("written by `mixtape demo`; the whole folder is replaced by the next demo run\n")
     gen_seconds = time.monotonic() - t0
     spec_file = out_path / "spec.yaml"
     spec_file.write_text(DEMO_SPEC, encoding="utf-8")

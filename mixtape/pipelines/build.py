@@ -76,6 +76,17 @@ def prepare_output(out_dir: str, overwrite: bool) -> None:
         os.remove(os.path.join(out_dir, n))
 
 
+def check_sources(spec: DatasetSpec) -> None:
+    """Fail before launching anything if a local source folder is missing: that is a config error."""
+    for i, src in enumerate(spec.sources):
+        if not storage.is_remote(src.root) and not os.path.isdir(src.root):
+            raise BuildError(f"sources[{i}].path: {src.root} is not a folder; fix the path (relative paths "
+                             "are resolved against the spec file's folder)")
+        if src.acousticbrainz_root and not storage.is_remote(src.acousticbrainz_root) and not os.path.isdir(
+                src.acousticbrainz_root):
+            raise BuildError(f"sources[{i}].acousticbrainz: {src.acousticbrainz_root} is not a folder")
+
+
 def add_build(p: beam.Pipeline, spec: DatasetSpec, out_dir: str) -> None:
     clips, ingest_rejects = p | "Ingest" >> Ingest(spec.sources)
     rows, plan_rejects, used = clips | "Plan" >> Plan(spec)
@@ -87,6 +98,7 @@ def add_build(p: beam.Pipeline, spec: DatasetSpec, out_dir: str) -> None:
 def build(spec: DatasetSpec, out_dir: str, cfg: RunnerConfig = RunnerConfig(), overwrite: bool = False
           ) -> dict[str, Any]:
     """Run a build to completion and return its card; runner, timing and host go to ``build.json``."""
+    check_sources(spec)
     prepare_output(out_dir, overwrite)
     out_dir = os.path.abspath(out_dir) if not storage.is_remote(out_dir) else out_dir
     started = time.monotonic()
