@@ -29,9 +29,16 @@ class AudioError(Exception):
         super().__init__(f"{reason}: {detail}")
 
 
+BIT_DEPTHS = {"PCM_S8": 8, "PCM_U8": 8, "PCM_16": 16, "PCM_24": 24, "PCM_32": 32, "FLOAT": 32, "DOUBLE": 64}
+
+
 @dataclass(frozen=True)
 class Probe:
-    """What one decode of a clip tells the planner; the audio itself is not kept."""
+    """What one decode of a clip tells the planner; the audio itself is not kept.
+
+    With a window, ``offset_frames`` is where it starts in the file and every other figure describes the
+    window only.
+    """
 
     sample_rate: int
     channels: int
@@ -39,6 +46,13 @@ class Probe:
     container: str
     subtype: str
     block_rms_db: tuple[float, ...]
+    offset_frames: int = 0
+    peak_db: float = SILENCE_DB
+
+    @property
+    def bit_depth(self) -> int:
+        """Bits per sample of PCM/float files; 0 for lossy codecs, which have none."""
+        return BIT_DEPTHS.get(self.subtype, 0)
 
     @property
     def duration(self) -> float:
@@ -99,9 +113,26 @@ def _riff_declared_frames(data: bytes) -> int | None:
     return None
 
 
-def probe(data: bytes, name: str = "<bytes>") -> Probe:
-    """Decode once and measure everything the plan needs: exact length, format and per-block loudness."""
+def window_frames(start: float, end: float, unit: str, sr: int) -> tuple[int, int]:
+    """A window given in seconds or samples as (first frame, end frame); end 0 means the end of the file."""
+    if unit == "samples":
+        return int(start), int(end)
+    return round(start * sr), round(end * sr)
+
+
+def probe(data: bytes, name: str = "<bytes>", window: tuple[float, float, str] | None = None) -> Probe:
+    """Decode once and measure everything the plan needs: exact length (decoded, not the header's), format,
+    peak and per-block loudness, of the whole file or of a window of it."""
     audio, sr, container, subtype = _decode_checked(data, name)
+    offset = 0
+    if window is not None:
+        offset, end = window_frames(*window, sr)
+        end = end or audio.shape[1]
+        if not 0 <= offset < end <= audio.shape[1]:
+            raise AudioError("window_outside_file", f"{name}: window {window[0]:g}-{window[1]:g} {window[2]} is "
+                             f"outside the file's {audio.shape[1]} frames at {sr} Hz")
+        audio = audio[:, offset:end]
+    peak = float(np.abs(audio).max())
     return Probe(
         sample_rate=sr,
         channels=audio.shape[0],
@@ -109,6 +140,8 @@ def probe(data: bytes, name: str = "<bytes>") -> Probe:
         container=container,
         subtype=subtype,
         block_rms_db=tuple(block_rms_db(audio, sr)),
+        offset_frames=offset,
+        peak_db=round(20 * math.log10(peak), 2) if peak > 0 else SILENCE_DB,
     )
 
 

@@ -17,7 +17,7 @@ TONICS = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 _ALIASES = {"Db": "C#", "D#": "Eb", "Gb": "F#", "G#": "Ab", "A#": "Bb", "Cb": "B", "B#": "C", "E#": "F",
             "Fb": "E"}
 MODES = ("major", "minor")
-_TAG_CLEAN = re.compile(r"[^\w+#&.-]+", re.UNICODE)
+_TAG_CLEAN = re.compile(r"[^\w+#&./'-]+", re.UNICODE)
 
 
 def empty_labels() -> dict[str, Any]:
@@ -58,12 +58,14 @@ def key_vocabulary() -> list[str]:
     return [f"{t} {m}" for m in MODES for t in TONICS]
 
 
-def labels_from_acousticbrainz(lowlevel: Mapping[str, Any] | None,
-                               highlevel: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Key, tempo and genre from AcousticBrainz low- and high-level documents (either may be missing).
+def labels_from_acousticbrainz(lowlevel: Mapping[str, Any] | None, highlevel: Mapping[str, Any] | None,
+                               threshold: float = 0.0, moods: bool = True) -> dict[str, Any]:
+    """Key, tempo, genre and moods from AcousticBrainz low- and high-level documents (either may be missing).
 
-    Genre comes from the high-level classifiers: ``genre_<model>`` becomes class field ``genre_<model>``;
-    the ``genre_rosamerica`` model (or the only genre model present) also fills plain ``genre``.
+    High-level classifiers count only when their probability reaches ``threshold``. ``genre_<model>``
+    becomes class field ``genre_<model>``; the ``genre_rosamerica`` model (or the only genre model present)
+    also fills plain ``genre``. Binary mood classifiers (``mood_happy`` = "happy" / "not_happy") add their
+    positive value as a tag.
     """
     labels = empty_labels()
     if lowlevel:
@@ -74,13 +76,17 @@ def labels_from_acousticbrainz(lowlevel: Mapping[str, Any] | None,
             labels["tempo"] = round(float(bpm), 3)
     if highlevel:
         models = highlevel.get("highlevel", highlevel)
-        genres = {name: v.get("value") for name, v in sorted(models.items())
-                  if name.startswith("genre_") and isinstance(v, Mapping) and isinstance(v.get("value"), str)}
-        for name, value in genres.items():
-            labels["classes"][name] = value
+        confident = {name: v["value"] for name, v in sorted(models.items())
+                     if isinstance(v, Mapping) and isinstance(v.get("value"), str)
+                     and float(v.get("probability", 1.0)) >= threshold}
+        genres = {k: v for k, v in confident.items() if k.startswith("genre_")}
+        labels["classes"].update(genres)
         main = genres.get("genre_rosamerica") or (next(iter(genres.values())) if len(genres) == 1 else None)
         if main:
             labels["classes"]["genre"] = main
+        if moods:
+            labels["tags"] = normalise_tags(v for k, v in confident.items()
+                                            if k.startswith("mood_") and not v.startswith("not_"))
     return labels
 
 

@@ -118,6 +118,8 @@ def plan_clip(clip: Clip, spec: DatasetSpec) -> list[PlanRow]:
                 labels=apply_chain_labels(clip.labels, chain),
                 licence=clip.licence,
                 attribution=clip.attribution,
+                offset_frames=clip.offset_frames,
+                length_frames=clip.frames if (clip.window_start or clip.window_end) else 0,
             ))
     return rows
 

@@ -19,21 +19,37 @@ class Clip:
     uri: str
     #: the path relative to its source's root, which outputs may show
     relpath: str
+    #: the source's name (its id namespace) and position in the spec, which orders duplicates
     source: str
+    source_index: int = 0
     title: str = ""
     uploader: str = ""
     pack: str = ""
     artist: str = ""
     album: str = ""
+    release_group: str = ""
+    #: the recording a clip was cut from (ESC-50 src_file, UrbanSound8K fsID): slices of one recording
+    #: must stay in one split
+    source_id: str = ""
+    fold: str = ""
     licence: str = ""
     url: str = ""
     labels: dict[str, Any] = field(default_factory=dict)
-    # filled by the probe
+    #: a window of the file (CSV indexes that cut clips from longer recordings), in ``window_unit``
+    #: (seconds or samples); an end of 0 means the end of the file
+    window_start: float = 0.0
+    window_end: float = 0.0
+    window_unit: str = "seconds"
+    #: where the window starts, in source frames (set by the probe; ``frames`` is then the window's length)
+    offset_frames: int = 0
+    # filled by the probe (of the window, when there is one)
     sha256: str = ""
     sample_rate: int = 0
     channels: int = 0
     frames: int = 0
     container: str = ""
+    bit_depth: int = 0
+    peak_db: float = 0.0
     block_rms_db: tuple[float, ...] = ()
     # filled by split assignment
     split: str = ""
@@ -52,7 +68,8 @@ class Clip:
     def group(self, group_by: str) -> str:
         """The value that keeps related recordings in one split; falls back to the clip itself."""
         value = {"clip": "", "uploader": self.uploader, "pack": self.pack, "artist": self.artist,
-                 "album": self.album}[group_by]
+                 "album": self.album, "release_group": self.release_group, "source_id": self.source_id,
+                 "fold": self.fold}[group_by]
         return f"{group_by}:{value}" if value else f"clip:{self.clip_id}"
 
 
@@ -84,6 +101,9 @@ class PlanRow:
     labels: dict[str, Any]
     licence: str
     attribution: str
+    #: the clip's window of its file in source frames (whole file: 0, 0); sample windows are relative to it
+    offset_frames: int = 0
+    length_frames: int = 0
     shard: str = ""
 
     def sample_json(self, audio_meta: dict[str, Any]) -> dict[str, Any]:

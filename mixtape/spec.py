@@ -18,7 +18,9 @@ from mixtape.augment.ops import OPS
 from mixtape.hashing import canonical_json, sha256_hex
 
 SOURCE_KINDS = ("freesound_dump", "folder")
-GROUP_FIELDS = ("clip", "uploader", "pack", "artist", "album")
+GROUP_FIELDS = ("clip", "uploader", "pack", "artist", "album", "release_group", "source_id", "fold")
+LICENCE_FAMILIES = ("cc0", "cc-by", "cc-by-sa", "cc-by-nd", "cc-by-nc", "cc-by-nc-sa", "cc-by-nc-nd", "sampling+",
+                    "sampling-plus-nc", "public-domain", "unknown")
 AUDIO_FORMATS = ("flac", "wav")
 SPLIT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -32,18 +34,54 @@ class SpecError(ValueError):
         super().__init__("invalid dataset spec:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
+REQUIRED = object()
+DEFAULT_EXTENSIONS = ["flac", "mp3", "ogg", "wav"]
+#: Options each source kind takes: name -> (type, default). Path options resolve against the source's
+#: own ``path``; ``path`` itself resolves against the spec file's folder.
+SOURCE_OPTIONS: dict[str, dict[str, tuple[str, Any]]] = {
+    "freesound_dump": {"metadata": ("str", None), "acousticbrainz": ("path", None)},
+    "freesound_pack": {},
+    "fsd50k": {"out_of_vocabulary": ("choice:reject,keep", "reject")},
+    "csv_index": {"csv": ("path", REQUIRED), "audio_dir": ("path", "."), "delimiter": ("str", None),
+                  "columns": ("columns", REQUIRED), "class_field": ("str", "class"),
+                  "window_unit": ("choice:seconds,samples", "seconds")},
+    "acousticbrainz": {"audio": ("path", REQUIRED), "mapping": ("path", None), "genre_tsv": ("paths", []),
+                       "genre_threshold": ("float", 0.0), "moods": ("bool", True)},
+    "folder": {"class_field": ("str", None), "pattern": ("str", None), "sidecar": ("path", None),
+               "read_tags": ("bool", True)},
+}
+COMMON_SOURCE_OPTIONS: dict[str, tuple[str, Any]] = {"extensions": ("exts", DEFAULT_EXTENSIONS),
+                                                     "licence": ("str", None)}
+SOURCE_KINDS = tuple(SOURCE_OPTIONS)
+#: The id namespace of a source when the spec gives it no ``name``: clip ids read ``<name>:<id>``.
+DEFAULT_SOURCE_NAMES = {"freesound_dump": "freesound", "freesound_pack": "freesound", "fsd50k": "fsd50k",
+                        "csv_index": "csv", "acousticbrainz": "mbid", "folder": "folder"}
+CSV_COLUMNS = ("file", "id", "class", "tags", "tags_sep", "fold", "start", "end", "licence", "uploader", "title",
+               "source_id", "url")
+SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+
+
 @dataclass(frozen=True)
 class SourceSpec:
     kind: str
+    #: namespace of this source's clip ids; unique within a spec
+    name: str
     #: as the user wrote it (kept in the card, so the spec hash does not depend on where the spec lives)
     path: str
-    metadata: str | None = None
-    acousticbrainz: str | None = None
-    extensions: tuple[str, ...] = ("flac", "wav", "ogg", "mp3")
-    class_field: str | None = None
-    #: ``path`` and ``acousticbrainz`` resolved against the spec file's folder; not part of the spec hash
+    #: every option of the kind, defaults filled, paths as written
+    options: dict[str, Any] = field(default_factory=dict)
+    #: ``path`` resolved against the spec file's folder; not part of the spec hash
     root: str = field(default="", compare=False)
-    acousticbrainz_root: str | None = field(default=None, compare=False)
+    #: path-typed options resolved against ``root``; not part of the spec hash
+    resolved: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def opt(self, key: str) -> Any:
+        """An option's value, with path options resolved to absolute paths."""
+        return self.resolved[key] if key in self.resolved else self.options[key]
+
+    @property
+    def extensions(self) -> tuple[str, ...]:
+        return tuple(self.options["extensions"])
 
 
 @dataclass(frozen=True)
@@ -51,6 +89,8 @@ class AudioSpec:
     sample_rate: int = 16000
     channels: int = 1
     format: str = "flac"
+    #: sources with more channels than this are rejected (unsupported_channels) instead of downmixed
+    max_source_channels: int = 8
 
 
 @dataclass(frozen=True)
@@ -72,6 +112,11 @@ class SnippetSpec:
 class SplitSpec:
     group_by: str = "clip"
     fractions: tuple[tuple[str, float], ...] = (("train", 0.8), ("valid", 0.1), ("test", 0.1))
+    #: with group_by: fold, the dataset's own folds decide: split name -> fold values (as strings)
+    folds: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def split_of_fold(self, fold: str) -> str | None:
+        return next((name for name, values in self.folds if fold in values), None)
 
 
 @dataclass(frozen=True)
@@ -99,6 +144,19 @@ class ShardSpec:
 @dataclass(frozen=True)
 class LabelSpec:
     tag_min_count: int = 1
+    #: class field -> the values allowed; a clip with another value is rejected (label_not_in_vocabulary)
+    class_values: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+
+@dataclass(frozen=True)
+class LicenceSpec:
+    """Which licence families may enter the dataset (e.g. exclude NC for commercial use)."""
+
+    allow: tuple[str, ...] = LICENCE_FAMILIES
+    deny: tuple[str, ...] = ()
+
+    def permits(self, family: str) -> bool:
+        return family in self.allow and family not in self.deny
 
 
 @dataclass(frozen=True)
@@ -112,20 +170,21 @@ class DatasetSpec:
     augment: AugmentSpec = field(default_factory=AugmentSpec)
     shards: ShardSpec = field(default_factory=ShardSpec)
     labels: LabelSpec = field(default_factory=LabelSpec)
+    licences: LicenceSpec = field(default_factory=LicenceSpec)
 
     def to_dict(self) -> dict[str, Any]:
         """The normalised spec as plain JSON-able data, in the same shape a user writes."""
         d = asdict(self)
         d["splits"]["fractions"] = dict(self.splits.fractions)
+        d["splits"]["folds"] = {k: list(v) for k, v in self.splits.folds}
+        d["licences"] = {"allow": list(self.licences.allow), "deny": list(self.licences.deny)}
         d["augment"]["chain"] = [
             {"op": o.op, "p": o.p, **{k: list(v) for k, v in o.ranges}} for o in self.augment.chain
         ]
         d["augment"]["splits"] = list(self.augment.splits)
-        d["labels"] = {"tags": {"min_count": self.labels.tag_min_count}}
-        d["sources"] = list(d["sources"])
-        for s in d["sources"]:
-            s["extensions"] = list(s["extensions"])
-            del s["root"], s["acousticbrainz_root"]
+        d["labels"] = {"tags": {"min_count": self.labels.tag_min_count},
+                       "classes": {k: list(v) for k, v in self.labels.class_values}}
+        d["sources"] = [{"kind": s.kind, "name": s.name, "path": s.path, **s.options} for s in self.sources]
         return d
 
     @property
@@ -192,40 +251,90 @@ def _resolve(path: str, base: Path | None) -> str:
     return str(p)
 
 
+def _parse_option(r: _Reader, kind: str, value: Any, where: str) -> Any:
+    if kind == "str":
+        if not isinstance(value, str):
+            r.fail(where, f"must be a string; got {value!r}")
+        return value
+    if kind == "path":
+        if not isinstance(value, str) or not value:
+            r.fail(where, f"must be a path (relative to the source's `path`); got {value!r}")
+        return value
+    if kind == "paths":
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            r.fail(where, f"must be a path or a list of paths; got {value!r}")
+            return []
+        return value
+    if kind == "exts":
+        if not isinstance(value, list) or not all(isinstance(e, str) and e for e in value):
+            r.fail(where, f"must be a list of file extensions such as [flac, wav]; got {value!r}")
+            return DEFAULT_EXTENSIONS
+        return sorted({e.lower().lstrip(".") for e in value})
+    if kind == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            r.fail(where, f"must be a number; got {value!r}")
+            return 0.0
+        return float(value)
+    if kind == "bool":
+        if not isinstance(value, bool):
+            r.fail(where, f"must be true or false; got {value!r}")
+        return value
+    if kind.startswith("choice:"):
+        options = kind.split(":", 1)[1].split(",")
+        if value not in options:
+            r.fail(where, f"must be one of {', '.join(options)}; got {value!r}")
+        return value
+    if kind == "columns":
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            r.fail(where, "must map roles to CSV column names, e.g. {file: filename, class: category, fold: fold}")
+            return {}
+        for k in value:
+            if k not in CSV_COLUMNS:
+                r.fail(f"{where}.{k}", f"unknown column role; allowed: {', '.join(CSV_COLUMNS)}")
+        if "file" not in value:
+            r.fail(f"{where}.file", "required: the column holding the audio file name (or a template such as "
+                   "'fold{fold}/{slice_file_name}')")
+        return dict(sorted(value.items()))
+    raise AssertionError(kind)
+
+
 def _parse_source(r: _Reader, raw: Any, where: str, base: Path | None) -> SourceSpec | None:
-    known = {"kind", "path", "metadata", "acousticbrainz", "extensions", "class_field"}
-    m = r.mapping(raw, where, known)
-    if not m:
-        r.fail(where, "a source needs at least `kind` and `path`")
+    if not isinstance(raw, dict) or "kind" not in raw:
+        r.fail(where, "a source is a mapping with at least `kind` and `path`")
         return None
-    kind = m.get("kind")
-    if kind not in SOURCE_KINDS:
+    kind = raw.get("kind")
+    if kind not in SOURCE_OPTIONS:
         r.fail(f"{where}.kind", f"must be one of {', '.join(SOURCE_KINDS)}; got {kind!r}")
         return None
-    path = m.get("path")
+    schema = {**COMMON_SOURCE_OPTIONS, **SOURCE_OPTIONS[kind]}
+    r.mapping(raw, where, {"kind", "name", "path", *schema})
+    path = raw.get("path")
     if not isinstance(path, str) or not path:
-        r.fail(f"{where}.path", "required: the directory that holds the collection")
+        r.fail(f"{where}.path", "required: the folder (or, for acousticbrainz, file or archive) holding the "
+               "collection")
         return None
-    exts = m.get("extensions", list(SourceSpec.extensions))
-    if not isinstance(exts, list) or not all(isinstance(e, str) and e for e in exts):
-        r.fail(f"{where}.extensions", f"must be a list of file extensions such as [flac, wav]; got {exts!r}")
-        exts = list(SourceSpec.extensions)
-    for opt in ("metadata", "acousticbrainz", "class_field"):
-        if m.get(opt) is not None and not isinstance(m[opt], str):
-            r.fail(f"{where}.{opt}", f"must be a string; got {m[opt]!r}")
-    if kind == "folder" and ("metadata" in m or "acousticbrainz" in m):
-        r.fail(where, "`metadata` and `acousticbrainz` belong to kind: freesound_dump, not kind: folder")
-    ab = m.get("acousticbrainz")
-    return SourceSpec(
-        kind=kind,
-        path=path,
-        metadata=m.get("metadata") if isinstance(m.get("metadata"), str) else None,
-        acousticbrainz=ab if isinstance(ab, str) else None,
-        extensions=tuple(sorted({e.lower().lstrip(".") for e in exts})),
-        class_field=m.get("class_field") if isinstance(m.get("class_field"), str) else None,
-        root=_resolve(path, base),
-        acousticbrainz_root=_resolve(ab, base) if isinstance(ab, str) else None,
-    )
+    name = raw.get("name", DEFAULT_SOURCE_NAMES[kind])
+    if not isinstance(name, str) or not SOURCE_NAME.match(name):
+        r.fail(f"{where}.name", f"must be a short lower-case word (it prefixes clip ids); got {name!r}")
+    options: dict[str, Any] = {}
+    resolved: dict[str, Any] = {}
+    root = _resolve(path, base)
+    for key, (typ, default) in schema.items():
+        if key not in raw or (raw[key] is None and default is None):
+            if default is REQUIRED:
+                r.fail(f"{where}.{key}", f"required for kind: {kind}")
+                continue
+            options[key] = default
+        else:
+            options[key] = _parse_option(r, typ, raw[key], f"{where}.{key}")
+        value = options[key]
+        if typ == "path" and isinstance(value, str):
+            resolved[key] = _resolve(value, Path(root))
+        elif typ == "paths" and isinstance(value, list):
+            resolved[key] = [_resolve(v, Path(root)) for v in value]
+    return SourceSpec(kind=kind, name=name, path=path, options=options, root=root, resolved=resolved)
 
 
 def _parse_range(r: _Reader, v: Any, where: str) -> tuple[float, float] | None:
@@ -265,7 +374,7 @@ def parse_spec(raw: Any, base_dir: Path | None = None) -> DatasetSpec:
     """Validate a raw spec mapping; relative paths resolve against ``base_dir`` (the spec file's folder)."""
     r = _Reader()
     top = r.mapping(raw, "spec", {"name", "seed", "sources", "audio", "snippets", "splits", "augment",
-                                  "shards", "labels"})
+                                  "shards", "labels", "licences"})
     name = top.get("name")
     if not isinstance(name, str) or not DATASET_NAME.match(name):
         r.fail("name", f"required: letters, digits, '.', '_' or '-' (up to 64); got {name!r}")
@@ -282,13 +391,18 @@ def parse_spec(raw: Any, base_dir: Path | None = None) -> DatasetSpec:
         for i, s in enumerate(sources_raw):
             src = _parse_source(r, s, f"sources[{i}]", base_dir)
             if src is not None:
+                clash = next((j for j, o in enumerate(sources) if o.name == src.name), None)
+                if clash is not None:
+                    r.fail(f"sources[{i}].name", f"`{src.name}` is also the id namespace of an earlier source; "
+                           "give each source a distinct `name` so their clip ids cannot collide")
                 sources.append(src)
 
-    a = r.mapping(top.get("audio"), "audio", {"sample_rate", "channels", "format"})
+    a = r.mapping(top.get("audio"), "audio", {"sample_rate", "channels", "format", "max_source_channels"})
     audio = AudioSpec(
         sample_rate=r.number(a, "sample_rate", "audio", 16000, lo=4000, hi=192000, integer=True),
         channels=r.choice(a, "channels", "audio", 1, (1, 2)),
         format=r.choice(a, "format", "audio", "flac", AUDIO_FORMATS),
+        max_source_channels=r.number(a, "max_source_channels", "audio", 8, lo=1, hi=1024, integer=True),
     )
 
     sn = r.mapping(top.get("snippets"), "snippets", {"duration", "hop", "min_rms_db"})
@@ -299,9 +413,31 @@ def parse_spec(raw: Any, base_dir: Path | None = None) -> DatasetSpec:
         min_rms_db=r.number(sn, "min_rms_db", "snippets", -60.0, lo=-200.0, hi=0.0),
     )
 
-    sp = r.mapping(top.get("splits"), "splits", {"group_by", "fractions"})
+    sp = r.mapping(top.get("splits"), "splits", {"group_by", "fractions", "folds"})
     group_by = r.choice(sp, "group_by", "splits", "clip", GROUP_FIELDS)
+    folds: list[tuple[str, tuple[str, ...]]] = []
+    folds_raw = sp.get("folds")
+    if group_by == "fold":
+        if not isinstance(folds_raw, dict) or not folds_raw:
+            r.fail("splits.folds", "required with group_by: fold: map each split to its folds, e.g. "
+                   "{train: [1, 2, 3], valid: [4], test: [5]}")
+        else:
+            seen: dict[str, str] = {}
+            for split_name, values in folds_raw.items():
+                vals = values if isinstance(values, list) else [values]
+                if not isinstance(split_name, str) or not SPLIT_NAME.match(split_name) or not vals:
+                    r.fail(f"splits.folds.{split_name}", "split names are lower-case words with a list of fold values")
+                    continue
+                for v in vals:
+                    if str(v) in seen:
+                        r.fail(f"splits.folds.{split_name}", f"fold {v!r} is already in split `{seen[str(v)]}`")
+                    seen[str(v)] = split_name
+                folds.append((split_name, tuple(str(v) for v in vals)))
+    elif folds_raw:
+        r.fail("splits.folds", "only applies with group_by: fold")
     fr_raw = sp.get("fractions", dict(SplitSpec.fractions))
+    if folds:  # the folds define the splits; fractions are not used
+        fr_raw = {name: 1.0 / len(folds) for name, _ in folds}
     fractions: list[tuple[str, float]] = []
     if not isinstance(fr_raw, dict) or not fr_raw:
         r.fail("splits.fractions", "must map split names to fractions, e.g. {train: 0.8, valid: 0.1, test: 0.1}")
@@ -318,7 +454,7 @@ def parse_spec(raw: Any, base_dir: Path | None = None) -> DatasetSpec:
             r.fail("splits.fractions", f"must add up to 1; they add up to {total:g}")
     if fractions and "train" not in dict(fractions):
         r.fail("splits.fractions", "needs a `train` split")
-    splits = SplitSpec(group_by=group_by, fractions=tuple(fractions) or SplitSpec.fractions)
+    splits = SplitSpec(group_by=group_by, fractions=tuple(fractions) or SplitSpec.fractions, folds=tuple(folds))
 
     au = r.mapping(top.get("augment"), "augment", {"variants", "keep_original", "splits", "chain"})
     chain_raw = au.get("chain", [])
@@ -349,14 +485,35 @@ def parse_spec(raw: Any, base_dir: Path | None = None) -> DatasetSpec:
     sh = r.mapping(top.get("shards"), "shards", {"max_samples"})
     shards = ShardSpec(max_samples=r.number(sh, "max_samples", "shards", 256, lo=1, hi=10_000_000, integer=True))
 
-    lb = r.mapping(top.get("labels"), "labels", {"tags"})
+    lb = r.mapping(top.get("labels"), "labels", {"tags", "classes"})
     tg = r.mapping(lb.get("tags"), "labels.tags", {"min_count"})
-    labels = LabelSpec(tag_min_count=r.number(tg, "min_count", "labels.tags", 1, lo=1, integer=True))
+    class_values = []
+    cl = lb.get("classes") or {}
+    if not isinstance(cl, dict):
+        r.fail("labels.classes", "must map class fields to their allowed values, e.g. {genre: [jazz, rock]}")
+    else:
+        for fieldname, values in cl.items():
+            if not isinstance(values, list) or not values:
+                r.fail(f"labels.classes.{fieldname}", "must be a non-empty list of allowed values")
+                continue
+            class_values.append((str(fieldname), tuple(sorted(str(v) for v in values))))
+    labels = LabelSpec(tag_min_count=r.number(tg, "min_count", "labels.tags", 1, lo=1, integer=True),
+                       class_values=tuple(sorted(class_values)))
+
+    li = r.mapping(top.get("licences"), "licences", {"allow", "deny"})
+    licence_lists = {}
+    for key, default in (("allow", LICENCE_FAMILIES), ("deny", ())):
+        v = li.get(key, list(default))
+        if not isinstance(v, list) or any(x not in LICENCE_FAMILIES for x in v):
+            r.fail(f"licences.{key}", f"must list licence families from: {', '.join(LICENCE_FAMILIES)}; got {v!r}")
+            v = list(default)
+        licence_lists[key] = tuple(v)
+    licences = LicenceSpec(allow=licence_lists["allow"], deny=licence_lists["deny"])
 
     if r.problems:
         raise SpecError(r.problems)
     return DatasetSpec(name=name, seed=seed, sources=tuple(sources), audio=audio, snippets=snippets,
-                       splits=splits, augment=augment, shards=shards, labels=labels)
+                       splits=splits, augment=augment, shards=shards, labels=labels, licences=licences)
 
 
 def load_spec(path: str | Path) -> DatasetSpec:

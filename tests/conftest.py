@@ -25,7 +25,7 @@ seed: 99
 sources:
   - kind: freesound_dump
     path: collection/freesound
-    acousticbrainz: collection/acousticbrainz
+    acousticbrainz: ../acousticbrainz
 audio: {sample_rate: 8000, channels: 1, format: flac}
 snippets: {duration: 1.0, hop: 1.0}
 splits:

@@ -142,7 +142,7 @@ def test_portable_runner_with_embedded_job_service_is_byte_identical(tiny_build,
 
 def test_missing_source_folder_is_a_config_error(tmp_path):
     spec = parse_spec({"name": "m", "seed": 1, "sources": [{"kind": "folder", "path": "nope"}]}, tmp_path)
-    with pytest.raises(BuildError, match=r"sources\[0\]\.path: .*nope is not a folder"):
+    with pytest.raises(BuildError, match=r"sources\[0\]\.path: .*nope does not exist"):
         build(spec, str(tmp_path / "out"))
 
 

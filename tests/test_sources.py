@@ -47,12 +47,12 @@ def test_freesound_dump_reads_records_and_rejects_what_it_cannot_use(tmp_path):
     assert set(clips) == {"freesound:1", "freesound:2"}
     one = clips["freesound:1"]
     assert one.labels["tags"] == ["drums", "kick"] and one.pack == "77" and one.uploader == "u"
-    assert one.relpath == "audio/1.wav" and one.url == "https://freesound.org/s/1/"
+    assert one.relpath == "audio/1.wav" and one.url == "https://freesound.org/people/u/sounds/1/"
     assert clips["freesound:2"].relpath == "audio/2.flac"  # sorted: flac before wav
     reasons = sorted(r.reason for r in rejects.values())
     assert reasons == ["bad_metadata", "bad_metadata", "duplicate_audio", "missing_audio", "no_metadata"]
     assert rejects["freesound:3"].reason == "missing_audio"
-    assert rejects["freesound_dump:audio/5.wav"].reason == "no_metadata"
+    assert rejects["freesound:audio/5.wav"].reason == "no_metadata"
 
 
 def test_metadata_json_shapes(tmp_path):
@@ -102,7 +102,7 @@ def test_acousticbrainz_join_by_mbid(tmp_path):
         {"highlevel": {"genre_rosamerica": {"value": "cla", "probability": 0.5}}})
     (ab / "lowlevel" / f"{mbid}.json").write_text(low)
     (ab / "highlevel" / f"{mbid}_highlevel.json").write_text(high)
-    clips, rejects = split(list(list_source(source(tmp_path, acousticbrainz="ab"))))
+    clips, rejects = split(list(list_source(source(tmp_path, acousticbrainz="../ab"))))
     labels = clips["freesound:1"].labels
     assert labels["key"] == {"tonic": "D", "mode": "major"}
     assert 100 < labels["tempo"] < 200

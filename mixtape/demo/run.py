@@ -24,7 +24,7 @@ seed: 1234                       # seeds every random choice: same spec + inputs
 sources:
   - kind: freesound_dump         # metadata.jsonl (Freesound API fields) + audio/<id>.<ext>
     path: collection/freesound
-    acousticbrainz: collection/acousticbrainz   # key / tempo / genre for clips that carry an `mbid`
+    acousticbrainz: ../acousticbrainz   # (relative to path) key, tempo, genre for clips with an `mbid`
 
 audio:
   sample_rate: 16000             # every sample is resampled to this rate

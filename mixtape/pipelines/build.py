@@ -79,16 +79,18 @@ def prepare_output(out_dir: str, overwrite: bool) -> None:
 def check_sources(spec: DatasetSpec) -> None:
     """Fail before launching anything if a local source folder is missing: that is a config error."""
     for i, src in enumerate(spec.sources):
-        if not storage.is_remote(src.root) and not os.path.isdir(src.root):
-            raise BuildError(f"sources[{i}].path: {src.root} is not a folder; fix the path (relative paths "
+        if not storage.is_remote(src.root) and not os.path.exists(src.root):
+            raise BuildError(f"sources[{i}].path: {src.root} does not exist; fix the path (relative paths "
                              "are resolved against the spec file's folder)")
-        if src.acousticbrainz_root and not storage.is_remote(src.acousticbrainz_root) and not os.path.isdir(
-                src.acousticbrainz_root):
-            raise BuildError(f"sources[{i}].acousticbrainz: {src.acousticbrainz_root} is not a folder")
+        for key, value in src.resolved.items():
+            for path in value if isinstance(value, list) else [value]:
+                if not storage.is_remote(path) and not os.path.exists(path):
+                    raise BuildError(f"sources[{i}].{key}: {path} does not exist (paths in a source are "
+                                     f"relative to its `path`, {src.root})")
 
 
 def add_build(p: beam.Pipeline, spec: DatasetSpec, out_dir: str) -> None:
-    clips, ingest_rejects = p | "Ingest" >> Ingest(spec.sources)
+    clips, ingest_rejects = p | "Ingest" >> Ingest(spec)
     rows, plan_rejects, used = clips | "Plan" >> Plan(spec)
     rendered = rows | "Render" >> Render(spec.audio, out_dir)
     rejects = (ingest_rejects, plan_rejects) | "AllRejects" >> beam.Flatten()

@@ -1,4 +1,5 @@
-"""Ingest: list every source, drop duplicate ids, probe each clip once. Every failure becomes a Reject."""
+"""Ingest: list every source, admit clips (one per id, licence and label rules), probe each once, and
+keep one clip per distinct content. Every failure becomes a Reject with a reason."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from apache_beam import pvalue
 from mixtape import storage
 from mixtape.audio import AudioError, probe
 from mixtape.hashing import sha256_hex
+from mixtape.licences import licence_family
 from mixtape.pipelines.sources import list_source
 from mixtape.records import Clip, Reject
-from mixtape.spec import SourceSpec
+from mixtape.spec import DatasetSpec, SourceSpec
 
 REJECTS = "rejects"
 
@@ -25,59 +27,110 @@ def _list(indexed_source: tuple[int, SourceSpec]) -> Iterator:
             if isinstance(item, Reject):
                 yield pvalue.TaggedOutput(REJECTS, item)
             else:
-                yield (index, item)
-    except OSError as e:
-        yield pvalue.TaggedOutput(REJECTS, Reject(f"{source.kind}:{source.path}", source.path, "source",
-                                                  "unreadable_source", str(e)))
+                yield replace(item, source_index=index)
+    except (OSError, ValueError, UnicodeDecodeError) as e:
+        yield pvalue.TaggedOutput(REJECTS, Reject(f"{source.name}:{source.path}", source.path, "source",
+                                                  "unreadable_source", f"{type(e).__name__}: {e}"))
 
 
-def _dedupe(kv: tuple[str, Iterable[tuple[int, Clip]]]) -> Iterator:
-    """One clip per id: the first source in spec order wins (then the smallest path), the rest are rejects."""
-    clip_id, entries = kv
-    ordered = sorted(entries, key=lambda e: (e[0], e[1].relpath))
-    yield ordered[0][1]
-    for _, dup in ordered[1:]:
+def admission_problem(clip: Clip, spec: DatasetSpec) -> tuple[str, str] | None:
+    """Why a clip may not enter, from its metadata alone (licence, label vocabulary); None if it may."""
+    family = licence_family(clip.licence)
+    if not spec.licences.permits(family):
+        return "licence_not_allowed", f"licence {clip.licence or '(none)'} ({family}) is not allowed by the spec"
+    classes = clip.labels.get("classes", {})
+    for fieldname, allowed in spec.labels.class_values:
+        value = classes.get(fieldname)
+        if value is not None and value not in allowed:
+            return "label_not_in_vocabulary", f"{fieldname}={value!r} is not in labels.classes.{fieldname}"
+    return None
+
+
+def _admit(kv: tuple[str, Iterable[Clip]], spec: DatasetSpec) -> Iterator:
+    """One clip per id (first source in spec order, then smallest path), then the metadata rules."""
+    clip_id, clips = kv
+    ordered = sorted(clips, key=lambda c: (c.source_index, c.relpath))
+    first = ordered[0]
+    for dup in ordered[1:]:
         yield pvalue.TaggedOutput(REJECTS, Reject(clip_id, dup.relpath, "source", "duplicate_clip_id",
-                                                  f"{clip_id} is already provided by {ordered[0][1].relpath}"))
+                                                  f"{clip_id} is already provided by {first.relpath}"))
+    problem = admission_problem(first, spec)
+    if problem:
+        yield pvalue.TaggedOutput(REJECTS, Reject(clip_id, first.relpath, "admit", *problem))
+    else:
+        yield first
 
 
 class ProbeClip(beam.DoFn):
-    """Read and decode each clip once: exact length, format, checksum and per-block loudness."""
+    """Read and decode each clip once: exact length, format, checksum, peak and per-block loudness."""
+
+    def __init__(self, max_channels: int):
+        self.max_channels = max_channels
 
     def process(self, clip: Clip) -> Iterator:
+        def rejected(reason: str, detail: str):
+            return pvalue.TaggedOutput(REJECTS, Reject(clip.clip_id, clip.relpath, "probe", reason, detail))
+
         try:
             data = storage.read_bytes(clip.uri)
         except OSError as e:
-            yield pvalue.TaggedOutput(REJECTS, Reject(clip.clip_id, clip.relpath, "probe", "unreadable",
-                                                      f"{clip.relpath}: {e.strerror or e}"))
+            yield rejected("unreadable", f"{clip.relpath}: {e.strerror or e}")
             return
+        windowed = clip.window_start or clip.window_end
         try:
-            p = probe(data, clip.relpath)
+            p = probe(data, clip.relpath,
+                      (clip.window_start, clip.window_end, clip.window_unit) if windowed else None)
         except AudioError as e:
-            yield pvalue.TaggedOutput(REJECTS, Reject(clip.clip_id, clip.relpath, "probe", e.reason, e.detail))
+            yield rejected(e.reason, e.detail)
+            return
+        if p.channels > self.max_channels:
+            yield rejected("unsupported_channels", f"{p.channels} channels; audio.max_source_channels is "
+                           f"{self.max_channels}")
             return
         yield replace(clip, sha256=sha256_hex(data), sample_rate=p.sample_rate, channels=p.channels,
-                      frames=p.frames, container=p.container, block_rms_db=p.block_rms_db)
+                      frames=p.frames, offset_frames=p.offset_frames, container=p.container,
+                      bit_depth=p.bit_depth, peak_db=p.peak_db, block_rms_db=p.block_rms_db)
+
+
+def _content_key(clip: Clip) -> str:
+    return f"{clip.sha256}/{clip.offset_frames}/{clip.frames}"
+
+
+def _one_per_content(kv: tuple[str, Iterable[Clip]]) -> Iterator:
+    """The same audio under two ids (a file copied into two collections, a symlink): keep one, chosen by
+    spec order then id, so the choice never depends on which worker saw which first."""
+    _, clips = kv
+    ordered = sorted(clips, key=lambda c: (c.source_index, c.clip_id))
+    yield ordered[0]
+    for dup in ordered[1:]:
+        yield pvalue.TaggedOutput(REJECTS, Reject(dup.clip_id, dup.relpath, "dedupe", "duplicate_content",
+                                                  f"same audio as {ordered[0].clip_id}"))
 
 
 class Ingest(beam.PTransform):
-    """Sources -> probed Clips (main output) and Rejects (``rejects``)."""
+    """Sources -> probed, distinct Clips (main output) and Rejects (``rejects``)."""
 
-    def __init__(self, sources: tuple[SourceSpec, ...]):
+    def __init__(self, spec: DatasetSpec):
         super().__init__()
-        self.sources = sources
+        self.spec = spec
 
     def expand(self, pbegin):
+        spec = self.spec
         listed = (pbegin
-                  | "Sources" >> beam.Create(list(enumerate(self.sources)))
+                  | "Sources" >> beam.Create(list(enumerate(spec.sources)))
                   | "ListClips" >> beam.FlatMap(_list).with_outputs(REJECTS, main="clips"))
-        unique = (listed.clips
-                  | "KeyById" >> beam.Map(lambda ic: (ic[1].clip_id, ic))
-                  | "GroupById" >> beam.GroupByKey()
-                  | "DropDuplicates" >> beam.FlatMap(_dedupe).with_outputs(REJECTS, main="clips"))
-        probed = (unique.clips
+        admitted = (listed.clips
+                    | "KeyById" >> beam.Map(lambda c: (c.clip_id, c))
+                    | "GroupById" >> beam.GroupByKey()
+                    | "Admit" >> beam.FlatMap(_admit, spec).with_outputs(REJECTS, main="clips"))
+        probed = (admitted.clips
                   | "Spread" >> beam.Reshuffle()
-                  | "Probe" >> beam.ParDo(ProbeClip()).with_outputs(REJECTS, main="clips"))
-        rejects = ((listed[REJECTS], unique[REJECTS], probed[REJECTS])
+                  | "Probe" >> beam.ParDo(ProbeClip(spec.audio.max_source_channels)).with_outputs(
+                      REJECTS, main="clips"))
+        distinct = (probed.clips
+                    | "KeyByContent" >> beam.Map(lambda c: (_content_key(c), c))
+                    | "GroupByContent" >> beam.GroupByKey()
+                    | "OnePerContent" >> beam.FlatMap(_one_per_content).with_outputs(REJECTS, main="clips"))
+        rejects = ((listed[REJECTS], admitted[REJECTS], probed[REJECTS], distinct[REJECTS])
                    | "IngestRejects" >> beam.Flatten())
-        return probed.clips, rejects
+        return distinct.clips, rejects

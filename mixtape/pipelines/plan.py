@@ -12,7 +12,7 @@ import apache_beam as beam
 from apache_beam import pvalue
 
 from mixtape.planning import assign_shard, assign_splits, plan_clip, shard_boundaries, usable_windows
-from mixtape.records import Clip
+from mixtape.records import Clip, Reject
 from mixtape.spec import DatasetSpec
 
 REJECTS = "rejects"
@@ -23,7 +23,18 @@ def _with_split(clip: Clip, table: dict[str, str], group_by: str) -> Clip:
     return replace(clip, split=table[clip.group(group_by)])
 
 
-def _usable(clip: Clip, spec: DatasetSpec) -> Iterator:
+def _eligible(clip: Clip, spec: DatasetSpec) -> Iterator:
+    """Clips that will yield samples, decided before any split is assigned."""
+    if spec.splits.group_by == "fold":
+        if not clip.fold:
+            yield pvalue.TaggedOutput(REJECTS, Reject(clip.clip_id, clip.relpath, "splits", "no_fold",
+                                                      "splits.group_by is fold but this clip has no fold"))
+            return
+        if spec.splits.split_of_fold(clip.fold) is None:
+            yield pvalue.TaggedOutput(REJECTS, Reject(
+                clip.clip_id, clip.relpath, "splits", "fold_not_in_splits",
+                f"fold {clip.fold!r} is in no split of splits.folds"))
+            return
     _, reject = usable_windows(clip, spec)
     yield clip if reject is None else pvalue.TaggedOutput(REJECTS, reject)
 
@@ -37,7 +48,9 @@ class PlanClipSamples(beam.DoFn):
         yield pvalue.TaggedOutput(USED, {
             "clip_id": clip.clip_id, "split": clip.split, "labels": clip.labels, "seconds": clip.frames /
             clip.sample_rate, "sha256": clip.sha256, "title": clip.title, "uploader": clip.uploader,
-            "licence": clip.licence, "url": clip.url, "relpath": clip.relpath, "samples": len(rows)})
+            "licence": clip.licence, "url": clip.url, "relpath": clip.relpath, "samples": len(rows),
+            "source": clip.source, "sample_rate": clip.sample_rate, "channels": clip.channels,
+            "bit_depth": clip.bit_depth, "peak_db": clip.peak_db})
         yield from rows
 
 
@@ -50,17 +63,13 @@ class Plan(beam.PTransform):
 
     def expand(self, probed):
         spec = self.spec
-        group_by = spec.splits.group_by
-        checked = probed | "UsableWindows" >> beam.FlatMap(_usable, spec).with_outputs(REJECTS, main="clips")
+        checked = probed | "Eligible" >> beam.FlatMap(_eligible, spec).with_outputs(REJECTS, main="clips")
         clips = checked.clips
-        split_table = (clips
-                       # integer milliseconds: an exact sum whatever order bundles arrive in
-                       | "GroupMillis" >> beam.Map(lambda c: (c.group(group_by), c.duration_ms))
-                       | "SumPerGroup" >> beam.CombinePerKey(sum)
-                       | "AllGroups" >> beam.combiners.ToList()
-                       | "AssignSplits" >> beam.Map(assign_splits, spec.splits.fractions, spec.seed))
-        with_split = clips | "AttachSplit" >> beam.Map(
-            _with_split, beam.pvalue.AsSingleton(split_table), group_by)
+        if spec.splits.group_by == "fold":
+            with_split = clips | "SplitFromFold" >> beam.Map(
+                lambda c: replace(c, split=spec.splits.split_of_fold(c.fold)))
+        else:
+            with_split = self._split_by_group(clips)
         planned = with_split | "PlanSamples" >> beam.ParDo(PlanClipSamples(spec)).with_outputs(
             USED, main="rows")
         boundaries = (planned.rows
@@ -70,3 +79,14 @@ class Plan(beam.PTransform):
                           lambda split, hashes: (split, shard_boundaries(hashes, spec.shards.max_samples))))
         rows = planned.rows | "AssignShard" >> beam.Map(assign_shard, beam.pvalue.AsDict(boundaries))
         return rows, checked[REJECTS], planned[USED]
+
+    def _split_by_group(self, clips):
+        spec = self.spec
+        group_by = spec.splits.group_by
+        split_table = (clips
+                       # integer milliseconds: an exact sum whatever order bundles arrive in
+                       | "GroupMillis" >> beam.Map(lambda c: (c.group(group_by), c.duration_ms))
+                       | "SumPerGroup" >> beam.CombinePerKey(sum)
+                       | "AllGroups" >> beam.combiners.ToList()
+                       | "AssignSplits" >> beam.Map(assign_splits, spec.splits.fractions, spec.seed))
+        return clips | "AttachSplit" >> beam.Map(_with_split, beam.pvalue.AsSingleton(split_table), group_by)

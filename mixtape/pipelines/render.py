@@ -51,6 +51,8 @@ class SourceCache:
         if sha256_hex(data) != row.sha256:
             raise InputChanged(f"{row.clip_id} changed since it was planned (sha256 differs): rebuild the plan")
         samples, sr = decode(data, row.clip_id)
+        if row.length_frames:
+            samples = samples[:, row.offset_frames:row.offset_frames + row.length_frames]
         converted = convert(samples, sr, self.audio.sample_rate, self.audio.channels)
         self._items[row.clip_id] = converted
         self._size += converted.size

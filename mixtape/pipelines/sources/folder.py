@@ -1,27 +1,107 @@
-"""``kind: folder``: every audio file under a directory, optionally labelled by its parent folder."""
+"""``kind: folder``: any tree of audio files.
+
+Labels come from (in order of precedence) a sidecar file, the path (``pattern: "{genre}/{artist}/*"`` or
+``class_field: genre`` for the parent folder), and the files' own tags (title, artist, album, genre).
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import PurePosixPath
+from typing import Any
 
 from mixtape import storage
-from mixtape.labels import empty_labels
+from mixtape.filetags import read_tags
+from mixtape.labels import empty_labels, normalise_tags
+from mixtape.pipelines.sources.common import audio_files, clip, read_csv, reject
 from mixtape.records import Clip, Reject
 from mixtape.spec import SourceSpec
 
+#: Pattern fields that set clip attributes (used for grouping and attribution) instead of class labels.
+ATTRIBUTE_FIELDS = ("artist", "album", "uploader", "pack", "release_group", "source_id", "fold", "title")
+
+
+def match_pattern(pattern: str, relpath: str) -> dict[str, str] | None:
+    """Fields of a path pattern such as ``{genre}/{artist}/*`` (matched against the folders, last first)."""
+    parts = PurePosixPath(pattern).parts
+    path = PurePosixPath(relpath).parts
+    if parts and parts[-1] in ("*", "{file}"):
+        parts = parts[:-1]
+    folders = path[:-1]
+    if len(folders) < len(parts):
+        return None
+    out = {}
+    for p, value in zip(reversed(parts), reversed(folders), strict=False):
+        if p.startswith("{") and p.endswith("}"):
+            out[p[1:-1]] = value
+        elif p != value and p != "*":
+            return None
+    return out
+
+
+def _sidecar(source: SourceSpec) -> dict[str, dict[str, Any]]:
+    """file -> labels/attributes from a CSV (``file`` column, ``tags`` ';'-separated, others classes) or
+    JSON object keyed by file."""
+    path = source.opt("sidecar")
+    if not path:
+        return {}
+    if path.lower().endswith(".json"):
+        return json.loads(storage.read_bytes(path).decode("utf-8-sig"))
+    header, rows = read_csv(path)
+    if "file" not in header:
+        raise ValueError(f"sidecar {path} needs a `file` column (got {header})")
+    out = {}
+    for row in rows:
+        rec = dict(zip(header, row, strict=False))
+        out[rec.pop("file")] = rec
+    return out
+
+
+def _apply(fields: dict[str, Any], labels: dict[str, Any], values: dict[str, Any]) -> None:
+    for k, v in values.items():
+        if v in (None, ""):
+            continue
+        if k == "tags":
+            tags = v if isinstance(v, list) else str(v).split(";")
+            labels["tags"] = normalise_tags([*labels["tags"], *tags])
+        elif k == "classes" and isinstance(v, dict):
+            labels["classes"].update({str(a): str(b) for a, b in v.items()})
+        elif k in ("key", "tempo", "extra"):
+            labels[k] = v
+        elif k in ATTRIBUTE_FIELDS:
+            fields[k] = str(v)
+        else:
+            labels["classes"][k] = str(v)
+
 
 def list_folder(source: SourceSpec) -> Iterator[Clip | Reject]:
-    if not storage.exists(source.root):
-        yield Reject(f"folder:{source.path}", source.path, "source", "missing_source",
-                     f"source folder {source.root} does not exist")
+    try:
+        sidecar = _sidecar(source)
+    except (ValueError, UnicodeDecodeError) as e:
+        yield reject(source, source.path, source.options.get("sidecar") or "", "bad_metadata", str(e))
         return
-    for rel in storage.list_files(source.root):
-        p = PurePosixPath(rel)
-        if p.suffix.lower().lstrip(".") not in source.extensions or p.name.startswith("."):
-            continue
+    pattern = source.options.get("pattern")
+    class_field = source.options.get("class_field")
+    for rel in audio_files(source.root, source.extensions):
         labels = empty_labels()
-        if source.class_field and len(p.parts) > 1:
-            labels["classes"][source.class_field] = p.parts[-2]
-        yield Clip(clip_id=f"folder:{rel}", uri=storage.join(source.root, rel), relpath=rel,
-                   source="folder", title=p.stem, labels=labels)
+        fields: dict[str, Any] = {"title": PurePosixPath(rel).stem}
+        if source.options.get("read_tags"):
+            try:
+                tags = read_tags(storage.read_bytes(storage.join(source.root, rel)))
+            except OSError:
+                tags = {}  # the probe will reject an unreadable file with its reason
+            _apply(fields, labels, {k: tags[k] for k in ("title", "artist", "album") if k in tags})
+            if tags.get("genre"):
+                labels["classes"]["genre"] = tags["genre"]
+        if class_field and len(PurePosixPath(rel).parts) > 1:
+            labels["classes"][class_field] = PurePosixPath(rel).parts[-2]
+        if pattern:
+            matched = match_pattern(pattern, rel)
+            if matched is None:
+                yield reject(source, rel, rel, "path_pattern", f"path does not match pattern {pattern!r}")
+                continue
+            _apply(fields, labels, matched)
+        if rel in sidecar:
+            _apply(fields, labels, sidecar[rel])
+        yield clip(source, rel, rel, labels=labels, **fields)

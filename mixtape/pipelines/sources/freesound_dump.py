@@ -7,9 +7,10 @@ Layout::
     <path>/audio/<id>.<ext>          the audio (original or preview), named by Freesound id
 
 Fields read, with their API names: id, name, tags, username, license, pack, url. mixtape adds one optional
-field, ``mbid`` (a MusicBrainz recording id); with ``acousticbrainz: DIR`` in the source, the clip's
-AcousticBrainz documents ``DIR/lowlevel/<mbid>.json`` and ``DIR/highlevel/<mbid>_highlevel.json`` supply
-key, tempo and genre labels.
+field, ``mbid`` (a MusicBrainz recording id); with ``acousticbrainz: DIR`` in the source (relative to its
+``path``), the clip's AcousticBrainz documents ``DIR/lowlevel/<mbid>.json`` and
+``DIR/highlevel/<mbid>_highlevel.json`` supply key, tempo and genre labels. ``geotag`` (null or "lat lon"),
+``previews`` (object or string) and other API fields are kept in the file and ignored by the reader.
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from mixtape import storage
+from mixtape.filetags import is_mbid
 from mixtape.labels import labels_from_acousticbrainz, merge_labels, normalise_tags
+from mixtape.pipelines.sources.common import audio_files, clip, read_text, reject
 from mixtape.records import Clip, Reject
 from mixtape.spec import SourceSpec
 
 METADATA_NAMES = ("metadata.jsonl", "metadata.json")
-MBID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
 def _records(text: str, name: str) -> Iterator[tuple[int, Any]]:
@@ -61,83 +63,82 @@ def _pack_value(pack: Any) -> str:
     return m.group(1) if m else str(pack)
 
 
+def freesound_url(sid: int, username: str = "") -> str:
+    return f"https://freesound.org/people/{username}/sounds/{sid}/" if username else f"https://freesound.org/s/{sid}/"
+
+
 def list_freesound_dump(source: SourceSpec) -> Iterator[Clip | Reject]:
     root = source.root
-    names = (source.metadata,) if source.metadata else METADATA_NAMES
+    meta_name_opt = source.options.get("metadata")
+    names = (meta_name_opt,) if meta_name_opt else METADATA_NAMES
     meta_uri = next((storage.join(root, n) for n in names if storage.exists(storage.join(root, n))), None)
     if meta_uri is None:
-        yield Reject(f"freesound_dump:{source.path}", source.path, "source", "missing_metadata",
-                     f"no {' or '.join(names)} in {root}")
+        yield reject(source, source.path, source.path, "missing_metadata", f"no {' or '.join(names)} in {root}")
         return
     meta_name = PurePosixPath(meta_uri).name
     audio_by_id: dict[str, list[str]] = {}
-    for rel in storage.list_files(root):
-        p = PurePosixPath(rel)
-        if p.suffix.lower().lstrip(".") in source.extensions and not p.name.startswith("."):
-            audio_by_id.setdefault(p.name.split(".", 1)[0], []).append(rel)
+    for rel in audio_files(root, source.extensions):
+        audio_by_id.setdefault(PurePosixPath(rel).name.split(".", 1)[0], []).append(rel)
 
     try:
-        text = storage.read_bytes(meta_uri).decode("utf-8-sig")
-        records = list(_records(text, meta_name))
+        records = list(_records(read_text(meta_uri), meta_name))
     except (ValueError, UnicodeDecodeError) as e:
-        yield Reject(f"freesound_dump:{source.path}", meta_name, "source", "bad_metadata",
-                     f"{meta_name} is not valid JSON: {e}")
+        yield reject(source, meta_name, meta_name, "bad_metadata", f"{meta_name} is not valid JSON: {e}")
         records = []
 
+    ab_root = source.opt("acousticbrainz")
     described: set[str] = set()
     for n, rec in records:
         where = f"{meta_name}:{n}"
         if isinstance(rec, Exception) or not isinstance(rec, dict):
-            yield Reject(f"freesound_dump:{where}", meta_name, "source", "bad_metadata",
-                         f"record {n} is not a JSON object: {rec}")
+            yield reject(source, where, meta_name, "bad_metadata", f"record {n} is not a JSON object: {rec}")
             continue
         sid = str(rec.get("id", "")).strip()
         if not sid.isdigit():
-            yield Reject(f"freesound_dump:{where}", meta_name, "source", "bad_metadata",
+            yield reject(source, where, meta_name, "bad_metadata",
                          f"record {n} has no numeric `id` (got {rec.get('id')!r})")
             continue
-        clip_id = f"freesound:{int(sid)}"
+        sid = str(int(sid))
         first_record = sid not in described
         described.add(sid)
         files = sorted(audio_by_id.get(sid, []))
         if not files:
-            yield Reject(clip_id, meta_name, "source", "missing_audio",
+            yield reject(source, sid, meta_name, "missing_audio",
                          f"no audio file named {sid}.<{'|'.join(source.extensions)}> in {root}")
             continue
         for extra in files[1:] if first_record else []:
-            yield Reject(f"freesound_dump:{extra}", extra, "source", "duplicate_audio",
-                         f"{files[0]} is used for {clip_id}; this second file for the same id is not")
+            yield reject(source, extra, extra, "duplicate_audio",
+                         f"{files[0]} is used for id {sid}; this second file for the same id is not")
         labels = {"tags": normalise_tags(rec.get("tags") or []), "classes": {}, "key": None, "tempo": None,
                   "extra": {}}
         mbid = rec.get("mbid")
-        if mbid and source.acousticbrainz_root:
-            if not isinstance(mbid, str) or not MBID.match(mbid.lower()):
-                yield Reject(clip_id, files[0], "source", "bad_mbid", f"`mbid` {mbid!r} is not a valid UUID")
+        if mbid and ab_root:
+            if not is_mbid(mbid):
+                yield reject(source, sid, files[0], "bad_mbid", f"`mbid` {mbid!r} is not a valid UUID")
                 continue
-            ab = source.acousticbrainz_root
+            mbid = mbid.strip().lower()
             try:
-                low = _load_json(storage.join(ab, "lowlevel", f"{mbid.lower()}.json"))
-                high = _load_json(storage.join(ab, "highlevel", f"{mbid.lower()}_highlevel.json"))
+                low = _load_json(storage.join(ab_root, "lowlevel", f"{mbid}.json"))
+                high = _load_json(storage.join(ab_root, "highlevel", f"{mbid}_highlevel.json"))
             except (ValueError, UnicodeDecodeError) as e:
-                yield Reject(clip_id, files[0], "source", "bad_acousticbrainz",
+                yield reject(source, sid, files[0], "bad_acousticbrainz",
                              f"AcousticBrainz document for {mbid} is not valid JSON: {e}")
                 continue
             labels = merge_labels(labels, labels_from_acousticbrainz(low, high))
-            labels["extra"]["mbid"] = mbid.lower()
-        yield Clip(
-            clip_id=clip_id,
-            uri=storage.join(root, files[0]),
-            relpath=files[0],
-            source="freesound_dump",
+            labels["extra"]["mbid"] = mbid
+        username = str(rec.get("username") or "")
+        yield clip(
+            source, sid, files[0],
             title=str(rec.get("name") or ""),
-            uploader=str(rec.get("username") or ""),
+            uploader=username,
             pack=_pack_value(rec.get("pack")),
+            source_id=sid,
             licence=str(rec.get("license") or ""),
-            url=str(rec.get("url") or f"https://freesound.org/s/{int(sid)}/"),
+            url=str(rec.get("url") or freesound_url(int(sid), username)),
             labels=labels,
         )
 
     for sid in sorted(set(audio_by_id) - described):
         for rel in sorted(audio_by_id[sid]):
-            yield Reject(f"freesound_dump:{rel}", rel, "source", "no_metadata",
+            yield reject(source, rel, rel, "no_metadata",
                          "audio file has no metadata record, so its licence is unknown")
