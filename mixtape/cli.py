@@ -15,6 +15,7 @@ COMMANDS = {
     "train": "train a model on shards given by URL (local path, file://, http(s)://, gs://, s3://)",
     "inspect": "summarise a built dataset from its card (counts, splits, rejects, vocabularies)",
     "demo": "generate the embedded demo collection, build it, train briefly and print what happened",
+    "freesound": "search Freesound (API v2) or download a search's sounds into a local dump (resumable)",
 }
 
 
@@ -111,6 +112,33 @@ def _cmd_demo(args: argparse.Namespace, beam_args: list[str]) -> int:
     return 0
 
 
+def _cmd_freesound(args: argparse.Namespace, beam_args: list[str]) -> int:
+    from mixtape.freesound.client import FreesoundClient
+    from mixtape.freesound.download import FIELDS, download_dump
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr)
+
+    client = FreesoundClient.from_env(requests_per_minute=args.rpm, log=log)
+    if args.action == "search":
+        fields = args.fields.split(",") if args.fields else FIELDS
+        n = 0
+        for _, page in client.pages(client.search_url(args.query, args.filter, args.sort, fields, args.page_size)):
+            for sound in page["results"]:
+                print(json.dumps(sound, ensure_ascii=False))
+                n += 1
+                if n >= args.max:
+                    return 0
+        return 0
+    report = download_dump(client, args.out, args.query, args.filter, args.sort, args.max, args.originals,
+                           args.preview, args.page_size, args.restart, log=log, verbose=args.verbose)
+    print(f"{len(report.downloaded)} downloaded, {len(report.skipped)} already there, {len(report.failed)} failed "
+          f"of {report.sounds_listed} listed -> {args.out} (read it with `kind: freesound_dump`)")
+    for sid, reason in report.failed:
+        print(f"  failed {sid}: {reason}")
+    return 1 if report.failed else 0
+
+
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mixtape", description="Reproducible, augmented music-ML datasets: "
                                 "Beam builds WebDataset shards from open collections; PyTorch trains on them.")
@@ -153,6 +181,29 @@ def make_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=7, help="seed of the generated collection")
     d.add_argument("--workers", type=int, default=1, help="Beam direct runner worker processes")
     d.set_defaults(func=_cmd_demo)
+
+    f = sub.add_parser("freesound", help=COMMANDS["freesound"], description=COMMANDS["freesound"] +
+                       ". Credentials come only from FREESOUND_API_KEY (search, previews) and FREESOUND_OAUTH_TOKEN "
+                       "(original files); FREESOUND_API_BASE points at another server.")
+    fsub = f.add_subparsers(dest="action", metavar="ACTION", required=True)
+    for action, text in (("search", "print matching sounds as JSON lines"),
+                         ("download", "download matching sounds into a local dump; rerun to resume")):
+        a = fsub.add_parser(action, help=text, description=text)
+        a.add_argument("query", help="text query (may be empty: '')")
+        a.add_argument("--filter", help="Solr filter, e.g. 'tag:piano duration:[1 TO 30]'")
+        a.add_argument("--sort", help="e.g. score, rating_desc, created_desc")
+        a.add_argument("--max", type=int, default=100, help="at most this many sounds (default 100)")
+        a.add_argument("--page-size", type=int, default=150)
+        a.add_argument("--rpm", type=float, default=60, help="request budget per minute (default 60)")
+        if action == "search":
+            a.add_argument("--fields", help="comma-separated response fields (default: what a dump needs)")
+        else:
+            a.add_argument("--out", required=True, help="dump folder (metadata.jsonl + audio/)")
+            a.add_argument("--originals", action="store_true", help="original files (needs FREESOUND_OAUTH_TOKEN)")
+            a.add_argument("--preview", default="hq-ogg", help="preview quality: hq-ogg, hq-mp3, lq-ogg, lq-mp3")
+            a.add_argument("--restart", action="store_true", help="forget an earlier download's state in --out")
+            a.add_argument("--verbose", action="store_true", help="report every chunk written")
+    f.set_defaults(func=_cmd_freesound)
     return p
 
 
@@ -166,6 +217,7 @@ def quiet_logging() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     quiet_logging()
+    from mixtape.freesound.client import FreesoundError
     from mixtape.pipelines.build import BuildError
     from mixtape.spec import SpecError
     from mixtape.train.data import ShardURLError
@@ -179,6 +231,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.func(args, beam_args)
-    except (SpecError, BuildError, TrainError, ShardURLError, FileExistsError) as e:
+    except (SpecError, BuildError, TrainError, ShardURLError, FileExistsError, FreesoundError) as e:
         print(f"mixtape {args.command}: {e}", file=sys.stderr)
         return 2
