@@ -46,6 +46,7 @@ SOURCE_OPTIONS: dict[str, dict[str, tuple[str, Any]]] = {
                   "columns": ("columns", REQUIRED), "class_field": ("str", "class"),
                   "window_unit": ("choice:seconds,samples", "seconds")},
     "acousticbrainz": {"audio": ("path", REQUIRED), "mapping": ("path", None), "genre_tsv": ("paths", []),
+                       "class_csv": ("paths", []), "class_field": ("str", "class"),
                        "genre_threshold": ("float", 0.0), "moods": ("bool", True)},
     "folder": {"class_field": ("str", None), "pattern": ("str", None), "sidecar": ("path", None),
                "read_tags": ("bool", True)},

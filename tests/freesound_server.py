@@ -106,7 +106,7 @@ class FakeFreesound:
             def log_message(self, *args):
                 pass
 
-            def do_GET(self):  # noqa: N802 - the http.server interface
+            def do_GET(self):
                 fake._handle(self, host)
 
         server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

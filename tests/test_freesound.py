@@ -40,7 +40,7 @@ def test_search_follows_next_links_and_sends_the_key_only_to_the_api(fake):
 
 def test_bad_key_is_a_clear_error(fake):
     c = FreesoundClient(api_base=fake.api_base, api_key="wrong", requests_per_minute=0, sleep=lambda s: None)
-    with pytest.raises(FreesoundError, match="401.*FREESOUND_API_KEY") as e:
+    with pytest.raises(FreesoundError, match=r"401.*FREESOUND_API_KEY") as e:
         list(c.pages(c.search_url("x")))
     assert "wrong" not in str(e.value)
 

@@ -2,7 +2,9 @@
 
 ``path`` holds the documents (any shape ``mixtape.acousticbrainz`` reads); ``audio`` is the tree of audio
 files, each joined by the recording MBID in its own tags or, when given, by a ``mapping`` CSV with columns
-``mbid,file``. ``genre_tsv`` adds MediaEval genre ground truth (as tags) and release groups (for grouping).
+``mbid,file``. ``genre_tsv`` adds MediaEval genre ground truth (as tags) and release groups (for grouping);
+``class_csv`` adds AcousticBrainz "dataset" CSVs (``mbid,class`` rows, ``description`` pseudo-rows skipped)
+as class field ``class_field``.
 
 Every audio file becomes a clip or a reject (no_mbid, bad_mbid, no_acousticbrainz_document); every
 recording with documents but no audio is a reject (no_audio), so nothing is dropped silently.
@@ -59,6 +61,18 @@ def _summaries(source: SourceSpec) -> tuple[dict[str, dict[str, Any]], list[Reje
             entry["labels"]["tags"] = normalise_tags([*entry["labels"]["tags"], *genres])
             if release_group and not entry["meta"].get("release_group"):
                 entry["meta"]["release_group"] = release_group
+    for path in source.opt("class_csv"):
+        _, rows = read_csv(path, delimiter=",", header=False)
+        for n, row in enumerate(rows, 1):
+            first = row[0].strip() if row else ""
+            if first.lower().startswith("description") or len(row) < 2:
+                continue  # AcousticBrainz dataset CSVs carry `description,…` pseudo-rows
+            if not is_mbid(first):
+                rejects.append(reject(source, first, path, "bad_mbid",
+                                      f"line {n}: {first!r} is not a valid MusicBrainz id"))
+                continue
+            entry = out.setdefault(first.lower(), {"labels": empty_labels(), "meta": {}, "doc": path})
+            entry["labels"]["classes"].setdefault(source.options["class_field"], ",".join(row[1:]).strip())
     return out, rejects
 
 

@@ -44,6 +44,8 @@ def _records(text: str, name: str) -> Iterator[tuple[int, Any]]:
     doc = json.loads(text)
     if isinstance(doc, dict) and isinstance(doc.get("results"), list):
         doc = doc["results"]
+    elif isinstance(doc, dict) and "id" in doc:  # a single sound object
+        doc = [doc]
     elif isinstance(doc, dict):
         doc = [{"id": k, **v} if isinstance(v, dict) and "id" not in v else v for k, v in doc.items()]
     yield from enumerate(doc, 1)
