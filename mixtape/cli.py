@@ -16,6 +16,7 @@ COMMANDS = {
     "inspect": "summarise a built dataset from its card (counts, splits, rejects, vocabularies)",
     "demo": "generate the embedded demo collection, build it, train briefly and print what happened",
     "freesound": "search Freesound (API v2) or download a search's sounds into a local dump (resumable)",
+    "fsd50k": "unpack the FSD50K release (split zips) into the layout `kind: fsd50k` reads",
 }
 
 
@@ -139,6 +140,14 @@ def _cmd_freesound(args: argparse.Namespace, beam_args: list[str]) -> int:
     return 1 if report.failed else 0
 
 
+def _cmd_fsd50k(args: argparse.Namespace, beam_args: list[str]) -> int:
+    from mixtape.fsd50k import unpack_release
+
+    written = unpack_release(args.dist, args.out)
+    print(f"{len(written)} files -> {args.out} (read it with `kind: fsd50k, path: {args.out}`)")
+    return 0
+
+
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mixtape", description="Reproducible, augmented music-ML datasets: "
                                 "Beam builds WebDataset shards from open collections; PyTorch trains on them.")
@@ -204,6 +213,13 @@ def make_parser() -> argparse.ArgumentParser:
             a.add_argument("--restart", action="store_true", help="forget an earlier download's state in --out")
             a.add_argument("--verbose", action="store_true", help="report every chunk written")
     f.set_defaults(func=_cmd_freesound)
+
+    k = sub.add_parser("fsd50k", help=COMMANDS["fsd50k"], description=COMMANDS["fsd50k"])
+    ksub = k.add_subparsers(dest="action", metavar="ACTION", required=True)
+    u = ksub.add_parser("unpack", help="extract every archive of the release folder (parts read in place)")
+    u.add_argument("dist", help="the folder with FSD50K.dev_audio.z01 … .zip, FSD50K.ground_truth.zip, …")
+    u.add_argument("--out", required=True, help="where the FSD50K.* folders go")
+    k.set_defaults(func=_cmd_fsd50k)
     return p
 
 
@@ -231,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.func(args, beam_args)
-    except (SpecError, BuildError, TrainError, ShardURLError, FileExistsError, FreesoundError) as e:
+    except (SpecError, BuildError, TrainError, ShardURLError, FileExistsError, FileNotFoundError,
+            FreesoundError) as e:
         print(f"mixtape {args.command}: {e}", file=sys.stderr)
         return 2

@@ -31,6 +31,13 @@ PARTS = (("dev", "FSD50K.dev_audio"), ("eval", "FSD50K.eval_audio"))
 def list_fsd50k(source: SourceSpec) -> Iterator[Clip | Reject]:
     root = source.root
     gt = storage.join(root, "FSD50K.ground_truth")
+    if not storage.exists(storage.join(gt, "dev.csv")) and not storage.exists(storage.join(gt, "eval.csv")):
+        archives = [f for f in storage.list_files(root) if f.endswith(".zip")] if storage.exists(root) else []
+        hint = (f"; {root} holds the release archives: run `mixtape fsd50k unpack {root} --out DIR` and point "
+                "`path` at DIR") if archives else ""
+        yield reject(source, source.path, source.path, "missing_metadata",
+                     f"no FSD50K.ground_truth/dev.csv or eval.csv under {root}{hint}")
+        return
     vocab_uri = storage.join(gt, "vocabulary.csv")
     vocabulary = None
     if storage.exists(vocab_uri):
