@@ -1,0 +1,23 @@
+"""The README's spec examples are copy-paste material: each must be a valid spec (or source list)."""
+
+import re
+from pathlib import Path
+
+import yaml
+
+from mixtape.spec import parse_spec
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_every_yaml_example_in_the_readme_is_a_valid_spec():
+    blocks = re.findall(r"```yaml\n(.*?)```", README.read_text(), flags=re.S)
+    assert len(blocks) >= 7
+    kinds = set()
+    for block in blocks:
+        raw = yaml.safe_load(block)
+        if isinstance(raw, list):  # a list of sources
+            raw = {"name": "readme", "seed": 1, "sources": raw}
+        spec = parse_spec(raw)
+        kinds |= {s.kind for s in spec.sources}
+    assert kinds == {"freesound_dump", "freesound_pack", "fsd50k", "csv_index", "acousticbrainz", "folder"}
