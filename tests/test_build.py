@@ -152,7 +152,8 @@ def test_a_build_where_every_clip_is_rejected_still_writes_its_card(tmp_path):
     (tmp_path / "audio" / "text.flac").write_text("not audio at all")
     spec = parse_spec({"name": "bad", "seed": 1, "sources": [{"kind": "folder", "path": "audio"}]}, tmp_path)
     card = build(spec, str(tmp_path / "out"))
-    assert card["accounting"] == {"clips_in": 2, "clips_used": 0, "clips_rejected": 2,
-                                  "rejects_by_reason": {"empty_file": 1, "undecodable": 1}}
+    acc = card["accounting"]
+    assert (acc["clips_in"], acc["clips_used"], acc["clips_rejected"]) == (2, 0, 2)
+    assert acc["rejects_by_reason"] == {"empty_file": 1, "undecodable": 1}
     assert all(s["samples"] == 0 for s in card["splits"].values())
     assert not list((tmp_path / "out").glob("*.tar"))

@@ -65,6 +65,11 @@ def test_mixed_collection_accounting_and_reasons(mixed):
     card = build(parse_spec(raw, root), str(root / "out"))
     acc = card["accounting"]
     assert acc["clips_in"] == acc["clips_used"] + acc["clips_rejected"]
+    by_source = acc["by_source"]
+    assert sum(s["clips_used"] for s in by_source.values()) == acc["clips_used"]
+    assert sum(s["clips_rejected"] for s in by_source.values()) == acc["clips_rejected"]
+    assert by_source["pack"] == {"kind": "freesound_pack", "clips_used": 0, "clips_rejected": 4, "rejects_by_reason": {
+        "duplicate_content": 1, "licence_not_allowed": 2, "missing_audio": 1}}
     rejects = pq.read_table(root / "out" / "rejects.parquet").to_pylist()
     assert len(rejects) == acc["clips_rejected"] and all(r["reason"] and r["detail"] for r in rejects)
     by_id = {r["clip_id"]: r["reason"] for r in rejects}

@@ -261,3 +261,25 @@ def test_licence_families():
         "all rights reserved": "unknown",
     }
     assert {k: licence_family(k) for k in cases} == cases
+
+
+def test_dump_extra_metadata_and_real_one_shot_and_near_silent_files(tmp_path):
+    dump = tmp_path / "dump"
+    formats.tone(dump / "one" / "183.wav")
+    (dump / "info.json").write_text('[{"id": 183, "name": "1.wav", "samplerate": 16000.0, "channels": 1.0}]')
+    (dump / "licenses.txt").write_text('{"183": {"name": "x", "username": "plagasul", '
+                                       '"license": "http://creativecommons.org/licenses/by/3.0/"}}')
+    clips, _ = read({"kind": "freesound_dump", "path": str(dump), "metadata": "info.json",
+                     "extra_metadata": "licenses.txt"})
+    c = clips["freesound:183"]
+    assert (c.title, c.uploader, licence_family(c.licence)) == ("1.wav", "plagasul", "cc-by")
+    real = FS / "freesound_one_shot_percussive_sounds"
+    if real.exists():
+        clips, _ = read({"kind": "freesound_dump", "path": str(real), "metadata": "sound_info_analysis.json",
+                         "extra_metadata": "licenses.txt"})
+        c = clips["freesound:183"]
+        assert c.relpath == "one_shot_percussive_sounds/1/183.wav" and c.uploader == "plagasul"
+        assert "finger" in c.labels["tags"]
+    placeholder = FS / "good_sounds" / "good-sounds" / "sound_files" / "flute_almudena_reference" / "akg" / "0000.wav"
+    if placeholder.exists():  # labelled as a flute C4 note but near-silent: its windows fall below -60 dBFS
+        assert max(probe(placeholder.read_bytes()).block_rms_db) < -60

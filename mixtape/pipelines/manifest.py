@@ -79,6 +79,15 @@ def make_card(spec: DatasetSpec, shards: list[dict], used: list[dict], rejects: 
             "shards": [{k: s[k] for k in ("name", "samples", "bytes", "sha256", "hash_range")} for s in members],
         }
     inputs = [{"clip_id": u["clip_id"], "sha256": u["sha256"]} for u in used]
+    per_source = {}
+    for src in spec.sources:
+        src_rejects = [r for r in rejects if r.clip_id.split(":", 1)[0] == src.name]
+        per_source[src.name] = {
+            "kind": src.kind,
+            "clips_used": sum(1 for u in used if u["clip_id"].split(":", 1)[0] == src.name),
+            "clips_rejected": len(src_rejects),
+            "rejects_by_reason": dict(sorted(Counter(r.reason for r in src_rejects).items())),
+        }
     return {
         "format": CARD_FORMAT,
         "name": spec.name,
@@ -95,6 +104,7 @@ def make_card(spec: DatasetSpec, shards: list[dict], used: list[dict], rejects: 
             "clips_used": len(used),
             "clips_rejected": len(rejects),
             "rejects_by_reason": dict(sorted(Counter(r.reason for r in rejects).items())),
+            "by_source": per_source,
         },
         "inputs": {"sha256": sha256_hex(canonical_json(inputs).encode()), "clips": inputs},
         "attribution": [{"clip_id": u["clip_id"], "title": u["title"], "author": u["uploader"],

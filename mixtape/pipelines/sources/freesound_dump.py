@@ -11,6 +11,8 @@ field, ``mbid`` (a MusicBrainz recording id); with ``acousticbrainz: DIR`` in th
 ``path``), the clip's AcousticBrainz documents ``DIR/lowlevel/<mbid>.json`` and
 ``DIR/highlevel/<mbid>_highlevel.json`` supply key, tempo and genre labels. ``geotag`` (null or "lat lon"),
 ``previews`` (object or string) and other API fields are kept in the file and ignored by the reader.
+``extra_metadata`` names a JSON object keyed by id whose fields fill what the records lack (e.g. a
+``licenses.txt`` holding ``{"183": {"username": …, "license": …}}``).
 """
 
 from __future__ import annotations
@@ -89,6 +91,14 @@ def list_freesound_dump(source: SourceSpec) -> Iterator[Clip | Reject]:
         records = []
 
     ab_root = source.opt("acousticbrainz")
+    extra_meta: dict[str, dict] = {}
+    if source.opt("extra_metadata"):
+        try:
+            extra_meta = {str(k): v for k, v in json.loads(read_text(source.opt("extra_metadata"))).items()
+                          if isinstance(v, dict)}
+        except (ValueError, AttributeError, UnicodeDecodeError) as e:
+            yield reject(source, source.options["extra_metadata"], source.options["extra_metadata"], "bad_metadata",
+                         f"extra_metadata must be a JSON object keyed by sound id: {e}")
     described: set[str] = set()
     for n, rec in records:
         where = f"{meta_name}:{n}"
@@ -101,6 +111,7 @@ def list_freesound_dump(source: SourceSpec) -> Iterator[Clip | Reject]:
                          f"record {n} has no numeric `id` (got {rec.get('id')!r})")
             continue
         sid = str(int(sid))
+        rec = {**extra_meta.get(sid, {}), **{k: v for k, v in rec.items() if v not in (None, "")}}
         first_record = sid not in described
         described.add(sid)
         files = sorted(audio_by_id.get(sid, []))
