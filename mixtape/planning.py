@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
+from typing import Any
 
 from mixtape.audio import window_rms_db
 from mixtape.augment import apply_chain_labels, draw_chain
+from mixtape.augment.label_transforms import window as window_labels
+from mixtape.augment.ops import OPS, Context, warp_params
 from mixtape.hashing import SHARD_SALT, SPLIT_SALT, digest128, rng_for
 from mixtape.records import Clip, PlanRow, Reject
 from mixtape.spec import DatasetSpec
@@ -91,8 +94,81 @@ def usable_windows(clip: Clip, spec: DatasetSpec) -> tuple[list[int], Reject | N
     return loud, None
 
 
-def plan_clip(clip: Clip, spec: DatasetSpec) -> list[PlanRow]:
-    """Every sample of one clip with a split: usable windows x variants, parameters drawn per key."""
+MIX_POOL = "__mix_with__"
+IR_POOL = "__impulse_responses__"
+
+
+def snippet_ref(clip: Clip, start_ms: int, duration_ms: int) -> dict[str, Any]:
+    """Where to read one window of a clip (and its labels there): what a mixing partner or an impulse
+    response is to the sample that borrows it."""
+    return {
+        "clip_id": clip.clip_id, "uri": clip.uri, "sha256": clip.sha256,
+        "offset_frames": clip.offset_frames,
+        "length_frames": clip.frames if (clip.window_start or clip.window_end) else 0,
+        "start_ms": start_ms, "duration_ms": duration_ms,
+        "labels": window_labels(clip.labels, start_ms / 1000, duration_ms / 1000),
+        "hash": digest128(f"{clip.clip_id}/{start_ms}", SHARD_SALT),
+        "licence": clip.licence, "attribution": clip.attribution,
+    }
+
+
+def pool_refs(clip: Clip, spec: DatasetSpec, whole: bool = False) -> list[dict[str, Any]]:
+    """The clean windows a clip offers as mixing material (or the whole clip, for an impulse response)."""
+    if whole:
+        return [snippet_ref(clip, 0, clip.duration_ms)]
+    loud, _ = usable_windows(clip, spec)
+    return [snippet_ref(clip, s, spec.snippets.duration_ms) for s in loud]
+
+
+def pick(pool: Sequence[dict[str, Any]], u: float, avoid_clip: str) -> dict[str, Any] | None:
+    """The pool entry at fraction ``u`` of the pool (sorted by hash), stepping past the sample's own clip."""
+    if not pool:
+        return None
+    start = min(int(u * len(pool)), len(pool) - 1)
+    for i in range(len(pool)):
+        ref = pool[(start + i) % len(pool)]
+        if ref["clip_id"] != avoid_clip:
+            return ref
+    return None
+
+
+def source_window(start_ms: int, duration_ms: int, rate: float, clip_ms: int) -> tuple[int, int]:
+    """The stretch of the clip a variant is made from: ``duration * rate`` long, starting at the window
+    unless that runs past the clip's end (then it ends there)."""
+    need = round(duration_ms * rate)
+    return max(0, min(start_ms, clip_ms - need)), need
+
+
+def _resolve_material(chain: list[dict[str, Any]], pools: Mapping[str, Sequence[dict[str, Any]]], clip: Clip,
+                      spec: DatasetSpec) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Pick each mix partner / impulse response; record which in the step. A mix with no partner to be had
+    is dropped from the chain (and a reverb with no impulse response stays synthetic)."""
+    steps, material = [], []
+    for step in chain:
+        step = dict(step)
+        need = OPS[step["op"]].needs
+        if need == "partner":
+            pool = pools.get(MIX_POOL if spec.augment.mix_with else clip.split, ())
+            ref = pick(pool, step.pop("pick"), clip.clip_id)
+            if ref is None:
+                continue
+            step["partner"] = f"{ref['clip_id']}/{ref['start_ms']}"
+            material.append({**ref, "step": len(steps), "role": "partner"})
+        elif need == "ir":
+            u = step.pop("pick")
+            ref = pick(pools.get(IR_POOL, ()), u, clip.clip_id) if spec.augment.impulse_responses else None
+            if ref is not None:
+                step["ir"] = ref["clip_id"]
+                material.append({**ref, "step": len(steps), "role": "ir"})
+        steps.append(step)
+    return steps, material
+
+
+def plan_clip(clip: Clip, spec: DatasetSpec, pools: Mapping[str, Sequence[dict[str, Any]]] | None = None
+              ) -> list[PlanRow]:
+    """Every sample of one clip with a split: usable windows x variants, parameters drawn per key, mixing
+    partners and impulse responses resolved from ``pools`` (clean windows by split, material sources)."""
+    pools = pools or {}
     loud, _ = usable_windows(clip, spec)
     sn = spec.snippets
     aug = spec.augment
@@ -104,6 +180,12 @@ def plan_clip(clip: Clip, spec: DatasetSpec) -> list[PlanRow]:
         for v in variants:
             key = sample_key(clip.clip_id, start, v)
             chain = draw_chain(aug.chain, rng_for(spec.seed, key, "augment")) if v > 0 else []
+            chain, material = _resolve_material(chain, pools, clip, spec)
+            rate, _ = warp_params(chain)
+            src_start, src_duration = source_window(start, sn.duration_ms, rate, clip.duration_ms)
+            labels = window_labels(clip.labels, src_start / 1000, src_duration / 1000)
+            partner = next((m for m in material if m["role"] == "partner"), None)
+            ctx = Context(partner_labels=partner["labels"] if partner else {})
             rows.append(PlanRow(
                 key=key,
                 hash=digest128(key, SHARD_SALT),
@@ -115,11 +197,14 @@ def plan_clip(clip: Clip, spec: DatasetSpec) -> list[PlanRow]:
                 duration_ms=sn.duration_ms,
                 variant=v,
                 augment=tuple(chain),
-                labels=apply_chain_labels(clip.labels, chain),
+                labels=apply_chain_labels(labels, chain, ctx),
                 licence=clip.licence,
                 attribution=clip.attribution,
                 offset_frames=clip.offset_frames,
                 length_frames=clip.frames if (clip.window_start or clip.window_end) else 0,
+                src_start_ms=src_start,
+                src_duration_ms=src_duration,
+                material=tuple(material),
             ))
     return rows
 

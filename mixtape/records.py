@@ -104,6 +104,11 @@ class PlanRow:
     #: the clip's window of its file in source frames (whole file: 0, 0); sample windows are relative to it
     offset_frames: int = 0
     length_frames: int = 0
+    #: the stretch of the clip the variant is made from: ``duration_ms * rate`` when time-stretched
+    src_start_ms: int = 0
+    src_duration_ms: int = 0
+    #: material other clips lend this sample (mix partner, impulse response): where to read it
+    material: tuple[dict[str, Any], ...] = ()
     shard: str = ""
 
     def sample_json(self, audio_meta: dict[str, Any]) -> dict[str, Any]:
@@ -112,7 +117,8 @@ class PlanRow:
             "key": self.key,
             "clip_id": self.clip_id,
             "split": self.split,
-            "window": {"start_ms": self.start_ms, "duration_ms": self.duration_ms},
+            "window": {"start_ms": self.start_ms, "duration_ms": self.duration_ms,
+                       "source_start_ms": self.src_start_ms, "source_duration_ms": self.src_duration_ms},
             "variant": self.variant,
             "labels": self.labels,
             "augment": list(self.augment),

@@ -14,7 +14,6 @@ from typing import Any
 
 import yaml
 
-from mixtape.augment.ops import OPS
 from mixtape.hashing import canonical_json, sha256_hex
 
 SOURCE_KINDS = ("freesound_dump", "folder")
@@ -123,11 +122,12 @@ class SplitSpec:
 
 @dataclass(frozen=True)
 class OpSpec:
-    """One augmentation op: its name, the probability it applies, and the ranges its parameters come from."""
+    """One augmentation op: its name, the probability it applies, and for each parameter the range
+    (low, high), the choices (a tuple of names) or the setting (one name) the plan draws it from."""
 
     op: str
     p: float = 1.0
-    ranges: tuple[tuple[str, tuple[float, float]], ...] = ()
+    params: tuple[tuple[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -136,6 +136,14 @@ class AugmentSpec:
     keep_original: bool = True
     splits: tuple[str, ...] = ("train",)
     chain: tuple[OpSpec, ...] = ()
+    #: a source used only as mixing material (background), never as samples
+    mix_with: str | None = None
+    #: a source of impulse responses for `reverb` (otherwise reverbs are synthetic)
+    impulse_responses: str | None = None
+
+    @property
+    def material_sources(self) -> tuple[str, ...]:
+        return tuple(s for s in (self.mix_with, self.impulse_responses) if s)
 
 
 @dataclass(frozen=True)
@@ -181,7 +189,8 @@ class DatasetSpec:
         d["splits"]["folds"] = {k: list(v) for k, v in self.splits.folds}
         d["licences"] = {"allow": list(self.licences.allow), "deny": list(self.licences.deny)}
         d["augment"]["chain"] = [
-            {"op": o.op, "p": o.p, **{k: list(v) for k, v in o.ranges}} for o in self.augment.chain
+            {"op": o.op, "p": o.p, **{k: (list(v) if isinstance(v, tuple) else v) for k, v in o.params}}
+            for o in self.augment.chain
         ]
         d["augment"]["splits"] = list(self.augment.splits)
         d["labels"] = {"tags": {"min_count": self.labels.tag_min_count},
@@ -350,6 +359,8 @@ def _parse_range(r: _Reader, v: Any, where: str) -> tuple[float, float] | None:
 
 
 def _parse_op(r: _Reader, raw: Any, where: str) -> OpSpec | None:
+    from mixtape.augment.ops import OPS, Choice, Range, Setting
+
     if not isinstance(raw, dict) or "op" not in raw:
         r.fail(where, "each chain entry is a mapping with `op` (e.g. `{op: gain, p: 0.5, db: [-6, 6]}`)")
         return None
@@ -358,18 +369,35 @@ def _parse_op(r: _Reader, raw: Any, where: str) -> OpSpec | None:
         r.fail(f"{where}.op", f"unknown op {name!r}; available: {', '.join(sorted(OPS))}")
         return None
     op = OPS[name]
-    r.mapping(raw, where, {"op", "p", *op.param_ranges})
+    r.mapping(raw, where, {"op", "p", *op.params})
     p = r.number(raw, "p", where, 1.0, lo=0.0, hi=1.0)
-    ranges = []
-    for pname, (lo, hi) in op.param_ranges.items():
-        rng = _parse_range(r, raw.get(pname, list(op.default_ranges[pname])), f"{where}.{pname}")
-        if rng is None:
-            continue
-        if rng[0] < lo or rng[1] > hi:
-            r.fail(f"{where}.{pname}", f"must lie within [{lo}, {hi}]; got {list(rng)}")
-            continue
-        ranges.append((pname, rng))
-    return OpSpec(op=name, p=p, ranges=tuple(ranges))
+    params: list[tuple[str, Any]] = []
+    for pname, schema in op.params.items():
+        path = f"{where}.{pname}"
+        if isinstance(schema, Range):
+            value = raw.get(pname, list(schema.default))
+            rng = _parse_range(r, value, path)
+            if rng is None:
+                continue
+            lo, hi = schema.bounds
+            if rng[0] < lo or rng[1] > hi:
+                r.fail(path, f"must lie within [{lo}, {hi}]; got {list(rng)}")
+                continue
+            params.append((pname, rng))
+        elif isinstance(schema, Choice):
+            value = raw.get(pname, list(schema.default))
+            value = [value] if isinstance(value, str) else value
+            if not isinstance(value, list) or not value or any(v not in schema.values for v in value):
+                r.fail(path, f"must be one or more of {', '.join(schema.values)}; got {value!r}")
+                continue
+            params.append((pname, tuple(value)))
+        elif isinstance(schema, Setting):
+            value = raw.get(pname, schema.default)
+            if value not in schema.values:
+                r.fail(path, f"must be one of {', '.join(schema.values)}; got {value!r}")
+                continue
+            params.append((pname, value))
+    return OpSpec(op=name, p=p, params=tuple(params))
 
 
 def parse_spec(raw: Any, base_dir: Path | None = None) -> DatasetSpec:
@@ -458,7 +486,8 @@ def parse_spec(raw: Any, base_dir: Path | None = None) -> DatasetSpec:
         r.fail("splits.fractions", "needs a `train` split")
     splits = SplitSpec(group_by=group_by, fractions=tuple(fractions) or SplitSpec.fractions, folds=tuple(folds))
 
-    au = r.mapping(top.get("augment"), "augment", {"variants", "keep_original", "splits", "chain"})
+    au = r.mapping(top.get("augment"), "augment", {"variants", "keep_original", "splits", "chain", "mix_with",
+                                                   "impulse_responses"})
     chain_raw = au.get("chain", [])
     chain: list[OpSpec] = []
     if not isinstance(chain_raw, list):
@@ -481,8 +510,23 @@ def parse_spec(raw: Any, base_dir: Path | None = None) -> DatasetSpec:
         aug_splits = ["train"]
     if not keep_original and variants == 0:
         r.fail("augment.keep_original", "is false and variants is 0: no sample would be written")
+    material: dict[str, str | None] = {}
+    source_names = [src.name for src in sources]
+    for key in ("mix_with", "impulse_responses"):
+        value = au.get(key)
+        if value is not None and value not in source_names:
+            r.fail(f"augment.{key}", f"must name a source (one of {', '.join(source_names)}); got {value!r}")
+            value = None
+        material[key] = value
+    if material["mix_with"] and not any(o.op == "mix" for o in chain):
+        r.fail("augment.mix_with", "is set but no `mix` op is in augment.chain")
+    if material["impulse_responses"] and not any(o.op == "reverb" for o in chain):
+        r.fail("augment.impulse_responses", "is set but no `reverb` op is in augment.chain")
+    if sources and len(set(source_names) - {v for v in material.values() if v}) == 0:
+        r.fail("sources", "every source is mixing or impulse-response material: add a source of samples")
     augment = AugmentSpec(variants=variants, keep_original=keep_original, splits=tuple(aug_splits),
-                          chain=tuple(chain))
+                          chain=tuple(chain), mix_with=material["mix_with"],
+                          impulse_responses=material["impulse_responses"])
 
     sh = r.mapping(top.get("shards"), "shards", {"max_samples"})
     shards = ShardSpec(max_samples=r.number(sh, "max_samples", "shards", 256, lo=1, hi=10_000_000, integer=True))

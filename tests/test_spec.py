@@ -35,7 +35,7 @@ def test_minimal_spec_gets_defaults():
     ({"splits": {"fractions": {"valid": 1.0}}}, "splits.fractions", "needs a `train` split"),
     ({"splits": {"group_by": "colour"}}, "splits.group_by", "pack"),
     ({"augment": {"variants": 2}}, "augment.variants", "chain is empty"),
-    ({"augment": {"chain": [{"op": "reverse"}]}}, "augment.chain[0].op", "available: gain"),
+    ({"augment": {"chain": [{"op": "reverse"}]}}, "augment.chain[0].op", "available: add_noise, clip"),
     ({"augment": {"chain": [{"op": "gain", "db": [6, -6]}]}}, "augment.chain[0].db", "low <= high"),
     ({"augment": {"chain": [{"op": "gain", "db": [-100, 0]}]}}, "augment.chain[0].db", "within"),
     ({"augment": {"chain": [{"op": "gain", "p": 2}]}}, "augment.chain[0].p", "<= 1"),

@@ -1,64 +1,163 @@
-"""The registry of augmentation ops: each pairs an audio transform with the label transform it implies.
+"""The registry of augmentation ops: each pairs an audio transform with the label transform it implies and
+declares its parameters (what the spec may set and how the plan draws them).
 
-An op is a pure function ``(audio, sr, params) -> audio`` (audio is float32, shape (channels, frames)) and a
-pure function ``(labels, params) -> labels``. Ops that would make a label wrong and cannot update it must
-say so in their label function; gain changes no label.
+Order of application: ``pitch_shift`` and ``time_stretch`` always come first, fused into one
+stretch-and-transpose pass (one analysis/synthesis, however both are set); the other ops follow in chain
+order. Labels are transformed in the same order as the audio, so they always describe what was rendered.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from mixtape.augment import dsp
+from mixtape.augment.label_transforms import (
+    mark_stale,
+    mix_labels,
+    pitch_shift_labels,
+    time_stretch_labels,
+)
 
 Params = Mapping[str, Any]
 Labels = dict[str, Any]
 
 
 @dataclass(frozen=True)
-class Op:
-    name: str
-    #: the widest range each parameter may be drawn from (what the spec validator enforces)
-    param_ranges: Mapping[str, tuple[float, float]]
-    #: the range used when the spec names the op but not the parameter
-    default_ranges: Mapping[str, tuple[float, float]]
-    audio: Callable[[np.ndarray, int, Params], np.ndarray]
-    labels: Callable[[Labels, Params], Labels]
-    #: decimals kept when a parameter is drawn, so the plan, the index and the JSON all hold the same value
+class Range:
+    """A number drawn uniformly from [low, high] (the spec's range, within ``bounds``)."""
+
+    bounds: tuple[float, float]
+    default: tuple[float, float]
+    integer: bool = False
     decimals: int = 4
 
 
-def gain(audio: np.ndarray, sr: int, params: Params) -> np.ndarray:
-    """Scale by ``params['db']`` decibels."""
-    factor = np.float32(10.0 ** (float(params["db"]) / 20.0))
-    return audio * factor
+@dataclass(frozen=True)
+class Choice:
+    """One of the spec's values, drawn uniformly."""
+
+    values: tuple[str, ...]
+    default: tuple[str, ...]
 
 
-def _labels_unchanged(labels: Labels, params: Params) -> Labels:
+@dataclass(frozen=True)
+class Setting:
+    """A fixed choice the spec makes for the op (not drawn)."""
+
+    values: tuple[str, ...]
+    default: str
+
+
+@dataclass
+class Context:
+    """What an op needs besides the sample: the mixing partner and impulse response, already at the
+    target rate, and the partner's labels."""
+
+    partner: np.ndarray | None = None
+    partner_labels: Labels = field(default_factory=dict)
+    ir: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Op:
+    name: str
+    params: Mapping[str, Range | Choice | Setting]
+    audio: Callable[[np.ndarray, int, Params, Context], np.ndarray]
+    labels: Callable[[Labels, Params, Context], Labels]
+    #: the op draws a ``seed`` for its own noise (so the noise is part of the recorded parameters)
+    seeded: bool = False
+    #: the op needs material from elsewhere in the dataset: "partner" (mix) or "ir" (reverb)
+    needs: str | None = None
+    #: applied in the fused warp pass, before the others
+    warp: bool = False
+
+
+def _same(labels: Labels, params: Params, ctx: Context) -> Labels:
     return labels
 
 
-OPS: dict[str, Op] = {
-    "gain": Op(
-        name="gain",
-        param_ranges={"db": (-60.0, 24.0)},
-        default_ranges={"db": (-6.0, 6.0)},
-        audio=gain,
-        labels=_labels_unchanged,
-    ),
-}
+def _reverb_audio(audio: np.ndarray, sr: int, p: Params, ctx: Context) -> np.ndarray:
+    ir = ctx.ir if ctx.ir is not None else dsp.synthetic_ir(sr, p["rt60"], p["seed"])
+    return dsp.reverb(audio, ir, p["wet"])
 
 
-def apply_chain(audio: np.ndarray, sr: int, chain: list[dict[str, Any]]) -> np.ndarray:
-    """Apply drawn ops in order; each entry is ``{"op": name, **params}`` as stored in the plan."""
+def _mix_audio(audio: np.ndarray, sr: int, p: Params, ctx: Context) -> np.ndarray:
+    if ctx.partner is None:
+        raise ValueError("mix needs a partner: the plan must resolve one")
+    return dsp.mix(audio, ctx.partner, p["snr_db"], int(p["offset"] * audio.shape[1]))
+
+
+OPS: dict[str, Op] = {op.name: op for op in (
+    Op("pitch_shift", {"semitones": Range((-12, 12), (-2, 2), integer=True),
+                       "steps": Setting(("semitone", "continuous"), "semitone")},
+       audio=lambda a, sr, p, c: a,  # applied in the warp pass
+       labels=lambda lab, p, c: pitch_shift_labels(lab, p["semitones"]), warp=True),
+    Op("time_stretch", {"rate": Range((0.5, 2.0), (0.8, 1.25))},
+       audio=lambda a, sr, p, c: a,
+       labels=lambda lab, p, c: time_stretch_labels(lab, p["rate"]), warp=True),
+    Op("gain", {"db": Range((-60, 24), (-6, 6))},
+       audio=lambda a, sr, p, c: dsp.gain(a, p["db"]), labels=_same),
+    Op("mix", {"snr_db": Range((-20, 40), (0, 12)), "offset": Range((0, 1), (0, 0)),
+               "labels": Setting(("union", "soft"), "union"), "key_tempo": Setting(("dominant", "clear"), "dominant")},
+       audio=_mix_audio,
+       labels=lambda lab, p, c: mix_labels(lab, c.partner_labels, p["snr_db"], p["labels"], p["key_tempo"]),
+       needs="partner"),
+    Op("add_noise", {"snr_db": Range((-10, 80), (10, 30)),
+                     "colour": Choice(tuple(dsp.NOISE_SLOPES), ("white", "pink", "brown"))},
+       audio=lambda a, sr, p, c: dsp.add_noise(a, p["snr_db"], p["colour"], p["seed"]), labels=_same, seeded=True),
+    Op("filter", {"type": Choice(("lowpass", "highpass", "bandpass", "peaking"),
+                                 ("lowpass", "highpass", "bandpass", "peaking")),
+                  "freq_hz": Range((20, 20000), (200, 4000), decimals=1), "q": Range((0.1, 10), (0.5, 2)),
+                  "gain_db": Range((-24, 24), (-12, 12))},
+       audio=lambda a, sr, p, c: dsp.filter_(a, sr, p["type"], p["freq_hz"], p["q"], p["gain_db"]), labels=_same),
+    Op("reverb", {"wet": Range((0, 1), (0.1, 0.5)), "rt60": Range((0.05, 5), (0.2, 1.2))},
+       audio=_reverb_audio, labels=_same, seeded=True, needs="ir"),
+    Op("clip", {"threshold": Range((0.05, 1.0), (0.3, 0.9)), "mode": Choice(("hard", "soft"), ("hard", "soft"))},
+       audio=lambda a, sr, p, c: dsp.clip(a, p["threshold"], p["mode"] == "soft"), labels=_same),
+    Op("compress", {"threshold_db": Range((-60, 0), (-30, -10)), "ratio": Range((1, 20), (2, 8))},
+       audio=lambda a, sr, p, c: dsp.compress(a, sr, p["threshold_db"], p["ratio"]), labels=_same),
+)}
+
+
+def warp_params(chain: list[dict[str, Any]]) -> tuple[float, float]:
+    """(rate, semitones) of the fused pass: the product of stretches and the sum of shifts."""
+    rate, semitones = 1.0, 0.0
     for step in chain:
-        audio = OPS[step["op"]].audio(audio, sr, step)
-    return audio
+        if step["op"] == "time_stretch":
+            rate *= step["rate"]
+        elif step["op"] == "pitch_shift":
+            semitones += step["semitones"]
+    return rate, semitones
 
 
-def apply_chain_labels(labels: Labels, chain: list[dict[str, Any]]) -> Labels:
-    for step in chain:
-        labels = OPS[step["op"]].labels(labels, step)
+def ordered(chain: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The order ops apply in: the warp ops first, then the rest as the chain lists them."""
+    return [s for s in chain if OPS[s["op"]].warp] + [s for s in chain if not OPS[s["op"]].warp]
+
+
+def apply_chain(audio: np.ndarray, sr: int, chain: list[dict[str, Any]], n_out: int | None = None,
+                ctx: Context | None = None) -> np.ndarray:
+    """Render one variant. ``audio`` is the source window (``n_out / rate`` frames when stretched);
+    the result has exactly ``n_out`` frames (default: the input length)."""
+    ctx = ctx or Context()
+    n_out = audio.shape[1] if n_out is None else n_out
+    rate, semitones = warp_params(chain)
+    out = dsp.fit_length(dsp.warp(audio, sr, rate, semitones), n_out)
+    for step in ordered(chain):
+        op = OPS[step["op"]]
+        if not op.warp:
+            out = op.audio(out, sr, step, ctx)
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def apply_chain_labels(labels: Labels, chain: list[dict[str, Any]], ctx: Context | None = None) -> Labels:
+    ctx = ctx or Context()
+    for step in ordered(chain):
+        labels = OPS[step["op"]].labels(labels, step, ctx)
+        descriptors = [f"extra.{k}" for k in sorted(labels.get("extra", {})) if k.endswith("_descriptors")]
+        labels = mark_stale(labels, descriptors)  # every op changes the signal the descriptors described
     return labels

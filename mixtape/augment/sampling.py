@@ -6,14 +6,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mixtape.augment.ops import OPS
+from mixtape.augment.ops import OPS, Choice, Range, Setting
 
 if TYPE_CHECKING:
     from mixtape.spec import OpSpec
 
 
 def draw_chain(chain: tuple[OpSpec, ...], rng: np.random.Generator) -> list[dict[str, Any]]:
-    """The ops that apply to one variant, with their parameters.
+    """The ops that apply to one variant, with every parameter drawn (rounded as recorded).
 
     Every op consumes the same number of draws whether it applies or not, so editing one op's probability
     does not change the parameters drawn for the ops after it.
@@ -23,8 +23,24 @@ def draw_chain(chain: tuple[OpSpec, ...], rng: np.random.Generator) -> list[dict
         op = OPS[spec.op]
         applies = bool(rng.random() < spec.p)
         params: dict[str, Any] = {"op": spec.op}
-        for name, (lo, hi) in spec.ranges:
-            params[name] = round(float(rng.uniform(lo, hi)), op.decimals)
+        settings = dict(spec.params)
+        for name, value in spec.params:
+            schema = op.params[name]
+            if isinstance(schema, Range):
+                lo, hi = value
+                integer = schema.integer and not (name == "semitones" and settings.get("steps") == "continuous")
+                if integer:
+                    params[name] = int(rng.integers(int(np.ceil(lo)), int(np.floor(hi)) + 1))
+                else:
+                    params[name] = round(float(rng.uniform(lo, hi)), schema.decimals)
+            elif isinstance(schema, Choice):
+                params[name] = value[int(rng.integers(0, len(value)))]
+            elif isinstance(schema, Setting):
+                params[name] = value
+        if op.seeded:
+            params["seed"] = int(rng.integers(0, 2**32))
+        if op.needs:  # which piece of material: resolved against the pool when the plan is made
+            params["pick"] = round(float(rng.random()), 6)
         if applies:
             drawn.append(params)
     return drawn

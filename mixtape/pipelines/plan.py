@@ -5,13 +5,23 @@ Only small metadata rows move here; audio never crosses a shuffle.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
+from typing import Any
 
 import apache_beam as beam
 from apache_beam import pvalue
 
-from mixtape.planning import assign_shard, assign_splits, plan_clip, shard_boundaries, usable_windows
+from mixtape.planning import (
+    IR_POOL,
+    MIX_POOL,
+    assign_shard,
+    assign_splits,
+    plan_clip,
+    pool_refs,
+    shard_boundaries,
+    usable_windows,
+)
 from mixtape.records import Clip, Reject
 from mixtape.spec import DatasetSpec
 
@@ -39,19 +49,52 @@ def _eligible(clip: Clip, spec: DatasetSpec) -> Iterator:
     yield clip if reject is None else pvalue.TaggedOutput(REJECTS, reject)
 
 
+def used_row(clip: Clip, samples: int, role: str = "sample") -> dict[str, Any]:
+    """What the card keeps of a clip that went into the dataset (as samples or as material)."""
+    return {
+        "clip_id": clip.clip_id, "split": clip.split, "labels": clip.labels, "seconds": clip.frames /
+        clip.sample_rate, "sha256": clip.sha256, "title": clip.title, "uploader": clip.uploader or clip.artist,
+        "licence": clip.licence, "url": clip.url, "relpath": clip.relpath, "samples": samples,
+        "source": clip.source, "sample_rate": clip.sample_rate, "channels": clip.channels,
+        "bit_depth": clip.bit_depth, "peak_db": clip.peak_db, "role": role}
+
+
+def _sorted_pool(kv: tuple[str, Iterable[dict[str, Any]]]) -> tuple[str, list[dict[str, Any]]]:
+    key, refs = kv
+    return key, sorted(refs, key=lambda r: r["hash"])
+
+
 class PlanClipSamples(beam.DoFn):
     def __init__(self, spec: DatasetSpec):
         self.spec = spec
 
-    def process(self, clip: Clip) -> Iterator:
-        rows = plan_clip(clip, self.spec)
-        yield pvalue.TaggedOutput(USED, {
-            "clip_id": clip.clip_id, "split": clip.split, "labels": clip.labels, "seconds": clip.frames /
-            clip.sample_rate, "sha256": clip.sha256, "title": clip.title, "uploader": clip.uploader,
-            "licence": clip.licence, "url": clip.url, "relpath": clip.relpath, "samples": len(rows),
-            "source": clip.source, "sample_rate": clip.sample_rate, "channels": clip.channels,
-            "bit_depth": clip.bit_depth, "peak_db": clip.peak_db})
+    def process(self, clip: Clip, pools: dict[str, list[dict[str, Any]]]) -> Iterator:
+        rows = plan_clip(clip, self.spec, pools)
+        yield pvalue.TaggedOutput(USED, used_row(clip, len(rows)))
         yield from rows
+
+
+class MaterialClips(beam.DoFn):
+    """Clips of the material sources: their pool entries (keyed by pool) and their used rows."""
+
+    def __init__(self, spec: DatasetSpec):
+        self.spec = spec
+
+    def process(self, clip: Clip) -> Iterator:
+        aug = self.spec.augment
+        role = "impulse_response" if clip.source == aug.impulse_responses else "mix_with"
+        if role == "mix_with":
+            refs = pool_refs(clip, self.spec)
+            if not refs:
+                _, reject = usable_windows(clip, self.spec)
+                yield pvalue.TaggedOutput(REJECTS, reject)
+                return
+        else:
+            refs = pool_refs(clip, self.spec, whole=True)
+        key = IR_POOL if role == "impulse_response" else MIX_POOL
+        for ref in refs:
+            yield key, ref
+        yield pvalue.TaggedOutput(USED, used_row(clip, 0, role))
 
 
 class Plan(beam.PTransform):
@@ -63,22 +106,38 @@ class Plan(beam.PTransform):
 
     def expand(self, probed):
         spec = self.spec
-        checked = probed | "Eligible" >> beam.FlatMap(_eligible, spec).with_outputs(REJECTS, main="clips")
+        material_names = spec.augment.material_sources
+        dataset_clips, material_clips = probed | "MaterialOrSamples" >> beam.Partition(
+            lambda c, _n: 1 if c.source in material_names else 0, 2)
+        checked = dataset_clips | "Eligible" >> beam.FlatMap(_eligible, spec).with_outputs(REJECTS, main="clips")
         clips = checked.clips
         if spec.splits.group_by == "fold":
             with_split = clips | "SplitFromFold" >> beam.Map(
                 lambda c: replace(c, split=spec.splits.split_of_fold(c.fold)))
         else:
             with_split = self._split_by_group(clips)
-        planned = with_split | "PlanSamples" >> beam.ParDo(PlanClipSamples(spec)).with_outputs(
-            USED, main="rows")
+        material = material_clips | "Material" >> beam.ParDo(MaterialClips(spec)).with_outputs(
+            REJECTS, USED, main="refs")
+        pool_parts = [material.refs]
+        if any(o.op == "mix" for o in spec.augment.chain) and not spec.augment.mix_with:
+            # partners come from the sample's own split, never across splits
+            pool_parts.append(with_split | "SplitPools" >> beam.FlatMap(
+                lambda c: [(c.split, ref) for ref in pool_refs(c, spec)]))
+        pools = (pool_parts
+                 | "AllPoolRefs" >> beam.Flatten()
+                 | "GroupPools" >> beam.GroupByKey()
+                 | "SortPools" >> beam.Map(_sorted_pool))
+        planned = with_split | "PlanSamples" >> beam.ParDo(
+            PlanClipSamples(spec), beam.pvalue.AsDict(pools)).with_outputs(USED, main="rows")
         boundaries = (planned.rows
                       | "SplitHash" >> beam.Map(lambda r: (r.split, r.hash))
                       | "HashesPerSplit" >> beam.GroupByKey()
                       | "Boundaries" >> beam.MapTuple(
                           lambda split, hashes: (split, shard_boundaries(hashes, spec.shards.max_samples))))
         rows = planned.rows | "AssignShard" >> beam.Map(assign_shard, beam.pvalue.AsDict(boundaries))
-        return rows, checked[REJECTS], planned[USED]
+        rejects = (checked[REJECTS], material[REJECTS]) | "PlanRejects" >> beam.Flatten()
+        used = (planned[USED], material[USED]) | "AllUsed" >> beam.Flatten()
+        return rows, rejects, used
 
     def _split_by_group(self, clips):
         spec = self.spec

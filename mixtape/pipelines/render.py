@@ -17,6 +17,7 @@ from apache_beam import pvalue
 from mixtape import storage
 from mixtape.audio import convert, decode, encode
 from mixtape.augment import apply_chain
+from mixtape.augment.ops import Context
 from mixtape.hashing import sha256_hex
 from mixtape.labels import key_name
 from mixtape.records import PlanRow
@@ -42,19 +43,21 @@ class SourceCache:
         self._items: OrderedDict[str, np.ndarray] = OrderedDict()
         self._size = 0
 
-    def get(self, row: PlanRow) -> np.ndarray:
-        hit = self._items.get(row.clip_id)
+    def get(self, clip_id: str, uri: str, sha256: str, offset_frames: int = 0, length_frames: int = 0
+            ) -> np.ndarray:
+        """A clip (its window of the file, if it has one) at the target rate and channel count."""
+        hit = self._items.get(clip_id)
         if hit is not None:
-            self._items.move_to_end(row.clip_id)
+            self._items.move_to_end(clip_id)
             return hit
-        data = storage.read_bytes(row.uri)
-        if sha256_hex(data) != row.sha256:
-            raise InputChanged(f"{row.clip_id} changed since it was planned (sha256 differs): rebuild the plan")
-        samples, sr = decode(data, row.clip_id)
-        if row.length_frames:
-            samples = samples[:, row.offset_frames:row.offset_frames + row.length_frames]
+        data = storage.read_bytes(uri)
+        if sha256_hex(data) != sha256:
+            raise InputChanged(f"{clip_id} changed since it was planned (sha256 differs): rebuild the plan")
+        samples, sr = decode(data, clip_id)
+        if length_frames:
+            samples = samples[:, offset_frames:offset_frames + length_frames]
         converted = convert(samples, sr, self.audio.sample_rate, self.audio.channels)
-        self._items[row.clip_id] = converted
+        self._items[clip_id] = converted
         self._size += converted.size
         while self._size > self.capacity and len(self._items) > 1:
             _, old = self._items.popitem(last=False)
@@ -62,15 +65,32 @@ class SourceCache:
         return converted
 
 
-def render_sample(row: PlanRow, source: np.ndarray, audio: AudioSpec) -> tuple[bytes, dict[str, Any]]:
-    """Cut the window from converted source audio, apply the planned chain and encode."""
-    sr = audio.sample_rate
-    start = row.start_ms * sr // 1000
-    n = row.duration_ms * sr // 1000
-    window = source[:, start:start + n]
-    if window.shape[1] < n:  # resampling can leave the last window a sample short
+def cut(audio: np.ndarray, sr: int, start_ms: int, duration_ms: int) -> np.ndarray:
+    """A window in milliseconds, padded with silence where the audio ends early (resampling can leave
+    the last window a sample short; a stretched window may reach past a short clip)."""
+    start, n = start_ms * sr // 1000, duration_ms * sr // 1000
+    window = audio[:, start:start + n]
+    if window.shape[1] < n:
         window = np.pad(window, ((0, 0), (0, n - window.shape[1])))
-    out = apply_chain(np.array(window, dtype=np.float32), sr, list(row.augment))
+    return window
+
+
+def render_sample(row: PlanRow, cache: SourceCache) -> tuple[bytes, dict[str, Any]]:
+    """Cut the source window, apply the planned chain (with its partner / impulse response), encode."""
+    audio = cache.audio
+    sr = audio.sample_rate
+    source = cache.get(row.clip_id, row.uri, row.sha256, row.offset_frames, row.length_frames)
+    src_duration = row.src_duration_ms or row.duration_ms
+    window = cut(source, sr, row.src_start_ms if row.src_duration_ms else row.start_ms, src_duration)
+    ctx = Context()
+    for ref in row.material:
+        clip = cache.get(ref["clip_id"], ref["uri"], ref["sha256"], ref["offset_frames"], ref["length_frames"])
+        if ref["role"] == "partner":
+            ctx.partner = cut(clip, sr, ref["start_ms"], ref["duration_ms"])
+        else:
+            ctx.ir = clip
+    n = row.duration_ms * sr // 1000
+    out = apply_chain(window, sr, list(row.augment), n_out=n, ctx=ctx)
     meta = {"sample_rate": sr, "channels": audio.channels, "format": audio.format, "frames": n}
     return encode(out, sr, audio.format), meta
 
@@ -113,7 +133,7 @@ class RenderShard(beam.DoFn):
             sink = HashingWriter(f)
             writer = ShardWriter(sink)
             for order, row in enumerate(ordered):
-                data, meta = render_sample(row, cache.get(row), self.audio)
+                data, meta = render_sample(row, cache)
                 writer.add_sample(row.key, self.audio.format, data, row.sample_json(meta))
                 index.append(index_row(row, order, len(data)))
             writer.close()
