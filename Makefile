@@ -32,6 +32,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check mixtape tests bench
 
 bench: $(STAMP)
+	$(BIN)/python bench/augment.py
 	$(BIN)/python bench/build.py
 
 clean:

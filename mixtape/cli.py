@@ -36,6 +36,10 @@ def build_summary(card: dict[str, Any]) -> list[str]:
     for split, s in card["splits"].items():
         lines.append(f"{split:>6}: {s['samples']:5d} samples in {len(s['shards']):3d} shards from "
                      f"{s['clips']:4d} clips ({s['sample_seconds'] / 60:.1f} min of samples)")
+    aug = card.get("augmentation", {})
+    if aug.get("augmented_samples"):
+        lines.append(f"augmented: {aug['augmented_samples']} samples ("
+                     + ", ".join(f"{op} {n}" for op, n in aug["ops"].items()) + ")")
     vocab = card["vocabularies"]
     lines.append(f"vocabularies: {len(vocab['tags'])} tags; classes "
                  + ", ".join(f"{k} ({len(v)})" for k, v in vocab["classes"].items()))

@@ -44,8 +44,12 @@ augment:
   variants: 2                    # augmented variants per train snippet, besides the clean original
   keep_original: true
   splits: [train]                # valid / test stay clean
-  chain:
-    - {op: gain, p: 0.9, db: [-9, 3]}
+  chain:                         # pitch_shift and time_stretch run first, fused in one pass; labels follow
+    - {op: pitch_shift, p: 0.7, semitones: [-2, 2]}        # whole semitones: the key label moves with it
+    - {op: time_stretch, p: 0.7, rate: [0.85, 1.15]}       # tempo label x rate
+    - {op: mix, p: 0.3, snr_db: [3, 12], labels: union}    # a partner from the same split; tags are unioned
+    - {op: add_noise, p: 0.2, snr_db: [15, 30], colour: [white, pink]}
+    - {op: gain, p: 0.5, db: [-6, 3]}
 
 shards:
   max_samples: 64                # ceiling per shard; shards of a split hold equal counts

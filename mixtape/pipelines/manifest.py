@@ -62,7 +62,19 @@ def _parquet_bytes(rows: list[dict[str, Any]], schema: pa.Schema) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-def make_card(spec: DatasetSpec, shards: list[dict], used: list[dict], rejects: list[Reject]) -> dict[str, Any]:
+def augmentation_summary(index: list[dict]) -> dict[str, Any]:
+    """How many variants were augmented and how often each op applied (from the index rows)."""
+    ops: Counter[str] = Counter()
+    augmented = 0
+    for row in index:
+        chain = json.loads(row["augment"])
+        augmented += bool(chain)
+        ops.update(step["op"] for step in chain)
+    return {"augmented_samples": augmented, "ops": dict(sorted(ops.items()))}
+
+
+def make_card(spec: DatasetSpec, shards: list[dict], used: list[dict], rejects: list[Reject],
+              index: list[dict] | None = None) -> dict[str, Any]:
     """The card from the build's outputs, sorted so it depends on nothing but their content."""
     used = sorted(used, key=lambda u: u["clip_id"])
     rejects = sorted(rejects, key=lambda r: (r.clip_id, r.stage, r.reason, r.path))
@@ -98,7 +110,9 @@ def make_card(spec: DatasetSpec, shards: list[dict], used: list[dict], rejects: 
         "audio": {"sample_rate": spec.audio.sample_rate, "channels": spec.audio.channels,
                   "format": spec.audio.format, "snippet_seconds": spec.snippets.duration},
         "splits": splits,
-        "vocabularies": build_vocabularies((u["labels"] for u in used), spec.labels.tag_min_count),
+        "vocabularies": build_vocabularies((u["labels"] for u in used if u.get("role", "sample") == "sample"),
+                                           spec.labels.tag_min_count),
+        "augmentation": augmentation_summary(index or []),
         "accounting": {
             "clips_in": clips_in,
             "clips_used": len(used),
@@ -123,7 +137,7 @@ class WriteManifest(beam.DoFn):
     def process(self, _: Any, shards: Iterable[dict], index: Iterable[dict], used: Iterable[dict],
                 rejects: Iterable[Reject]):
         shards, index, used, rejects = list(shards), list(index), list(used), list(rejects)
-        card = make_card(self.spec, shards, used, rejects)
+        card = make_card(self.spec, shards, used, rejects, index)
         acc = card["accounting"]
         if acc["clips_in"] != acc["clips_used"] + acc["clips_rejected"] or len({u["clip_id"] for u in used}) != len(
                 used):
