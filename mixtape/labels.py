@@ -58,6 +58,11 @@ def key_vocabulary() -> list[str]:
     return [f"{t} {m}" for m in MODES for t in TONICS]
 
 
+#: Scalar AcousticBrainz low-level descriptors kept with the labels (as measured on the original audio).
+DESCRIPTORS = (("lowlevel", "average_loudness"), ("lowlevel", "dynamic_complexity"), ("tonal", "tuning_frequency"),
+               ("tonal", "key_strength"), ("rhythm", "danceability"), ("rhythm", "onset_rate"))
+
+
 def labels_from_acousticbrainz(lowlevel: Mapping[str, Any] | None, highlevel: Mapping[str, Any] | None,
                                threshold: float = 0.0, moods: bool = True) -> dict[str, Any]:
     """Key, tempo, genre and moods from AcousticBrainz low- and high-level documents (either may be missing).
@@ -74,6 +79,13 @@ def labels_from_acousticbrainz(lowlevel: Mapping[str, Any] | None, highlevel: Ma
         bpm = (lowlevel.get("rhythm") or {}).get("bpm")
         if isinstance(bpm, (int, float)) and not isinstance(bpm, bool) and 0 < bpm < 1000:
             labels["tempo"] = round(float(bpm), 3)
+        descriptors = {}
+        for section, name in DESCRIPTORS:
+            value = (lowlevel.get(section) or {}).get(name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                descriptors[f"{section}.{name}"] = round(float(value), 6)
+        if descriptors:  # values measured on the original audio: any augmentation makes them stale
+            labels["extra"]["acousticbrainz_descriptors"] = descriptors
     if highlevel:
         models = highlevel.get("highlevel", highlevel)
         confident = {name: v["value"] for name, v in sorted(models.items())

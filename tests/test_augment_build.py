@@ -164,3 +164,24 @@ def test_rendering_a_sample_twice_in_other_processes_and_orders_gives_the_same_b
         forward, backward = p.map(_render_in_fresh_process, [pickle.dumps((rows, spec.audio)),
                                                             pickle.dumps((rows[::-1], spec.audio))])
     assert forward.keys() == backward.keys() and all(forward[k] == backward[k] for k in forward)
+
+
+def test_mix_with_a_background_collection(tiny_root, tmp_path):
+    bg = tmp_path / "bg"
+    bg.mkdir()
+    for i in range(3):
+        noise = dsp.coloured_noise((1, 3 * 8000), "pink", seed=i)[0] * 0.1
+        sf.write(bg / f"crowd{i}.wav", noise, 8000)
+    spec_text = (AUG_SPEC
+                 .replace("  - {kind: folder, name: rooms, path: irs}", f"  - {{kind: folder, name: bg, path: {bg}}}")
+                 .replace("  impulse_responses: rooms", "  mix_with: bg")
+                 .replace("collection/freesound", str(tiny_root / "collection/freesound")))
+    (tmp_path / "bg.yaml").write_text(spec_text)
+    card = build(load_spec(tmp_path / "bg.yaml"), str(tmp_path / "out"))
+    index = pq.read_table(tmp_path / "out" / "index.parquet").to_pylist()
+    partners = [s["partner"] for r in index for s in json.loads(r["augment"]) if s["op"] == "mix"]
+    assert partners and all(p.startswith("bg:crowd") for p in partners)
+    assert not any(r["clip_id"].startswith("bg:") for r in index)
+    assert {"bg:crowd0.wav", "bg:crowd1.wav", "bg:crowd2.wav"} <= {a["clip_id"] for a in card["attribution"]}
+    acc = card["accounting"]
+    assert acc["clips_in"] == acc["clips_used"] + acc["clips_rejected"]

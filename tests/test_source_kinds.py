@@ -283,3 +283,15 @@ def test_dump_extra_metadata_and_real_one_shot_and_near_silent_files(tmp_path):
     placeholder = FS / "good_sounds" / "good-sounds" / "sound_files" / "flute_almudena_reference" / "akg" / "0000.wav"
     if placeholder.exists():  # labelled as a flute C4 note but near-silent: its windows fall below -60 dBFS
         assert max(probe(placeholder.read_bytes()).block_rms_db) < -60
+
+
+def test_acousticbrainz_descriptors_are_kept_and_go_stale_under_augmentation(tmp_path):
+    from mixtape.augment.ops import apply_chain_labels
+    from mixtape.labels import labels_from_acousticbrainz
+
+    labels = labels_from_acousticbrainz({"lowlevel": {"average_loudness": 0.9}, "tonal": {"tuning_frequency": 440.1},
+                                         "rhythm": {"bpm": 120.0}}, None)
+    assert labels["extra"]["acousticbrainz_descriptors"] == {"lowlevel.average_loudness": 0.9,
+                                                             "tonal.tuning_frequency": 440.1}
+    shifted = apply_chain_labels(labels, [{"op": "pitch_shift", "semitones": 1}])
+    assert shifted["stale"] == ["extra.acousticbrainz_descriptors"]
