@@ -102,7 +102,8 @@ def snippet_ref(clip: Clip, start_ms: int, duration_ms: int) -> dict[str, Any]:
     """Where to read one window of a clip (and its labels there): what a mixing partner or an impulse
     response is to the sample that borrows it."""
     return {
-        "clip_id": clip.clip_id, "uri": clip.uri, "sha256": clip.sha256,
+        "clip_id": clip.clip_id, "uri": clip.uri, "source": clip.source, "relpath": clip.relpath,
+        "sha256": clip.sha256,
         "offset_frames": clip.offset_frames,
         "length_frames": clip.frames if (clip.window_start or clip.window_end) else 0,
         "start_ms": start_ms, "duration_ms": duration_ms,
@@ -200,6 +201,8 @@ def plan_clip(clip: Clip, spec: DatasetSpec, pools: Mapping[str, Sequence[dict[s
                 labels=apply_chain_labels(labels, chain, ctx),
                 licence=clip.licence,
                 attribution=clip.attribution,
+                source=clip.source,
+                relpath=clip.relpath,
                 offset_frames=clip.offset_frames,
                 length_frames=clip.frames if (clip.window_start or clip.window_end) else 0,
                 src_start_ms=src_start,
@@ -212,17 +215,38 @@ def plan_clip(clip: Clip, spec: DatasetSpec, pools: Mapping[str, Sequence[dict[s
 # ------------------------------------------------------------------------------------------------ shards
 
 
-def shard_boundaries(hashes: Iterable[str], max_samples: int) -> list[str]:
-    """Lower hash bound of each shard of one split: ceil(n / max) shards of equal count, split in hash order.
+SCHEMES = ("stable", "balanced")
+_SPACE = 1 << 128
 
-    Each shard is a contiguous range of the salted hash space, so membership depends only on keys.
+
+def shard_boundaries(hashes: Iterable[str], max_samples: int, scheme: str = "stable") -> list[str]:
+    """Lower hash bound of each shard of one split. Membership depends only on keys either way.
+
+    ``stable``: the hash space cut into 2^k equal ranges, k the smallest for which no range holds more than
+    ``max_samples``. Adding or removing a few samples changes only the ranges they fall in (and k only
+    when the fullest range crosses the cap), so incremental rebuilds re-render few shards; shards hold
+    roughly 35-70% of the cap, and a sparse split can leave a range (and its shard number) empty.
+    ``balanced``: ``ceil(n / max)`` shards of equal count, cut at hash quantiles; every shard full, but
+    one added sample can move every boundary after it.
     """
     ordered = sorted(hashes)
     if not ordered:
         return []
-    n_shards = -(-len(ordered) // max_samples)
-    starts = [len(ordered) * k // n_shards for k in range(n_shards)]
-    return ["0" * 32] + [ordered[i] for i in starts[1:]]
+    if scheme == "balanced":
+        n_shards = -(-len(ordered) // max_samples)
+        starts = [len(ordered) * k // n_shards for k in range(n_shards)]
+        return ["0" * 32] + [ordered[i] for i in starts[1:]]
+    values = [int(h, 16) for h in ordered]
+    n = 1
+    while -(-len(values) // n) > max_samples or _fullest_range(values, n) > max_samples:
+        n *= 2
+        if n > 1 << 40:  # salted digests of distinct keys never cluster like this
+            raise ValueError(f"cannot cut {len(values)} hashes into ranges of at most {max_samples}")
+    return [f"{k * _SPACE // n:032x}" for k in range(n)]
+
+
+def _fullest_range(values: list[int], n: int) -> int:
+    return max(Counter(v * n >> 128 for v in values).values())
 
 
 def shard_index(hash_hex: str, boundaries: Sequence[str]) -> int:

@@ -101,6 +101,9 @@ class PlanRow:
     labels: dict[str, Any]
     licence: str
     attribution: str
+    #: the input's source (name) and path within it: how the plan finds the file again on any machine
+    source: str = ""
+    relpath: str = ""
     #: the clip's window of its file in source frames (whole file: 0, 0); sample windows are relative to it
     offset_frames: int = 0
     length_frames: int = 0
@@ -110,6 +113,28 @@ class PlanRow:
     #: material other clips lend this sample (mix partner, impulse response): where to read it
     material: tuple[dict[str, Any], ...] = ()
     shard: str = ""
+
+    def record(self) -> dict[str, Any]:
+        """The row without machine-specific paths: what ``plan.parquet`` stores and plan hashes cover."""
+        d = {f: getattr(self, f) for f in self.__dataclass_fields__ if f not in ("uri", "material")}
+        d["augment"] = list(self.augment)
+        d["material"] = [{k: v for k, v in m.items() if k != "uri"} for m in self.material]
+        return d
+
+    @classmethod
+    def from_record(cls, rec: dict[str, Any], roots: dict[str, str]) -> PlanRow:
+        """A row back from its record, its inputs found under ``roots`` (source name -> folder)."""
+        from mixtape import storage
+
+        def locate(source: str, relpath: str) -> str:
+            if source not in roots:
+                raise KeyError(f"the plan reads source {source!r}, which no spec source provides")
+            return storage.join(roots[source], relpath)
+
+        fields = {k: v for k, v in rec.items() if k in cls.__dataclass_fields__}
+        fields["augment"] = tuple(rec["augment"])
+        fields["material"] = tuple({**m, "uri": locate(m["source"], m["relpath"])} for m in rec["material"])
+        return cls(uri=locate(rec["source"], rec["relpath"]), **{k: v for k, v in fields.items() if k != "uri"})
 
     def sample_json(self, audio_meta: dict[str, Any]) -> dict[str, Any]:
         """The ``<key>.json`` member: labels, provenance and licence, all a user needs without the index."""

@@ -149,6 +149,8 @@ class AugmentSpec:
 @dataclass(frozen=True)
 class ShardSpec:
     max_samples: int = 256
+    #: stable (power-of-two hash ranges: incremental rebuilds touch few shards) or balanced (equal counts)
+    scheme: str = "stable"
 
 
 @dataclass(frozen=True)
@@ -528,8 +530,9 @@ def parse_spec(raw: Any, base_dir: Path | None = None) -> DatasetSpec:
                           chain=tuple(chain), mix_with=material["mix_with"],
                           impulse_responses=material["impulse_responses"])
 
-    sh = r.mapping(top.get("shards"), "shards", {"max_samples"})
-    shards = ShardSpec(max_samples=r.number(sh, "max_samples", "shards", 256, lo=1, hi=10_000_000, integer=True))
+    sh = r.mapping(top.get("shards"), "shards", {"max_samples", "scheme"})
+    shards = ShardSpec(max_samples=r.number(sh, "max_samples", "shards", 256, lo=1, hi=10_000_000, integer=True),
+                       scheme=r.choice(sh, "scheme", "shards", "stable", ("stable", "balanced")))
 
     lb = r.mapping(top.get("labels"), "labels", {"tags", "classes"})
     tg = r.mapping(lb.get("tags"), "labels.tags", {"min_count"})

@@ -2,6 +2,7 @@ from collections import Counter
 
 import pytest
 
+from mixtape.hashing import SHARD_SALT, digest128
 from mixtape.planning import (
     assign_splits,
     plan_clip,
@@ -94,12 +95,39 @@ def test_silent_windows_are_skipped_and_silent_clips_rejected():
     assert starts == [] and reject.reason == "too_short"
 
 
+def fake_hashes(n, salt=0):
+    return [digest128(f"clip:{i + salt}/0/0", SHARD_SALT) for i in range(n)]
+
+
 @pytest.mark.parametrize("n, cap", [(1, 8), (8, 8), (9, 8), (100, 7), (1000, 64)])
-def test_shards_hold_equal_counts_within_the_cap(n, cap):
-    hashes = [f"{(i * 2654435761) % 2**32:08x}" + "0" * 24 for i in range(n)]
-    bounds = shard_boundaries(hashes, cap)
+def test_balanced_shards_hold_equal_counts_within_the_cap(n, cap):
+    hashes = fake_hashes(n)
+    bounds = shard_boundaries(hashes, cap, "balanced")
     counts = Counter(shard_index(h, bounds) for h in hashes)
     assert len(bounds) == -(-n // cap)
     assert max(counts.values()) <= cap and max(counts.values()) - min(counts.values()) <= 1
     assert sorted(counts) == list(range(len(bounds)))
-    assert shard_boundaries(reversed(hashes), cap) == bounds
+    assert shard_boundaries(reversed(hashes), cap, "balanced") == bounds
+
+
+@pytest.mark.parametrize("n, cap", [(1, 8), (9, 8), (100, 7), (1000, 64)])
+def test_stable_shards_are_power_of_two_ranges_within_the_cap(n, cap):
+    hashes = fake_hashes(n)
+    bounds = shard_boundaries(hashes, cap)
+    assert len(bounds) & (len(bounds) - 1) == 0  # a power of two
+    counts = Counter(shard_index(h, bounds) for h in hashes)
+    assert max(counts.values()) <= cap and sum(counts.values()) == n
+    assert bounds == shard_boundaries(reversed(hashes), cap)
+
+
+def test_adding_a_few_samples_moves_only_their_stable_ranges():
+    before = fake_hashes(1000)
+    after = before + fake_hashes(5, salt=10_000)
+    b1, b2 = shard_boundaries(before, 64), shard_boundaries(after, 64)
+    assert b1 == b2  # same ranges: shards untouched by the newcomers keep their exact membership
+    touched = {shard_index(h, b2) for h in after[1000:]}
+    assert len(touched) <= 5 < len(b2)
+    balanced_before = shard_boundaries(before, 64, "balanced")
+    balanced_after = shard_boundaries(after, 64, "balanced")
+    moved = sum(1 for a, b in zip(balanced_before, balanced_after, strict=False) if a != b)
+    assert moved > 5  # why stable is the default: balanced cuts shift for everything after an insertion

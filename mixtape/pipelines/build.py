@@ -13,7 +13,7 @@ from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 
 from mixtape import storage
 from mixtape.pipelines.ingest import Ingest
-from mixtape.pipelines.manifest import CARD_NAME, INDEX_NAME, REJECTS_NAME, Manifest
+from mixtape.pipelines.manifest import CARD_NAME, INDEX_NAME, PLAN_NAME, REJECTS_NAME, Manifest
 from mixtape.pipelines.plan import Plan
 from mixtape.pipelines.render import Render
 from mixtape.spec import DatasetSpec
@@ -65,7 +65,7 @@ def prepare_output(out_dir: str, overwrite: bool) -> None:
     if storage.is_remote(out_dir):
         return
     os.makedirs(out_dir, exist_ok=True)
-    ours = {CARD_NAME, INDEX_NAME, REJECTS_NAME, BUILD_INFO}
+    ours = {CARD_NAME, INDEX_NAME, REJECTS_NAME, PLAN_NAME, BUILD_INFO}
     existing = sorted(os.listdir(out_dir))
     previous = [n for n in existing if n in ours or n.endswith(".tar")]
     stale = [n for n in existing if n.startswith(".tmp-")]
@@ -94,7 +94,7 @@ def add_build(p: beam.Pipeline, spec: DatasetSpec, out_dir: str) -> None:
     rows, plan_rejects, used = clips | "Plan" >> Plan(spec)
     rendered = rows | "Render" >> Render(spec.audio, out_dir)
     rejects = (ingest_rejects, plan_rejects) | "AllRejects" >> beam.Flatten()
-    _ = (rendered.shards, rendered.index, used, rejects) | "Manifest" >> Manifest(spec, out_dir)
+    _ = (rendered.shards, rendered.index, used, rejects, rendered.plan) | "Manifest" >> Manifest(spec, out_dir)
 
 
 def build(spec: DatasetSpec, out_dir: str, cfg: RunnerConfig = RunnerConfig(), overwrite: bool = False

@@ -36,8 +36,10 @@ INDEX_SCHEMA = pa.schema([
     ("clip_id", pa.string()), ("start_ms", pa.int64()), ("duration_ms", pa.int64()), ("variant", pa.int32()),
     ("hash", pa.string()), ("tags", pa.list_(pa.string())), ("classes", pa.string()),
     ("key_label", pa.string()), ("tempo", pa.float64()), ("augment", pa.string()), ("licence", pa.string()),
-    ("audio_bytes", pa.int64()),
+    ("audio_bytes", pa.int64()), ("audio_sha256", pa.string()), ("json_sha256", pa.string()),
 ])
+PLAN_NAME = "plan.parquet"
+PLAN_SCHEMA = pa.schema([("shard", pa.string()), ("order", pa.int32()), ("key", pa.string()), ("record", pa.string())])
 REJECTS_SCHEMA = pa.schema([("clip_id", pa.string()), ("path", pa.string()), ("stage", pa.string()),
                             ("reason", pa.string()), ("detail", pa.string())])
 
@@ -88,7 +90,8 @@ def make_card(spec: DatasetSpec, shards: list[dict], used: list[dict], rejects: 
             "clips": len(clips),
             "source_seconds": round(sum(u["seconds"] for u in clips), 3),
             "sample_seconds": round(sum(s["samples"] for s in members) * spec.snippets.duration, 3),
-            "shards": [{k: s[k] for k in ("name", "samples", "bytes", "sha256", "hash_range")} for s in members],
+            "shards": [{k: s[k] for k in ("name", "samples", "bytes", "sha256", "hash_range", "plan_hash")}
+                       for s in members],
         }
     inputs = [{"clip_id": u["clip_id"], "sha256": u["sha256"]} for u in used]
     per_source = {}
@@ -123,7 +126,7 @@ def make_card(spec: DatasetSpec, shards: list[dict], used: list[dict], rejects: 
         "inputs": {"sha256": sha256_hex(canonical_json(inputs).encode()), "clips": inputs},
         "attribution": [{"clip_id": u["clip_id"], "title": u["title"], "author": u["uploader"],
                          "licence": u["licence"], "url": u["url"]} for u in used],
-        "files": {"index": INDEX_NAME, "rejects": REJECTS_NAME},
+        "files": {"index": INDEX_NAME, "rejects": REJECTS_NAME, "plan": PLAN_NAME},
     }
 
 
@@ -135,8 +138,9 @@ class WriteManifest(beam.DoFn):
         self.out_dir = out_dir
 
     def process(self, _: Any, shards: Iterable[dict], index: Iterable[dict], used: Iterable[dict],
-                rejects: Iterable[Reject]):
+                rejects: Iterable[Reject], plan: Iterable[dict]):
         shards, index, used, rejects = list(shards), list(index), list(used), list(rejects)
+        plan = sorted(plan, key=lambda r: (r["shard"], r["order"]))
         card = make_card(self.spec, shards, used, rejects, index)
         acc = card["accounting"]
         if acc["clips_in"] != acc["clips_used"] + acc["clips_rejected"] or len({u["clip_id"] for u in used}) != len(
@@ -145,6 +149,7 @@ class WriteManifest(beam.DoFn):
         index.sort(key=lambda r: (r["split"], r["shard"], r["order"]))
         rej_rows = [r.__dict__ for r in sorted(rejects, key=lambda r: (r.clip_id, r.stage, r.reason, r.path))]
         storage.write_bytes(storage.join(self.out_dir, INDEX_NAME), _parquet_bytes(index, INDEX_SCHEMA))
+        storage.write_bytes(storage.join(self.out_dir, PLAN_NAME), _parquet_bytes(plan, PLAN_SCHEMA))
         storage.write_bytes(storage.join(self.out_dir, REJECTS_NAME), _parquet_bytes(rej_rows, REJECTS_SCHEMA))
         storage.write_bytes(storage.join(self.out_dir, CARD_NAME),
                             (json.dumps(card, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode())
@@ -158,9 +163,9 @@ class Manifest(beam.PTransform):
         self.out_dir = out_dir
 
     def expand(self, pcolls):
-        shards, index, used, rejects = pcolls
+        shards, index, used, rejects, plan = pcolls
         side = beam.pvalue.AsList
         return (shards.pipeline
                 | "Once" >> beam.Create([None])
                 | "WriteManifest" >> beam.ParDo(WriteManifest(self.spec, self.out_dir), side(shards),
-                                                side(index), side(used), side(rejects)))
+                                                side(index), side(used), side(rejects), side(plan)))

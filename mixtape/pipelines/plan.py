@@ -132,8 +132,8 @@ class Plan(beam.PTransform):
         boundaries = (planned.rows
                       | "SplitHash" >> beam.Map(lambda r: (r.split, r.hash))
                       | "HashesPerSplit" >> beam.GroupByKey()
-                      | "Boundaries" >> beam.MapTuple(
-                          lambda split, hashes: (split, shard_boundaries(hashes, spec.shards.max_samples))))
+                      | "Boundaries" >> beam.MapTuple(lambda split, hashes: (
+                          split, shard_boundaries(hashes, spec.shards.max_samples, spec.shards.scheme))))
         rows = planned.rows | "AssignShard" >> beam.Map(assign_shard, beam.pvalue.AsDict(boundaries))
         rejects = (checked[REJECTS], material[REJECTS]) | "PlanRejects" >> beam.Flatten()
         used = (planned[USED], material[USED]) | "AllUsed" >> beam.Flatten()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
+from dataclasses import asdict
 from typing import Any
 
 import apache_beam as beam
@@ -18,13 +19,14 @@ from mixtape import storage
 from mixtape.audio import convert, decode, encode
 from mixtape.augment import apply_chain
 from mixtape.augment.ops import Context
-from mixtape.hashing import sha256_hex
+from mixtape.hashing import canonical_json, sha256_hex
 from mixtape.labels import key_name
 from mixtape.records import PlanRow
-from mixtape.shardformat import HashingWriter, ShardWriter
+from mixtape.shardformat import HashingWriter, ShardWriter, sample_json_bytes
 from mixtape.spec import AudioSpec
 
 INDEX = "index"
+PLAN = "plan"
 #: Decoded, converted source audio kept per render task (float32 samples, ~128 MB): windows of one clip
 #: usually land in the same shard, and a clip is then decoded once per shard instead of once per sample.
 CACHE_SAMPLES = 32_000_000
@@ -95,7 +97,13 @@ def render_sample(row: PlanRow, cache: SourceCache) -> tuple[bytes, dict[str, An
     return encode(out, sr, audio.format), meta
 
 
-def index_row(row: PlanRow, order: int, audio_bytes: int) -> dict[str, Any]:
+def plan_hash(rows: list[PlanRow], audio: AudioSpec) -> str:
+    """What a shard's bytes depend on, besides the inputs' content (their sha256 is in each row) and the
+    DSP versions recorded in the card: its rows, in order, and the output format."""
+    return sha256_hex(canonical_json({"audio": asdict(audio), "rows": [r.record() for r in rows]}).encode())
+
+
+def index_row(row: PlanRow, order: int, audio: bytes, doc: bytes) -> dict[str, Any]:
     labels = row.labels
     return {
         "key": row.key,
@@ -113,7 +121,9 @@ def index_row(row: PlanRow, order: int, audio_bytes: int) -> dict[str, Any]:
         "tempo": labels.get("tempo"),
         "augment": json.dumps(list(row.augment), sort_keys=True),
         "licence": row.licence,
-        "audio_bytes": audio_bytes,
+        "audio_bytes": len(audio),
+        "audio_sha256": sha256_hex(audio),
+        "json_sha256": sha256_hex(doc),
     }
 
 
@@ -127,26 +137,40 @@ class RenderShard(beam.DoFn):
     def process(self, element: tuple[str, Iterable[PlanRow]]) -> Iterator:
         name, rows = element
         ordered = sorted(rows, key=lambda r: r.hash)
-        cache = SourceCache(self.audio)
-        index = []
-        with storage.atomic_write(storage.join(self.out_dir, name)) as f:
-            sink = HashingWriter(f)
-            writer = ShardWriter(sink)
-            for order, row in enumerate(ordered):
-                data, meta = render_sample(row, cache)
-                writer.add_sample(row.key, self.audio.format, data, row.sample_json(meta))
-                index.append(index_row(row, order, len(data)))
-            writer.close()
+        for order, row in enumerate(ordered):
+            yield pvalue.TaggedOutput(PLAN, {"shard": name, "order": order, "key": row.key,
+                                             "record": canonical_json(row.record())})
+        info, index = render_shard(name, ordered, self.audio, self.out_dir)
         for r in index:
             yield pvalue.TaggedOutput(INDEX, r)
-        yield {
-            "name": name,
-            "split": ordered[0].split,
-            "samples": len(ordered),
-            "bytes": sink.bytes_written,
-            "sha256": sink.sha256,
-            "hash_range": [ordered[0].hash, ordered[-1].hash],
-        }
+        yield info
+
+
+def render_shard(name: str, ordered: list[PlanRow], audio: AudioSpec, out_dir: str
+                 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Write one shard (atomically) from its rows in order; its card entry and its index rows."""
+    cache = SourceCache(audio)
+    index = []
+    with storage.atomic_write(storage.join(out_dir, name)) as f:
+        sink = HashingWriter(f)
+        writer = ShardWriter(sink)
+        for order, row in enumerate(ordered):
+            data, meta = render_sample(row, cache)
+            doc = sample_json_bytes(row.sample_json(meta))
+            writer.add(f"{row.key}.{audio.format}", data)
+            writer.add(f"{row.key}.json", doc)
+            index.append(index_row(row, order, data, doc))
+        writer.close()
+    info = {
+        "name": name,
+        "split": ordered[0].split,
+        "samples": len(ordered),
+        "bytes": sink.bytes_written,
+        "sha256": sink.sha256,
+        "hash_range": [ordered[0].hash, ordered[-1].hash],
+        "plan_hash": plan_hash(ordered, audio),
+    }
+    return info, index
 
 
 class Render(beam.PTransform):
@@ -161,4 +185,4 @@ class Render(beam.PTransform):
                 | "GroupShards" >> beam.GroupByKey()
                 | "SpreadShards" >> beam.Reshuffle()
                 | "RenderShard" >> beam.ParDo(RenderShard(self.audio, self.out_dir)).with_outputs(
-                    INDEX, main="shards"))
+                    INDEX, PLAN, main="shards"))
