@@ -14,6 +14,7 @@ COMMANDS = {
     "build": "build a dataset (WebDataset shards + index + card) from a spec with Apache Beam",
     "train": "train a model on shards given by URL (local path, file://, http(s)://, gs://, s3://)",
     "inspect": "summarise a built dataset from its card (counts, splits, rejects, vocabularies)",
+    "verify": "check a dataset against its card (shards, samples, index); optionally re-render a sample of shards",
     "demo": "generate the embedded demo collection, build it, train briefly and print what happened",
     "freesound": "search Freesound (API v2) or download a search's sounds into a local dump (resumable)",
     "fsd50k": "unpack the FSD50K release (split zips) into the layout `kind: fsd50k` reads",
@@ -52,9 +53,12 @@ def _cmd_build(args: argparse.Namespace, beam_args: list[str]) -> int:
 
     spec = load_spec(args.spec)
     card = build(spec, args.out, RunnerConfig(runner=args.runner, workers=args.workers, beam_args=tuple(beam_args)),
-                 overwrite=args.overwrite)
+                 overwrite=args.overwrite, incremental=args.incremental, log=print)
     for line in build_summary(card):
         print(line)
+    b = card["_build"]
+    if args.incremental:
+        print(f"incremental: re-rendered {b['shards_rendered']} shards, kept {b['shards_reused']}")
     print(f"built {card['name']} (spec {card['spec_hash'][:12]}) in {card['_build']['wall_seconds']:.1f} s "
           f"-> {args.out}")
     return 0
@@ -75,14 +79,24 @@ def _cmd_train(args: argparse.Namespace, beam_args: list[str]) -> int:
     return 0
 
 
-def _cmd_inspect(args: argparse.Namespace, beam_args: list[str]) -> int:
-    from mixtape.train.data import read_json_url
+def _cmd_verify(args: argparse.Namespace, beam_args: list[str]) -> int:
+    from mixtape.verify import verify
 
-    url = args.dataset if args.dataset.endswith(".json") else args.dataset.rstrip("/") + "/dataset.json"
-    card = read_json_url(url)
-    print(f"{card['name']}: spec {card['spec_hash'][:12]}, seed {card['seed']}, "
-          f"{card['audio']['sample_rate']} Hz x {card['audio']['channels']} ch {card['audio']['format']}")
-    for line in build_summary(card):
+    report = verify(args.dataset, args.rerender, args.seed, args.spec)
+    for problem in report.problems:
+        print(f"PROBLEM {problem}")
+    for note in report.notes:
+        print(f"note: {note}")
+    rerendered = f"; re-rendered {len(report.rerendered)} ({', '.join(report.rerendered)})" if report.rerendered else ""
+    verdict = "OK" if report.ok else f"{len(report.problems)} problem(s)"
+    print(f"{verdict}: {report.shards_checked} shards, {report.samples_checked} samples checked{rerendered}")
+    return 0 if report.ok else 1
+
+
+def _cmd_inspect(args: argparse.Namespace, beam_args: list[str]) -> int:
+    from mixtape.inspect_card import describe
+
+    for line in describe(args.dataset):
         print(line)
     return 0
 
@@ -166,6 +180,9 @@ def make_parser() -> argparse.ArgumentParser:
                    help="Beam runner (default: direct = in-process FnApiRunner)")
     b.add_argument("--workers", type=int, default=1, help="direct runner: worker processes (default 1)")
     b.add_argument("--overwrite", action="store_true", help="replace a dataset already in --out")
+    b.add_argument("--incremental", action="store_true",
+                   help="update the dataset in --out: keep unchanged shards, render the rest "
+                        "(the same bytes as a full build)")
     b.set_defaults(func=_cmd_build)
 
     t = sub.add_parser("train", help=COMMANDS["train"], description=COMMANDS["train"])
@@ -182,6 +199,14 @@ def make_parser() -> argparse.ArgumentParser:
     t.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     t.add_argument("--seed", type=int, default=0)
     t.set_defaults(func=_cmd_train)
+
+    v = sub.add_parser("verify", help=COMMANDS["verify"], description=COMMANDS["verify"])
+    v.add_argument("dataset", help="dataset folder")
+    v.add_argument("--rerender", type=float, default=0.0, metavar="FRACTION",
+                   help="re-render this fraction of shards (seeded choice) and compare bytes, e.g. 0.05")
+    v.add_argument("--seed", type=int, default=0, help="which seeded subset --rerender picks")
+    v.add_argument("--spec", help="spec file to locate the inputs (default: the build's build.json)")
+    v.set_defaults(func=_cmd_verify)
 
     i = sub.add_parser("inspect", help=COMMANDS["inspect"], description=COMMANDS["inspect"])
     i.add_argument("dataset", help="dataset folder or URL, or its dataset.json")
@@ -240,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     from mixtape.freesound.client import FreesoundError
     from mixtape.pipelines.build import BuildError
     from mixtape.spec import SpecError
-    from mixtape.train.data import ShardURLError
+    from mixtape.storage import ShardURLError
     from mixtape.train.loop import TrainError
 
     own, beam_args = _split_beam_args(list(sys.argv[1:] if argv is None else argv))

@@ -60,6 +60,7 @@ DEFAULT_SOURCE_NAMES = {"freesound_dump": "freesound", "freesound_pack": "freeso
 CSV_COLUMNS = ("file", "id", "class", "tags", "tags_sep", "fold", "start", "end", "licence", "uploader", "title",
                "source_id", "url")
 SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")
 
 
 @dataclass(frozen=True)
@@ -176,6 +177,8 @@ class DatasetSpec:
     name: str
     seed: int
     sources: tuple[SourceSpec, ...]
+    #: the dataset's semantic version (MAJOR.MINOR.PATCH), recorded in the card
+    version: str = "0.1.0"
     audio: AudioSpec = field(default_factory=AudioSpec)
     snippets: SnippetSpec = field(default_factory=SnippetSpec)
     splits: SplitSpec = field(default_factory=SplitSpec)
@@ -183,6 +186,15 @@ class DatasetSpec:
     shards: ShardSpec = field(default_factory=ShardSpec)
     labels: LabelSpec = field(default_factory=LabelSpec)
     licences: LicenceSpec = field(default_factory=LicenceSpec)
+    #: features stored beside each sample: {"logmel": LogMelSpec fields} (none by default)
+    features: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def logmel(self):
+        from mixtape.features import LogMelSpec
+
+        params = dict(self.features).get("logmel")
+        return LogMelSpec(**dict(params)) if params is not None else None
 
     def to_dict(self) -> dict[str, Any]:
         """The normalised spec as plain JSON-able data, in the same shape a user writes."""
@@ -190,6 +202,7 @@ class DatasetSpec:
         d["splits"]["fractions"] = dict(self.splits.fractions)
         d["splits"]["folds"] = {k: list(v) for k, v in self.splits.folds}
         d["licences"] = {"allow": list(self.licences.allow), "deny": list(self.licences.deny)}
+        d["features"] = {k: dict(v) for k, v in self.features}
         d["augment"]["chain"] = [
             {"op": o.op, "p": o.p, **{k: (list(v) if isinstance(v, tuple) else v) for k, v in o.params}}
             for o in self.augment.chain
@@ -405,8 +418,25 @@ def _parse_op(r: _Reader, raw: Any, where: str) -> OpSpec | None:
 def parse_spec(raw: Any, base_dir: Path | None = None) -> DatasetSpec:
     """Validate a raw spec mapping; relative paths resolve against ``base_dir`` (the spec file's folder)."""
     r = _Reader()
-    top = r.mapping(raw, "spec", {"name", "seed", "sources", "audio", "snippets", "splits", "augment",
-                                  "shards", "labels", "licences"})
+    top = r.mapping(raw, "spec", {"name", "seed", "version", "sources", "audio", "snippets", "splits", "augment",
+                                  "shards", "labels", "licences", "features"})
+    version = top.get("version", "0.1.0")
+    if not isinstance(version, str) or not SEMVER.match(version):
+        r.fail("version", f"must be a semantic version such as 1.0.0 (MAJOR.MINOR.PATCH); got {version!r}")
+        version = "0.1.0"
+    features: list[tuple[str, Any]] = []
+    fe = r.mapping(top.get("features"), "features", {"logmel"})
+    if fe.get("logmel") is not None:
+        lm = r.mapping(fe["logmel"] if fe["logmel"] is not True else {}, "features.logmel",
+                       {"n_fft", "hop", "n_mels", "f_min", "f_max", "log_c"})
+        params = {"n_fft": r.number(lm, "n_fft", "features.logmel", 512, lo=16, hi=65536, integer=True),
+                  "hop": r.number(lm, "hop", "features.logmel", 256, lo=1, hi=65536, integer=True),
+                  "n_mels": r.number(lm, "n_mels", "features.logmel", 64, lo=1, hi=512, integer=True),
+                  "f_min": r.number(lm, "f_min", "features.logmel", 0.0, lo=0.0),
+                  "f_max": None if lm.get("f_max") is None else r.number(lm, "f_max", "features.logmel", 8000.0,
+                                                                          lo=1.0),
+                  "log_c": r.number(lm, "log_c", "features.logmel", 1000.0, lo=0.0, lo_open=True)}
+        features.append(("logmel", tuple(sorted(params.items()))))
     name = top.get("name")
     if not isinstance(name, str) or not DATASET_NAME.match(name):
         r.fail("name", f"required: letters, digits, '.', '_' or '-' (up to 64); got {name!r}")
@@ -562,7 +592,8 @@ def parse_spec(raw: Any, base_dir: Path | None = None) -> DatasetSpec:
     if r.problems:
         raise SpecError(r.problems)
     return DatasetSpec(name=name, seed=seed, sources=tuple(sources), audio=audio, snippets=snippets,
-                       splits=splits, augment=augment, shards=shards, labels=labels, licences=licences)
+                       splits=splits, augment=augment, shards=shards, labels=labels, licences=licences,
+                       version=version, features=tuple(features))
 
 
 def load_spec(path: str | Path) -> DatasetSpec:

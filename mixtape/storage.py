@@ -8,11 +8,36 @@ from __future__ import annotations
 
 import os
 import posixpath
+import urllib.parse
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
+
+HTTP_TIMEOUT = 60
+
+
+class ShardURLError(ValueError):
+    pass
+
+
+def open_url(url: str) -> IO[bytes]:
+    """A binary stream for a local path, file://, http(s):// (urllib, in-process, never a shell), or any
+    fsspec URL (gs://, s3://, ...)."""
+    scheme = urllib.parse.urlsplit(url).scheme
+    if scheme in ("", "file"):
+        return open(_local(url), "rb")
+    if scheme in ("http", "https"):
+        return urllib.request.urlopen(urllib.request.Request(url, headers={"User-Agent": "mixtape"}),
+                                      timeout=HTTP_TIMEOUT)
+    try:
+        import fsspec
+
+        return fsspec.open(url, "rb").open()
+    except (ImportError, ValueError) as e:
+        raise ShardURLError(f"cannot open {url}: {e} (gs:// needs gcsfs, s3:// needs s3fs)") from e
 
 
 def is_remote(uri: str) -> bool:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
+import pyarrow.parquet as pq
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 
 from mixtape import storage
@@ -60,8 +62,9 @@ def make_pipeline(cfg: RunnerConfig) -> beam.Pipeline:
     return beam.Pipeline(options=PipelineOptions([f"--runner={runner_name}", *args]))
 
 
-def prepare_output(out_dir: str, overwrite: bool) -> None:
-    """Make the output folder; refuse to mix two datasets in one folder unless asked to replace it."""
+def prepare_output(out_dir: str, overwrite: bool, incremental: bool = False) -> None:
+    """Make the output folder; refuse to mix two datasets in one folder unless asked to replace it (or to
+    update it incrementally, which keeps the previous shards for reuse)."""
     if storage.is_remote(out_dir):
         return
     os.makedirs(out_dir, exist_ok=True)
@@ -69,11 +72,34 @@ def prepare_output(out_dir: str, overwrite: bool) -> None:
     existing = sorted(os.listdir(out_dir))
     previous = [n for n in existing if n in ours or n.endswith(".tar")]
     stale = [n for n in existing if n.startswith(".tmp-")]
-    if previous and not overwrite:
+    if previous and not (overwrite or incremental):
         raise BuildError(f"{out_dir} already holds a dataset ({', '.join(previous[:3])}, ...): "
-                         "pass --overwrite to replace it, or choose another --out")
-    for n in previous + stale:
+                         "pass --incremental to update it, --overwrite to replace it, or choose another --out")
+    for n in ([] if incremental else previous) + stale:
         os.remove(os.path.join(out_dir, n))
+
+
+def load_previous(out_dir: str, log: Callable[[str], None]) -> dict[str, Any]:
+    """Shards of the dataset already in ``out_dir`` that an incremental build may keep: name -> card entry
+    and index rows. Nothing is kept when the versions that can change output differ from the card's."""
+    from mixtape.pipelines.manifest import package_versions
+
+    card_path = os.path.join(out_dir, CARD_NAME)
+    if not os.path.exists(card_path):
+        log("incremental: no previous dataset here; building everything")
+        return {}
+    card = json.loads(storage.read_bytes(card_path))
+    if card.get("versions") != package_versions():
+        changed = sorted(k for k, v in package_versions().items() if card.get("versions", {}).get(k) != v)
+        log(f"incremental: versions changed since the previous build ({', '.join(changed)}); rendering everything")
+        return {}
+    index = pq.read_table(os.path.join(out_dir, INDEX_NAME)).to_pylist()
+    by_shard: dict[str, list[dict[str, Any]]] = {}
+    for row in index:
+        by_shard.setdefault(row["shard"], []).append(row)
+    return {s["name"]: {"info": {**s, "split": split},
+                        "index": sorted(by_shard.get(s["name"], []), key=lambda r: r["order"])}
+            for split, info in card["splits"].items() for s in info["shards"] if s.get("plan_hash")}
 
 
 def check_sources(spec: DatasetSpec) -> None:
@@ -89,29 +115,53 @@ def check_sources(spec: DatasetSpec) -> None:
                                      f"relative to its `path`, {src.root})")
 
 
-def add_build(p: beam.Pipeline, spec: DatasetSpec, out_dir: str) -> None:
+def add_build(p: beam.Pipeline, spec: DatasetSpec, out_dir: str, previous: dict[str, Any] | None = None) -> None:
     clips, ingest_rejects = p | "Ingest" >> Ingest(spec)
     rows, plan_rejects, used = clips | "Plan" >> Plan(spec)
-    rendered = rows | "Render" >> Render(spec.audio, out_dir)
+    rendered = rows | "Render" >> Render(spec.audio, out_dir, previous, spec.logmel)
     rejects = (ingest_rejects, plan_rejects) | "AllRejects" >> beam.Flatten()
     _ = (rendered.shards, rendered.index, used, rejects, rendered.plan) | "Manifest" >> Manifest(spec, out_dir)
 
 
-def build(spec: DatasetSpec, out_dir: str, cfg: RunnerConfig = RunnerConfig(), overwrite: bool = False
-          ) -> dict[str, Any]:
-    """Run a build to completion and return its card; runner, timing and host go to ``build.json``."""
+def _counter(result: Any, name: str) -> int:
+    from apache_beam.metrics.metric import MetricsFilter
+
+    try:
+        counters = result.metrics().query(MetricsFilter().with_name(name))["counters"]
+    except (NotImplementedError, AttributeError, KeyError):
+        return -1
+    return int(sum(c.committed or c.attempted or 0 for c in counters))
+
+
+def build(spec: DatasetSpec, out_dir: str, cfg: RunnerConfig = RunnerConfig(), overwrite: bool = False,
+          incremental: bool = False, log: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
+    """Run a build to completion and return its card; runner, timing and host go to ``build.json``.
+
+    ``incremental``: keep every shard of the dataset already in ``out_dir`` whose plan and inputs are
+    unchanged, render the rest, and delete shards the new plan no longer has. The result is the same,
+    byte for byte, as a full build of the spec."""
     check_sources(spec)
-    prepare_output(out_dir, overwrite)
+    prepare_output(out_dir, overwrite, incremental)
     out_dir = os.path.abspath(out_dir) if not storage.is_remote(out_dir) else out_dir
+    previous = load_previous(out_dir, log) if incremental else {}
     started = time.monotonic()
     p = make_pipeline(cfg)
-    add_build(p, spec, out_dir)
+    add_build(p, spec, out_dir, previous)
     result = p.run()
     result.wait_until_finish()
     seconds = time.monotonic() - started
     card = json.loads(storage.read_bytes(storage.join(out_dir, CARD_NAME)))
+    names = {s["name"] for split in card["splits"].values() for s in split["shards"]}
+    if incremental and not storage.is_remote(out_dir):
+        for f in sorted(os.listdir(out_dir)):
+            if f.endswith(".tar") and f not in names:
+                os.remove(os.path.join(out_dir, f))  # a shard the new plan no longer has
     info = {"runner": cfg.runner, "workers": cfg.workers, "beam_args": list(cfg.beam_args),
-            "wall_seconds": round(seconds, 2), "spec_hash": card["spec_hash"]}
+            "wall_seconds": round(seconds, 2), "spec_hash": card["spec_hash"],
+            # where the inputs were: `verify --rerender` finds them here (the card stays location-free)
+            "source_roots": {s.name: s.root for s in spec.sources},
+            "incremental": incremental, "shards_rendered": _counter(result, "shards_rendered"),
+            "shards_reused": _counter(result, "shards_reused")}
     storage.write_bytes(storage.join(out_dir, BUILD_INFO), (json.dumps(info, indent=1) + "\n").encode())
     card["_build"] = info
     return card

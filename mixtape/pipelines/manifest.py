@@ -37,6 +37,7 @@ INDEX_SCHEMA = pa.schema([
     ("hash", pa.string()), ("tags", pa.list_(pa.string())), ("classes", pa.string()),
     ("key_label", pa.string()), ("tempo", pa.float64()), ("augment", pa.string()), ("licence", pa.string()),
     ("audio_bytes", pa.int64()), ("audio_sha256", pa.string()), ("json_sha256", pa.string()),
+    ("logmel_sha256", pa.string()),
 ])
 PLAN_NAME = "plan.parquet"
 PLAN_SCHEMA = pa.schema([("shard", pa.string()), ("order", pa.int32()), ("key", pa.string()), ("record", pa.string())])
@@ -106,6 +107,7 @@ def make_card(spec: DatasetSpec, shards: list[dict], used: list[dict], rejects: 
     return {
         "format": CARD_FORMAT,
         "name": spec.name,
+        "version": spec.version,
         "spec": spec.to_dict(),
         "spec_hash": spec.spec_hash,
         "seed": spec.seed,
@@ -116,6 +118,8 @@ def make_card(spec: DatasetSpec, shards: list[dict], used: list[dict], rejects: 
         "vocabularies": build_vocabularies((u["labels"] for u in used if u.get("role", "sample") == "sample"),
                                            spec.labels.tag_min_count),
         "augmentation": augmentation_summary(index or []),
+        "features": ({"logmel": spec.logmel.card(spec.audio.sample_rate, spec.snippets.duration_ms *
+                                                 spec.audio.sample_rate // 1000)} if spec.logmel else {}),
         "accounting": {
             "clips_in": clips_in,
             "clips_used": len(used),

@@ -14,11 +14,13 @@ from typing import Any
 import apache_beam as beam
 import numpy as np
 from apache_beam import pvalue
+from apache_beam.metrics import Metrics
 
 from mixtape import storage
-from mixtape.audio import convert, decode, encode
+from mixtape.audio import convert, decode, encode, to_pcm16
 from mixtape.augment import apply_chain
 from mixtape.augment.ops import Context
+from mixtape.features import MEMBER_SUFFIX, LogMelSpec, logmel, npy_bytes
 from mixtape.hashing import canonical_json, sha256_hex
 from mixtape.labels import key_name
 from mixtape.records import PlanRow
@@ -77,7 +79,8 @@ def cut(audio: np.ndarray, sr: int, start_ms: int, duration_ms: int) -> np.ndarr
     return window
 
 
-def render_sample(row: PlanRow, cache: SourceCache) -> tuple[bytes, dict[str, Any]]:
+def render_sample(row: PlanRow, cache: SourceCache, logmel_spec: LogMelSpec | None = None
+                  ) -> tuple[bytes, dict[str, Any], bytes | None]:
     """Cut the source window, apply the planned chain (with its partner / impulse response), encode."""
     audio = cache.audio
     sr = audio.sample_rate
@@ -94,16 +97,19 @@ def render_sample(row: PlanRow, cache: SourceCache) -> tuple[bytes, dict[str, An
     n = row.duration_ms * sr // 1000
     out = apply_chain(window, sr, list(row.augment), n_out=n, ctx=ctx)
     meta = {"sample_rate": sr, "channels": audio.channels, "format": audio.format, "frames": n}
-    return encode(out, sr, audio.format), meta
+    features = npy_bytes(logmel(to_pcm16(out).T / np.float32(32768.0), sr, logmel_spec)) if logmel_spec else None
+    return encode(out, sr, audio.format), meta, features
 
 
-def plan_hash(rows: list[PlanRow], audio: AudioSpec) -> str:
+def plan_hash(rows: list[PlanRow], audio: AudioSpec, logmel_spec: LogMelSpec | None = None) -> str:
     """What a shard's bytes depend on, besides the inputs' content (their sha256 is in each row) and the
-    DSP versions recorded in the card: its rows, in order, and the output format."""
-    return sha256_hex(canonical_json({"audio": asdict(audio), "rows": [r.record() for r in rows]}).encode())
+    DSP versions recorded in the card: its rows, in order, the output format and the stored features."""
+    return sha256_hex(canonical_json({"audio": asdict(audio), "rows": [r.record() for r in rows],
+                                      "logmel": asdict(logmel_spec) if logmel_spec else None}).encode())
 
 
-def index_row(row: PlanRow, order: int, audio: bytes, doc: bytes) -> dict[str, Any]:
+def index_row(row: PlanRow, order: int, audio: bytes, doc: bytes, features: bytes | None = None
+              ) -> dict[str, Any]:
     labels = row.labels
     return {
         "key": row.key,
@@ -124,30 +130,51 @@ def index_row(row: PlanRow, order: int, audio: bytes, doc: bytes) -> dict[str, A
         "audio_bytes": len(audio),
         "audio_sha256": sha256_hex(audio),
         "json_sha256": sha256_hex(doc),
+        "logmel_sha256": sha256_hex(features) if features is not None else None,
     }
 
 
 class RenderShard(beam.DoFn):
-    """(shard name, plan rows) -> the shard's tar (written atomically), its summary, and its index rows."""
+    """(shard name, plan rows) -> the shard's tar (written atomically), its summary, and its index rows.
 
-    def __init__(self, audio: AudioSpec, out_dir: str):
+    With ``previous`` (an incremental build), a shard whose plan hash is unchanged and whose file on disk
+    still has the recorded sha256 is kept as it is: its summary and index rows are the previous ones.
+    """
+
+    def __init__(self, audio: AudioSpec, out_dir: str, logmel_spec: LogMelSpec | None = None):
         self.audio = audio
         self.out_dir = out_dir
+        self.logmel = logmel_spec
+        self.reused = Metrics.counter("mixtape", "shards_reused")
+        self.rendered = Metrics.counter("mixtape", "shards_rendered")
 
-    def process(self, element: tuple[str, Iterable[PlanRow]]) -> Iterator:
+    def process(self, element: tuple[str, Iterable[PlanRow]], previous: dict[str, Any]) -> Iterator:
         name, rows = element
         ordered = sorted(rows, key=lambda r: r.hash)
         for order, row in enumerate(ordered):
             yield pvalue.TaggedOutput(PLAN, {"shard": name, "order": order, "key": row.key,
                                              "record": canonical_json(row.record())})
-        info, index = render_shard(name, ordered, self.audio, self.out_dir)
+        kept = previous.get(name)
+        if kept is not None and kept["info"]["plan_hash"] == plan_hash(ordered, self.audio, self.logmel) and \
+                _file_sha256(storage.join(self.out_dir, name)) == kept["info"]["sha256"]:
+            self.reused.inc()
+            info, index = kept["info"], kept["index"]
+        else:
+            self.rendered.inc()
+            info, index = render_shard(name, ordered, self.audio, self.out_dir, self.logmel)
         for r in index:
             yield pvalue.TaggedOutput(INDEX, r)
         yield info
 
 
-def render_shard(name: str, ordered: list[PlanRow], audio: AudioSpec, out_dir: str
-                 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _file_sha256(uri: str) -> str | None:
+    if not storage.exists(uri):
+        return None
+    return sha256_hex(storage.read_bytes(uri))
+
+
+def render_shard(name: str, ordered: list[PlanRow], audio: AudioSpec, out_dir: str,
+                 logmel_spec: LogMelSpec | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Write one shard (atomically) from its rows in order; its card entry and its index rows."""
     cache = SourceCache(audio)
     index = []
@@ -155,11 +182,13 @@ def render_shard(name: str, ordered: list[PlanRow], audio: AudioSpec, out_dir: s
         sink = HashingWriter(f)
         writer = ShardWriter(sink)
         for order, row in enumerate(ordered):
-            data, meta = render_sample(row, cache)
+            data, meta, features = render_sample(row, cache, logmel_spec)
             doc = sample_json_bytes(row.sample_json(meta))
             writer.add(f"{row.key}.{audio.format}", data)
             writer.add(f"{row.key}.json", doc)
-            index.append(index_row(row, order, data, doc))
+            if features is not None:
+                writer.add(f"{row.key}.{MEMBER_SUFFIX}", features)
+            index.append(index_row(row, order, data, doc, features))
         writer.close()
     info = {
         "name": name,
@@ -168,21 +197,26 @@ def render_shard(name: str, ordered: list[PlanRow], audio: AudioSpec, out_dir: s
         "bytes": sink.bytes_written,
         "sha256": sink.sha256,
         "hash_range": [ordered[0].hash, ordered[-1].hash],
-        "plan_hash": plan_hash(ordered, audio),
+        "plan_hash": plan_hash(ordered, audio, logmel_spec),
     }
     return info, index
 
 
 class Render(beam.PTransform):
-    def __init__(self, audio: AudioSpec, out_dir: str):
+    def __init__(self, audio: AudioSpec, out_dir: str, previous: dict[str, Any] | None = None,
+                 logmel_spec: LogMelSpec | None = None):
         super().__init__()
         self.audio = audio
         self.out_dir = out_dir
+        self.previous = previous or {}
+        self.logmel = logmel_spec
 
     def expand(self, rows):
+        previous = rows.pipeline | "PreviousShards" >> beam.Create([self.previous])
         return (rows
                 | "KeyByShard" >> beam.Map(lambda r: (r.shard, r))
                 | "GroupShards" >> beam.GroupByKey()
                 | "SpreadShards" >> beam.Reshuffle()
-                | "RenderShard" >> beam.ParDo(RenderShard(self.audio, self.out_dir)).with_outputs(
+                | "RenderShard" >> beam.ParDo(RenderShard(self.audio, self.out_dir, self.logmel),
+                                              beam.pvalue.AsSingleton(previous)).with_outputs(
                     INDEX, PLAN, main="shards"))

@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -25,12 +22,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from mixtape.hashing import rng_for
 from mixtape.shardformat import iter_samples
-
-HTTP_TIMEOUT = 60
-
-
-class ShardURLError(ValueError):
-    pass
+from mixtape.storage import ShardURLError, open_url
 
 
 def expand_urls(spec: str | list[str]) -> list[str]:
@@ -40,25 +32,6 @@ def expand_urls(spec: str | list[str]) -> list[str]:
     if not urls:
         raise ShardURLError(f"no shard URLs in {spec!r}")
     return urls
-
-
-def open_url(url: str) -> IO[bytes]:
-    """A binary stream for a local path, file://, http(s)://, or any fsspec URL (gs://, s3://, ...)."""
-    scheme = urllib.parse.urlsplit(url).scheme
-    if scheme in ("", "file") or (len(scheme) == 1 and os.name == "nt"):
-        path = url[len("file://"):] if url.startswith("file://") else url
-        return open(path, "rb")
-    if scheme in ("http", "https"):
-        return urllib.request.urlopen(urllib.request.Request(url, headers={"User-Agent": "mixtape"}),
-                                      timeout=HTTP_TIMEOUT)
-    try:
-        import fsspec
-    except ImportError as e:  # pragma: no cover - fsspec is a dependency
-        raise ShardURLError(f"cannot open {url}: install fsspec") from e
-    try:
-        return fsspec.open(url, "rb").open()
-    except (ImportError, ValueError) as e:
-        raise ShardURLError(f"cannot open {url}: {e} (gs:// needs gcsfs, s3:// needs s3fs)") from e
 
 
 def sibling_url(shard_url: str, name: str) -> str:

@@ -1,0 +1,192 @@
+"""``mixtape verify``: prove a dataset copy is intact, and that its shards can be made again.
+
+Checks, against the card (``dataset.json``): every shard is there with its size, sha256 and sample count;
+each shard's members match the index (every index row in its shard and vice versa, member by member by
+sha256, so a flipped byte is traced to the sample that holds it); no stray shards. With ``rerender``, a
+seeded subset of shards is rendered again from ``plan.parquet`` and the original inputs and compared byte
+for byte; when they differ, the versions that can change output are compared with the card's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tarfile
+import tempfile
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from mixtape import storage
+from mixtape.features import MEMBER_SUFFIX, LogMelSpec
+from mixtape.hashing import rng_for
+from mixtape.records import PlanRow
+from mixtape.shardformat import split_member_name
+from mixtape.spec import AudioSpec
+
+VERIFY_STREAM = "verify"
+
+
+@dataclass
+class VerifyReport:
+    shards_checked: int = 0
+    samples_checked: int = 0
+    rerendered: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _members(path: str) -> tuple[dict[str, str], str | None]:
+    """member name -> sha256 of its bytes, and the error that stopped reading (a damaged header), if any."""
+    out: dict[str, str] = {}
+    try:
+        with tarfile.open(path, "r:") as tar:
+            for info in tar:
+                if info.isreg():
+                    f = tar.extractfile(info)
+                    out[info.name] = hashlib.sha256(f.read() if f else b"").hexdigest()
+    except (tarfile.TarError, OSError, EOFError) as e:
+        return out, f"{type(e).__name__}: {e}"
+    return out, None
+
+
+def _compare_members(name: str, path: str, rows: list[dict[str, Any]], fmt: str, report: VerifyReport) -> None:
+    members, error = _members(path)
+    expected = {}
+    for r in rows:
+        expected[f"{r['key']}.{fmt}"] = (r["key"], r["audio_sha256"])
+        expected[f"{r['key']}.json"] = (r["key"], r["json_sha256"])
+        if r.get("logmel_sha256"):
+            expected[f"{r['key']}.{MEMBER_SUFFIX}"] = (r["key"], r["logmel_sha256"])
+    for member, (key, sha) in sorted(expected.items()):
+        if member not in members:
+            if error is None:
+                report.problems.append(f"{name}: sample {key} has no member {member}")
+        elif members[member] != sha:
+            report.problems.append(f"{name}: sample {key}: member {member} differs from the index "
+                                   f"(sha256 {members[member][:12]}…, expected {sha[:12]}…)")
+    for member in sorted(set(members) - set(expected)):
+        report.problems.append(f"{name}: member {member} (sample {split_member_name(member)[0]}) is not in the index")
+    if error is not None:
+        read = sorted({split_member_name(m)[0] for m in members})
+        after = f" after {len(read)} readable samples (last: {read[-1]})" if read else " at its start"
+        report.problems.append(f"{name}: the tar is damaged{after}: {error}")
+
+
+def check(dataset: str) -> tuple[VerifyReport, dict[str, Any]]:
+    report = VerifyReport()
+    card = json.loads(storage.read_bytes(storage.join(dataset, "dataset.json")))
+    fmt = card["audio"]["format"]
+    index_path = storage.join(dataset, card["files"]["index"])
+    index = pq.read_table(index_path).to_pylist() if os.path.exists(index_path) else []
+    if not index:
+        report.problems.append(f"{card['files']['index']} is missing or empty")
+    by_shard: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in index:
+        by_shard[r["shard"]].append(r)
+    listed = set()
+    for split, info in card["splits"].items():
+        for shard in info["shards"]:
+            name = shard["name"]
+            listed.add(name)
+            path = storage.join(dataset, name)
+            rows = sorted(by_shard.get(name, []), key=lambda r: r["order"])
+            if len(rows) != shard["samples"]:
+                report.problems.append(f"{name}: the index has {len(rows)} samples, the card {shard['samples']}")
+            if not os.path.exists(path):
+                report.problems.append(f"{name}: missing ({shard['samples']} samples of {split})")
+                continue
+            report.shards_checked += 1
+            report.samples_checked += shard["samples"]
+            size = os.path.getsize(path)
+            sha = _sha256_file(path)
+            if size == shard["bytes"] and sha == shard["sha256"]:
+                continue
+            report.problems.append(f"{name}: sha256 {sha[:12]}… ({size} bytes) but the card says "
+                                   f"{shard['sha256'][:12]}… ({shard['bytes']} bytes)")
+            _compare_members(name, path, rows, fmt, report)
+    for stray in sorted(set(by_shard) - listed):
+        report.problems.append(f"{stray}: in the index but not in the card")
+    for f in sorted(os.listdir(dataset)):
+        if f.endswith(".tar") and f not in listed:
+            report.problems.append(f"{f}: a shard file the card does not list")
+    return report, card
+
+
+def source_roots(dataset: str, spec_path: str | None = None) -> dict[str, str]:
+    """Where the inputs are: from a spec file given now, else from the build's record (``build.json``)."""
+    if spec_path:
+        from mixtape.spec import load_spec
+
+        return {s.name: s.root for s in load_spec(spec_path).sources}
+    info_path = storage.join(dataset, "build.json")
+    if not os.path.exists(info_path):
+        raise FileNotFoundError(f"{info_path} is missing: pass --spec SPEC.yaml so the inputs can be found")
+    return json.loads(storage.read_bytes(info_path))["source_roots"]
+
+
+def environment_differences(card: dict[str, Any]) -> list[str]:
+    from mixtape.pipelines.manifest import package_versions
+
+    now = package_versions()
+    return [f"{k}: {card['versions'].get(k)} in the card, {v} here" for k, v in sorted(now.items())
+            if card["versions"].get(k) != v]
+
+
+def rerender(dataset: str, card: dict[str, Any], fraction: float, seed: int, roots: dict[str, str],
+             report: VerifyReport) -> None:
+    """Render a seeded random subset of shards again from the stored plan and compare the bytes."""
+    from mixtape.pipelines.render import render_shard
+
+    shards = [s for info in card["splits"].values() for s in info["shards"]]
+    k = min(len(shards), max(1, math.ceil(fraction * len(shards)))) if fraction > 0 and shards else 0
+    chosen = sorted(rng_for(card["seed"], VERIFY_STREAM, str(seed)).choice(len(shards), size=k, replace=False))
+    plan = pq.read_table(storage.join(dataset, card["files"]["plan"])).to_pylist()
+    by_shard: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in plan:
+        by_shard[r["shard"]].append(r)
+    index = pq.read_table(storage.join(dataset, card["files"]["index"])).to_pylist()
+    a = card["audio"]
+    audio = AudioSpec(sample_rate=a["sample_rate"], channels=a["channels"], format=a["format"])
+    lm = card.get("features", {}).get("logmel")
+    logmel_spec = LogMelSpec(**{k: lm[k] for k in ("n_fft", "hop", "n_mels", "f_min", "log_c")},
+                             f_max=card["spec"]["features"]["logmel"]["f_max"]) if lm else None
+    with tempfile.TemporaryDirectory(prefix="mixtape-verify-") as tmp:
+        for i in chosen:
+            shard = shards[i]
+            rows = [PlanRow.from_record(json.loads(r["record"]), roots)
+                    for r in sorted(by_shard[shard["name"]], key=lambda r: r["order"])]
+            info, _ = render_shard(shard["name"], rows, audio, tmp, logmel_spec)
+            report.rerendered.append(shard["name"])
+            if info["sha256"] != shard["sha256"]:
+                report.problems.append(f"{shard['name']}: re-rendered bytes differ from the card "
+                                       f"({info['sha256'][:12]}… vs {shard['sha256'][:12]}…)")
+                _compare_members(shard["name"], os.path.join(tmp, shard["name"]),
+                                 [r for r in index if r["shard"] == shard["name"]], a["format"], report)
+                diffs = environment_differences(card)
+                report.notes.append("versions that can change output differ: " + "; ".join(diffs) if diffs else
+                                    "every recorded version matches: an input or the plan must have changed")
+
+
+def verify(dataset: str, rerender_fraction: float = 0.0, seed: int = 0, spec_path: str | None = None
+           ) -> VerifyReport:
+    report, card = check(dataset)
+    if rerender_fraction > 0:
+        rerender(dataset, card, rerender_fraction, seed, source_roots(dataset, spec_path), report)
+    return report
