@@ -16,21 +16,26 @@ from mixtape.audio import window_rms_db
 from mixtape.augment import apply_chain_labels, draw_chain
 from mixtape.augment.label_transforms import window as window_labels
 from mixtape.augment.ops import OPS, Context, warp_params
-from mixtape.hashing import SHARD_SALT, SPLIT_SALT, digest128, rng_for
+from mixtape.hashing import SHARD_SALT, SPLIT_SALT, digest128, rng_for, unit_interval
 from mixtape.records import Clip, PlanRow, Reject
 from mixtape.spec import DatasetSpec
 
 # ------------------------------------------------------------------------------------------------ splits
 
 
-def assign_splits(group_weights: Iterable[tuple[str, float]], fractions: Sequence[tuple[str, float]],
-                  seed: int) -> dict[str, str]:
-    """Map each group to a split so the splits hold close to the requested share of audio.
+SPLIT_METHODS = ("hash", "balanced")
 
-    Groups are laid out in the order of a seeded hash of their name, each occupying a span proportional to
-    its weight (seconds of audio); a group goes to the split whose fraction interval holds its span's
-    midpoint. Adding a group moves at most the groups next to a boundary. Every split gets at least one
-    group when there are enough groups.
+
+def assign_splits(group_weights: Iterable[tuple[str, float]], fractions: Sequence[tuple[str, float]],
+                  seed: int, method: str = "hash") -> dict[str, str]:
+    """Map each group to a split.
+
+    ``hash`` (default): a group's split follows from a seeded hash of its name alone, so adding or removing
+    other groups never moves it (incremental rebuilds stay incremental); the shares match the fractions
+    on average, by group count. ``balanced``: groups laid out in hash order, each spanning its seconds of
+    audio, go to the split whose interval holds their midpoint, so the shares of audio come out close to
+    the fractions even with few groups, but an added group shifts those after it and can move the ones
+    next to a boundary. Either way every split gets at least one group when there are enough groups.
     """
     groups = sorted(((digest128(f"{seed}\x00{g}", SPLIT_SALT), g, max(float(w), 1e-9))
                      for g, w in group_weights))
@@ -45,9 +50,9 @@ def assign_splits(group_weights: Iterable[tuple[str, float]], fractions: Sequenc
     edges[-1] = 1.0 + 1e-12
     assignment: dict[str, str] = {}
     cum = 0.0
-    for _, g, w in groups:
-        mid = (cum + w / 2) / total
-        assignment[g] = names[min(bisect.bisect_right(edges, mid), len(names) - 1)]
+    for h, g, w in groups:
+        position = unit_interval(h) if method == "hash" else (cum + w / 2) / total
+        assignment[g] = names[min(bisect.bisect_right(edges, position), len(names) - 1)]
         cum += w
     # Guarantee non-empty splits: an empty split takes the group whose weight is closest to its target
     # share, from a split that keeps at least one group (ties broken by the seeded hash order).

@@ -116,6 +116,8 @@ class SplitSpec:
     fractions: tuple[tuple[str, float], ...] = (("train", 0.8), ("valid", 0.1), ("test", 0.1))
     #: with group_by: fold, the dataset's own folds decide: split name -> fold values (as strings)
     folds: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    #: hash (a group's split depends on it alone: stable when inputs are added) or balanced (shares of audio)
+    method: str = "hash"
 
     def split_of_fold(self, fold: str) -> str | None:
         return next((name for name, values in self.folds if fold in values), None)
@@ -475,8 +477,9 @@ def parse_spec(raw: Any, base_dir: Path | None = None) -> DatasetSpec:
         min_rms_db=r.number(sn, "min_rms_db", "snippets", -60.0, lo=-200.0, hi=0.0),
     )
 
-    sp = r.mapping(top.get("splits"), "splits", {"group_by", "fractions", "folds"})
+    sp = r.mapping(top.get("splits"), "splits", {"group_by", "fractions", "folds", "method"})
     group_by = r.choice(sp, "group_by", "splits", "clip", GROUP_FIELDS)
+    split_method = r.choice(sp, "method", "splits", "hash", ("hash", "balanced"))
     folds: list[tuple[str, tuple[str, ...]]] = []
     folds_raw = sp.get("folds")
     if group_by == "fold":
@@ -516,7 +519,8 @@ def parse_spec(raw: Any, base_dir: Path | None = None) -> DatasetSpec:
             r.fail("splits.fractions", f"must add up to 1; they add up to {total:g}")
     if fractions and "train" not in dict(fractions):
         r.fail("splits.fractions", "needs a `train` split")
-    splits = SplitSpec(group_by=group_by, fractions=tuple(fractions) or SplitSpec.fractions, folds=tuple(folds))
+    splits = SplitSpec(group_by=group_by, fractions=tuple(fractions) or SplitSpec.fractions, folds=tuple(folds),
+                       method=split_method)
 
     au = r.mapping(top.get("augment"), "augment", {"variants", "keep_original", "splits", "chain", "mix_with",
                                                    "impulse_responses"})

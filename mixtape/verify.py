@@ -152,7 +152,7 @@ def environment_differences(card: dict[str, Any]) -> list[str]:
 def rerender(dataset: str, card: dict[str, Any], fraction: float, seed: int, roots: dict[str, str],
              report: VerifyReport) -> None:
     """Render a seeded random subset of shards again from the stored plan and compare the bytes."""
-    from mixtape.pipelines.render import render_shard
+    from mixtape.pipelines.render import InputChanged, render_shard
 
     shards = [s for info in card["splits"].values() for s in info["shards"]]
     k = min(len(shards), max(1, math.ceil(fraction * len(shards)))) if fraction > 0 and shards else 0
@@ -172,8 +172,12 @@ def rerender(dataset: str, card: dict[str, Any], fraction: float, seed: int, roo
             shard = shards[i]
             rows = [PlanRow.from_record(json.loads(r["record"]), roots)
                     for r in sorted(by_shard[shard["name"]], key=lambda r: r["order"])]
-            info, _ = render_shard(shard["name"], rows, audio, tmp, logmel_spec)
             report.rerendered.append(shard["name"])
+            try:
+                info, _ = render_shard(shard["name"], rows, audio, tmp, logmel_spec)
+            except (InputChanged, OSError) as e:
+                report.problems.append(f"{shard['name']}: cannot re-render: {e}")
+                continue
             if info["sha256"] != shard["sha256"]:
                 report.problems.append(f"{shard['name']}: re-rendered bytes differ from the card "
                                        f"({info['sha256'][:12]}… vs {shard['sha256'][:12]}…)")

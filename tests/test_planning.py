@@ -19,17 +19,25 @@ FRACTIONS = (("train", 0.8), ("valid", 0.1), ("test", 0.1))
 
 
 def test_splits_are_deterministic_and_keep_proportions():
-    groups = [(f"pack:{i}", 10.0) for i in range(200)]
-    a = assign_splits(groups, FRACTIONS, seed=1)
-    assert a == assign_splits(list(reversed(groups)), FRACTIONS, seed=1)  # order of arrival is irrelevant
-    counts = Counter(a.values())
-    assert abs(counts["train"] - 160) <= 1 and abs(counts["valid"] - 20) <= 1
-    assert a != assign_splits(groups, FRACTIONS, seed=2)
+    groups = [(f"pack:{i}", 10.0) for i in range(2000)]
+    for method, tolerance in (("balanced", 1), ("hash", 60)):
+        a = assign_splits(groups, FRACTIONS, seed=1, method=method)
+        assert a == assign_splits(list(reversed(groups)), FRACTIONS, seed=1, method=method)  # arrival order
+        counts = Counter(a.values())
+        assert abs(counts["train"] - 1600) <= tolerance and abs(counts["valid"] - 200) <= tolerance
+        assert a != assign_splits(groups, FRACTIONS, seed=2, method=method)
 
 
-def test_splits_weight_groups_by_duration():
+def test_hash_splits_never_move_a_group_when_others_are_added():
+    groups = [(f"pack:{i}", 10.0 + i % 7) for i in range(300)]
+    before = assign_splits(groups, FRACTIONS, seed=3)
+    after = assign_splits(groups + [(f"new:{i}", 50.0) for i in range(40)], FRACTIONS, seed=3)
+    assert all(after[g] == s for g, s in before.items())
+
+
+def test_balanced_splits_weight_groups_by_duration():
     groups = [("big", 800.0)] + [(f"g{i}", 10.0) for i in range(20)]
-    a = assign_splits(groups, FRACTIONS, seed=5)
+    a = assign_splits(groups, FRACTIONS, seed=5, method="balanced")
     seconds = Counter()
     for g, w in groups:
         seconds[a[g]] += w

@@ -147,5 +147,6 @@ class Plan(beam.PTransform):
                        | "GroupMillis" >> beam.Map(lambda c: (c.group(group_by), c.duration_ms))
                        | "SumPerGroup" >> beam.CombinePerKey(sum)
                        | "AllGroups" >> beam.combiners.ToList()
-                       | "AssignSplits" >> beam.Map(assign_splits, spec.splits.fractions, spec.seed))
+                       | "AssignSplits" >> beam.Map(assign_splits, spec.splits.fractions, spec.seed,
+                                                    spec.splits.method))
         return clips | "AttachSplit" >> beam.Map(_with_split, beam.pvalue.AsSingleton(split_table), group_by)
