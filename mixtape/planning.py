@@ -262,5 +262,21 @@ def shard_name(split: str, index: int) -> str:
     return f"{split}-{index:06d}.tar"
 
 
+def shard_pattern(base: str, names: list[str]) -> str:
+    """Shard URLs for a trainer: one brace range when the numbers run without gaps, else a list."""
+    by_split: dict[str, list[int]] = {}
+    for n in names:
+        split, _, number = n[: -len(".tar")].rpartition("-")
+        by_split.setdefault(split, []).append(int(number))
+    patterns = []
+    for split, numbers in sorted(by_split.items()):
+        numbers.sort()
+        if numbers == list(range(numbers[0], numbers[-1] + 1)) and len(numbers) > 1:
+            patterns.append(f"{base}/{split}-{{{numbers[0]:06d}..{numbers[-1]:06d}}}.tar")
+        else:
+            patterns += [f"{base}/{shard_name(split, i)}" for i in numbers]
+    return " ".join(patterns)
+
+
 def assign_shard(row: PlanRow, boundaries: dict[str, list[str]]) -> PlanRow:
     return replace(row, shard=shard_name(row.split, shard_index(row.hash, boundaries[row.split])))

@@ -139,3 +139,11 @@ def test_adding_a_few_samples_moves_only_their_stable_ranges():
     balanced_after = shard_boundaries(after, 64, "balanced")
     moved = sum(1 for a, b in zip(balanced_before, balanced_after, strict=False) if a != b)
     assert moved > 5  # why stable is the default: balanced cuts shift for everything after an insertion
+
+
+def test_shard_pattern_uses_braces_only_without_gaps():
+    from mixtape.planning import shard_pattern
+
+    assert shard_pattern("D", ["train-000000.tar", "train-000001.tar", "train-000002.tar"]) == \
+        "D/train-{000000..000002}.tar"
+    assert shard_pattern("D", ["train-000000.tar", "train-000002.tar"]) == "D/train-000000.tar D/train-000002.tar"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -10,6 +9,7 @@ from pathlib import Path
 
 from mixtape.demo.collection import generate
 from mixtape.pipelines.build import RunnerConfig, build
+from mixtape.planning import shard_pattern
 from mixtape.spec import load_spec
 from mixtape.train.loop import TrainConfig, train
 
@@ -19,6 +19,7 @@ MARKER = ".mixtape-demo"
 DEMO_SPEC = """\
 # The demo dataset: a worked example of a mixtape spec. Paths are relative to this file.
 name: mixtape-demo
+version: 1.0.0                   # the dataset's semantic version, recorded in the card
 seed: 1234                       # seeds every random choice: same spec + inputs => same bytes
 
 sources:
@@ -83,8 +84,7 @@ def run_demo(out: str, clips: int = 60, steps: int = 150, seed: int = 7, workers
     card = build(spec, dataset, RunnerConfig(workers=workers), overwrite=True)
 
     log(f"[3/3] training a small log-mel CNN for {steps} steps from the shards ...")
-    n_train = len(card["splits"]["train"]["shards"])
-    shards = os.path.join(dataset, f"train-{{000000..{n_train - 1:06d}}}.tar")
+    shards = shard_pattern(dataset, [s["name"] for s in card["splits"]["train"]["shards"]])
     result = train(TrainConfig(shards=shards, out=str(out_path / "run"), steps=steps, seed=seed), log=log)
     return {"collection": col, "card": card, "train": result, "generate_seconds": gen_seconds,
             "spec": str(spec_file), "dataset": dataset, "run": str(out_path / "run"), "shards": shards,
