@@ -9,7 +9,9 @@ DEMO   ?= demo-output
 # pip repeats one line per package about index folders this machine's pip config names but lacks: drop it.
 PIPQUIET := { grep -v -e 'is ignored: it is neither a file nor a directory' -e 'BuildBackendWarning' || true; }
 
-.PHONY: demo test bench lint setup clean
+IMAGE  ?= mixtape-worker:0.1.0
+
+.PHONY: demo test bench lint setup clean wheel image
 
 setup: $(STAMP)
 
@@ -34,6 +36,14 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/augment.py
 	$(BIN)/python bench/build.py
+
+wheel: $(STAMP)
+	rm -rf dist && $(BIN)/python -m pip wheel --quiet --no-deps -w dist . 2>&1 | $(PIPQUIET)
+
+# The worker image for Dataflow / Flink (needs a Docker daemon; see deploy/), linted with hadolint first.
+image: wheel
+	$(BIN)/hadolint deploy/Dockerfile
+	docker build -f deploy/Dockerfile -t $(IMAGE) .
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache

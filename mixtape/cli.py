@@ -54,6 +54,11 @@ def _cmd_build(args: argparse.Namespace, beam_args: list[str]) -> int:
     spec = load_spec(args.spec)
     card = build(spec, args.out, RunnerConfig(runner=args.runner, workers=args.workers, beam_args=tuple(beam_args)),
                  overwrite=args.overwrite, incremental=args.incremental, log=print)
+    if "dry_run" in card:
+        job = card["dry_run"]
+        print(json.dumps(job, indent=1, sort_keys=True))
+        print(f"dry run: Dataflow job {job['job'].get('name')} built, not submitted")
+        return 0
     for line in build_summary(card):
         print(line)
     b = card["_build"]

@@ -10,6 +10,7 @@ for byte; when they differ, the versions that can change output are compared wit
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
 import os
@@ -46,7 +47,7 @@ class VerifyReport:
 
 def _sha256_file(path: str) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with storage.open_url(path) as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
@@ -56,7 +57,7 @@ def _members(path: str) -> tuple[dict[str, str], str | None]:
     """member name -> sha256 of its bytes, and the error that stopped reading (a damaged header), if any."""
     out: dict[str, str] = {}
     try:
-        with tarfile.open(path, "r:") as tar:
+        with tarfile.open(fileobj=io.BytesIO(storage.read_bytes(path)), mode="r:") as tar:
             for info in tar:
                 if info.isreg():
                     f = tar.extractfile(info)
@@ -94,7 +95,7 @@ def check(dataset: str) -> tuple[VerifyReport, dict[str, Any]]:
     card = json.loads(storage.read_bytes(storage.join(dataset, "dataset.json")))
     fmt = card["audio"]["format"]
     index_path = storage.join(dataset, card["files"]["index"])
-    index = pq.read_table(index_path).to_pylist() if os.path.exists(index_path) else []
+    index = pq.read_table(io.BytesIO(storage.read_bytes(index_path))).to_pylist() if storage.exists(index_path) else []
     if not index:
         report.problems.append(f"{card['files']['index']} is missing or empty")
     by_shard: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -109,13 +110,13 @@ def check(dataset: str) -> tuple[VerifyReport, dict[str, Any]]:
             rows = sorted(by_shard.get(name, []), key=lambda r: r["order"])
             if len(rows) != shard["samples"]:
                 report.problems.append(f"{name}: the index has {len(rows)} samples, the card {shard['samples']}")
-            if not os.path.exists(path):
+            if not storage.exists(path):
                 report.problems.append(f"{name}: missing ({shard['samples']} samples of {split})")
                 continue
             report.shards_checked += 1
             report.samples_checked += shard["samples"]
-            size = os.path.getsize(path)
-            sha = _sha256_file(path)
+            data = storage.read_bytes(path)
+            size, sha = len(data), hashlib.sha256(data).hexdigest()
             if size == shard["bytes"] and sha == shard["sha256"]:
                 continue
             report.problems.append(f"{name}: sha256 {sha[:12]}… ({size} bytes) but the card says "
@@ -123,8 +124,8 @@ def check(dataset: str) -> tuple[VerifyReport, dict[str, Any]]:
             _compare_members(name, path, rows, fmt, report)
     for stray in sorted(set(by_shard) - listed):
         report.problems.append(f"{stray}: in the index but not in the card")
-    for f in sorted(os.listdir(dataset)):
-        if f.endswith(".tar") and f not in listed:
+    for f in storage.list_files(dataset):
+        if f.endswith(".tar") and "/" not in f and f not in listed:
             report.problems.append(f"{f}: a shard file the card does not list")
     return report, card
 
@@ -136,7 +137,7 @@ def source_roots(dataset: str, spec_path: str | None = None) -> dict[str, str]:
 
         return {s.name: s.root for s in load_spec(spec_path).sources}
     info_path = storage.join(dataset, "build.json")
-    if not os.path.exists(info_path):
+    if not storage.exists(info_path):
         raise FileNotFoundError(f"{info_path} is missing: pass --spec SPEC.yaml so the inputs can be found")
     return json.loads(storage.read_bytes(info_path))["source_roots"]
 
@@ -157,11 +158,11 @@ def rerender(dataset: str, card: dict[str, Any], fraction: float, seed: int, roo
     shards = [s for info in card["splits"].values() for s in info["shards"]]
     k = min(len(shards), max(1, math.ceil(fraction * len(shards)))) if fraction > 0 and shards else 0
     chosen = sorted(rng_for(card["seed"], VERIFY_STREAM, str(seed)).choice(len(shards), size=k, replace=False))
-    plan = pq.read_table(storage.join(dataset, card["files"]["plan"])).to_pylist()
+    plan = pq.read_table(io.BytesIO(storage.read_bytes(storage.join(dataset, card["files"]["plan"])))).to_pylist()
     by_shard: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in plan:
         by_shard[r["shard"]].append(r)
-    index = pq.read_table(storage.join(dataset, card["files"]["index"])).to_pylist()
+    index = pq.read_table(io.BytesIO(storage.read_bytes(storage.join(dataset, card["files"]["index"])))).to_pylist()
     a = card["audio"]
     audio = AudioSpec(sample_rate=a["sample_rate"], channels=a["channels"], format=a["format"])
     lm = card.get("features", {}).get("logmel")

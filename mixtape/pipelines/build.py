@@ -11,6 +11,7 @@ from typing import Any
 
 import apache_beam as beam
 import pyarrow.parquet as pq
+from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 
 from mixtape import storage
@@ -38,17 +39,62 @@ class RunnerConfig:
     beam_args: tuple[str, ...] = ()
 
 
+FLINK_VERSION = "1.20"
+WORKER_POOL_PORT = 50000
+
+
+def _has(args: list[str], name: str) -> bool:
+    return any(a == f"--{name}" or a.startswith(f"--{name}=") for a in args)
+
+
+def runner_args(cfg: RunnerConfig) -> tuple[str, list[str]]:
+    """The Beam runner class name and its options: the user's, plus the defaults each runner needs."""
+    args = list(cfg.beam_args)
+    if cfg.runner == "portable":
+        # Beam's embedded job service and in-process workers: the Fn API path Flink and Dataflow use.
+        if not _has(args, "job_endpoint"):
+            args.append("--job_endpoint=embed")
+        if not _has(args, "environment_type"):
+            args.append("--environment_type=LOOPBACK")
+        return "PortableRunner", args
+    if cfg.runner == "flink":
+        if not (_has(args, "flink_master") or _has(args, "job_endpoint")):
+            raise BuildError("--runner flink needs, after `--`, either --job_endpoint=HOST:8099 (a Beam Flink job "
+                             "server, as deploy/flink runs) or --flink_master=HOST:8081 (Flink's REST endpoint; "
+                             "Beam then fetches a job server jar)")
+        if not _has(args, "environment_type"):
+            # the Python workers run as a sidecar worker pool next to each task manager
+            args += ["--environment_type=EXTERNAL", f"--environment_config=localhost:{WORKER_POOL_PORT}"]
+        if _has(args, "job_endpoint"):
+            return "PortableRunner", args
+        if not _has(args, "flink_version"):
+            args.append(f"--flink_version={FLINK_VERSION}")
+        return "FlinkRunner", args
+    # dataflow
+    missing = [o for o in ("project", "region", "temp_location") if not _has(args, o)]
+    if missing:
+        raise BuildError("--runner dataflow needs, after `--`: " + ", ".join(f"--{o}=..." for o in missing)
+                         + " (see deploy/dataflow/README.md)")
+    if not any(_has(args, o) for o in ("sdk_container_image", "setup_file", "extra_package", "requirements_file")):
+        raise BuildError("Dataflow workers must be able to import mixtape: build the SDK container (`make image`, "
+                         "push it) and pass -- --sdk_container_image=REGISTRY/mixtape:VERSION "
+                         "(see deploy/dataflow/README.md)")
+    if _has(args, "sdk_container_image") and not _has(args, "sdk_location"):
+        args.append("--sdk_location=container")  # the image already holds the SDK: nothing to stage
+    return "DataflowRunner", args
+
+
 def make_pipeline(cfg: RunnerConfig) -> beam.Pipeline:
     if cfg.runner not in RUNNERS:
         raise BuildError(f"unknown runner {cfg.runner!r}; choose one of {', '.join(RUNNERS)}")
-    args = list(cfg.beam_args)
     if cfg.runner == "direct":
+        args = list(cfg.beam_args)
         # Select the FnApiRunner explicitly: the default switching runner may pick a runner that must
         # first download a binary, which cannot work offline.
         from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
         # Worker processes report errors only (their start-up warnings are noise) unless the user asks otherwise.
-        if not any(a.startswith("--default_sdk_harness_log_level") for a in args):
+        if not _has(args, "default_sdk_harness_log_level"):
             args.append("--default_sdk_harness_log_level=ERROR")
         options = PipelineOptions(args)
         direct = options.view_as(DirectOptions)
@@ -58,8 +104,21 @@ def make_pipeline(cfg: RunnerConfig) -> beam.Pipeline:
         else:
             direct.direct_running_mode = "in_memory"
         return beam.Pipeline(runner=FnApiRunner(), options=options)
-    runner_name = {"portable": "PortableRunner", "flink": "FlinkRunner", "dataflow": "DataflowRunner"}[cfg.runner]
+    runner_name, args = runner_args(cfg)
     return beam.Pipeline(options=PipelineOptions([f"--runner={runner_name}", *args]))
+
+
+def dataflow_job(result: Any, options: PipelineOptions) -> dict[str, Any]:
+    """What a Dataflow dry run would have submitted: the job and its worker environment, built offline."""
+    from apache_beam.runners.dataflow.internal import apiclient
+
+    job = result.job
+    env = apiclient.Environment([], options, apiclient._FNAPI_ENVIRONMENT_MAJOR_VERSION,
+                                "gs://dry-run/pipeline.pb", job.proto_pipeline)
+    proto = env.proto
+    environment = (json.loads(type(proto).to_json(proto)) if hasattr(type(proto), "to_json")
+                   else json.loads(__import__("apitools.base.py.encoding", fromlist=["x"]).MessageToJson(proto)))
+    return {"job": json.loads(job.json()), "environment": environment}
 
 
 def prepare_output(out_dir: str, overwrite: bool, incremental: bool = False) -> None:
@@ -115,22 +174,31 @@ def check_sources(spec: DatasetSpec) -> None:
                                      f"relative to its `path`, {src.root})")
 
 
+def _count_reject(reject: Any) -> None:
+    Metrics.counter("mixtape", f"rejected_{reject.reason}").inc()
+
+
 def add_build(p: beam.Pipeline, spec: DatasetSpec, out_dir: str, previous: dict[str, Any] | None = None) -> None:
     clips, ingest_rejects = p | "Ingest" >> Ingest(spec)
     rows, plan_rejects, used = clips | "Plan" >> Plan(spec)
     rendered = rows | "Render" >> Render(spec.audio, out_dir, previous, spec.logmel)
     rejects = (ingest_rejects, plan_rejects) | "AllRejects" >> beam.Flatten()
+    _ = rejects | "CountRejects" >> beam.Map(_count_reject)
     _ = (rendered.shards, rendered.index, used, rejects, rendered.plan) | "Manifest" >> Manifest(spec, out_dir)
 
 
-def _counter(result: Any, name: str) -> int:
+def counters(result: Any) -> dict[str, int]:
+    """mixtape's Beam counters (clips, rejects by reason, samples, bytes, shards) summed over steps."""
     from apache_beam.metrics.metric import MetricsFilter
 
     try:
-        counters = result.metrics().query(MetricsFilter().with_name(name))["counters"]
+        found = result.metrics().query(MetricsFilter().with_namespace("mixtape"))["counters"]
     except (NotImplementedError, AttributeError, KeyError):
-        return -1
-    return int(sum(c.committed or c.attempted or 0 for c in counters))
+        return {}
+    out: dict[str, int] = {}
+    for c in found:
+        out[c.key.metric.name] = out.get(c.key.metric.name, 0) + int(c.committed or c.attempted or 0)
+    return dict(sorted(out.items()))
 
 
 def build(spec: DatasetSpec, out_dir: str, cfg: RunnerConfig = RunnerConfig(), overwrite: bool = False,
@@ -148,8 +216,13 @@ def build(spec: DatasetSpec, out_dir: str, cfg: RunnerConfig = RunnerConfig(), o
     p = make_pipeline(cfg)
     add_build(p, spec, out_dir, previous)
     result = p.run()
+    if cfg.runner == "dataflow" and _has(list(cfg.beam_args), "dry_run"):
+        return {"dry_run": dataflow_job(result, p.options)}
     result.wait_until_finish()
     seconds = time.monotonic() - started
+    metrics = counters(result)
+    for name, value in metrics.items():
+        log(f"metric {name}: {value}")
     card = json.loads(storage.read_bytes(storage.join(out_dir, CARD_NAME)))
     names = {s["name"] for split in card["splits"].values() for s in split["shards"]}
     if incremental and not storage.is_remote(out_dir):
@@ -160,8 +233,8 @@ def build(spec: DatasetSpec, out_dir: str, cfg: RunnerConfig = RunnerConfig(), o
             "wall_seconds": round(seconds, 2), "spec_hash": card["spec_hash"],
             # where the inputs were: `verify --rerender` finds them here (the card stays location-free)
             "source_roots": {s.name: s.root for s in spec.sources},
-            "incremental": incremental, "shards_rendered": _counter(result, "shards_rendered"),
-            "shards_reused": _counter(result, "shards_reused")}
+            "incremental": incremental, "shards_rendered": metrics.get("shards_rendered", 0),
+            "shards_reused": metrics.get("shards_reused", 0), "metrics": metrics}
     storage.write_bytes(storage.join(out_dir, BUILD_INFO), (json.dumps(info, indent=1) + "\n").encode())
     card["_build"] = info
     return card

@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import apache_beam as beam
 from apache_beam import pvalue
+from apache_beam.metrics import Metrics
 
 from mixtape import storage
 from mixtape.audio import AudioError, probe
@@ -22,8 +23,10 @@ REJECTS = "rejects"
 
 def _list(indexed_source: tuple[int, SourceSpec]) -> Iterator:
     index, source = indexed_source
+    listed = Metrics.counter("mixtape", "clips_in")
     try:
         for item in list_source(source):
+            listed.inc()
             if isinstance(item, Reject):
                 yield pvalue.TaggedOutput(REJECTS, item)
             else:

@@ -147,6 +147,8 @@ class RenderShard(beam.DoFn):
         self.logmel = logmel_spec
         self.reused = Metrics.counter("mixtape", "shards_reused")
         self.rendered = Metrics.counter("mixtape", "shards_rendered")
+        self.samples = Metrics.counter("mixtape", "samples_written")
+        self.bytes = Metrics.counter("mixtape", "shard_bytes_written")
 
     def process(self, element: tuple[str, Iterable[PlanRow]], previous: dict[str, Any]) -> Iterator:
         name, rows = element
@@ -162,6 +164,8 @@ class RenderShard(beam.DoFn):
         else:
             self.rendered.inc()
             info, index = render_shard(name, ordered, self.audio, self.out_dir, self.logmel)
+        self.samples.inc(info["samples"])
+        self.bytes.inc(info["bytes"])
         for r in index:
             yield pvalue.TaggedOutput(INDEX, r)
         yield info
