@@ -1,8 +1,8 @@
 """Stable hashes and key-seeded generators.
 
-Everything random or ordered in a build derives from these functions, never from Python's salted
-``hash()``, global RNGs, wall-clock time or iteration order, so that a build is byte-identical on any
-runner with any parallelism.
+Everything random or ordered in a build derives from these functions, never from Python's per-process
+salted built-in hashing, global RNGs, wall-clock time or iteration order, so that a build is
+byte-identical on any runner with any parallelism.
 """
 
 from __future__ import annotations
