@@ -43,11 +43,21 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def read_tags(data: bytes) -> dict[str, str]:
-    """The tags above that a file carries (keys of ``_FIELDS``); empty when it has none or is not audio."""
+def read_tags(source: bytes | str) -> dict[str, str]:
+    """The tags above that a file carries (keys of ``_FIELDS``); empty when it has none or is not audio.
+
+    ``source`` is the file's bytes, or a URI: a local path is opened by mutagen, which reads only the tag
+    blocks (not the audio the probe will read anyway); other URIs are fetched whole.
+    """
     try:
-        f = mutagen.File(io.BytesIO(data))
-    except Exception:  # mutagen raises many types on junk; tags are optional, so no tags
+        if isinstance(source, str):
+            from mixtape import storage
+
+            target = source if not storage.is_remote(source) else io.BytesIO(storage.read_bytes(source))
+        else:
+            target = io.BytesIO(source)
+        f = mutagen.File(target)
+    except Exception:  # mutagen raises many types on junk and unreadable files; tags are optional
         return {}
     if f is None or f.tags is None:
         return {}

@@ -87,11 +87,6 @@ def list_files(root: str) -> list[str]:
     return sorted(out)
 
 
-def makedirs(uri: str) -> None:
-    if not is_remote(uri):
-        os.makedirs(_local(uri), exist_ok=True)
-
-
 @contextmanager
 def atomic_write(uri: str) -> Iterator[IO[bytes]]:
     """Write to a temporary sibling and rename into place only when the block finishes without error.

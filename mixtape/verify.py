@@ -45,14 +45,6 @@ class VerifyReport:
         return not self.problems
 
 
-def _sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with storage.open_url(path) as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _members(path: str) -> tuple[dict[str, str], str | None]:
     """member name -> sha256 of its bytes, and the error that stopped reading (a damaged header), if any."""
     out: dict[str, str] = {}

@@ -92,11 +92,7 @@ def _mbids_of_audio(source: SourceSpec) -> Iterator[tuple[str, str | None]]:
         if rel in mapping:
             yield rel, mapping[rel]
             continue
-        try:
-            tags = read_tags(storage.read_bytes(storage.join(audio_root, rel)))
-        except OSError:
-            tags = {}
-        yield rel, tags.get("mbid")
+        yield rel, read_tags(storage.join(audio_root, rel)).get("mbid")
 
 
 def list_acousticbrainz(source: SourceSpec) -> Iterator[Clip | Reject]:

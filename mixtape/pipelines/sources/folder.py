@@ -87,10 +87,7 @@ def list_folder(source: SourceSpec) -> Iterator[Clip | Reject]:
         labels = empty_labels()
         fields: dict[str, Any] = {"title": PurePosixPath(rel).stem}
         if source.options.get("read_tags"):
-            try:
-                tags = read_tags(storage.read_bytes(storage.join(source.root, rel)))
-            except OSError:
-                tags = {}  # the probe will reject an unreadable file with its reason
+            tags = read_tags(storage.join(source.root, rel))  # an unreadable file is the probe's to reject
             _apply(fields, labels, {k: tags[k] for k in ("title", "artist", "album") if k in tags})
             if tags.get("genre"):
                 labels["classes"]["genre"] = tags["genre"]
