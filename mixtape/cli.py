@@ -131,7 +131,8 @@ def _cmd_demo(args: argparse.Namespace, beam_args: list[str]) -> int:
     print(f"  spec        {r['spec']}")
     print(f"  dataset     {r['dataset']}  (shards, index.parquet, rejects.parquet, dataset.json)")
     print(f"  run         {r['run']}  (checkpoint.pt, metrics.json)")
-    print(f"try: .venv/bin/mixtape train --shards '{r['shards']}' --steps 200 --out RUN")
+    print(f"try: .venv/bin/mixtape train --shards {r['dataset']} --steps 200 --out RUN   "
+          "(a dataset folder stands for its train shards)")
     print(f"total: {r['total_seconds']:.1f} s")
     return 0
 
@@ -191,7 +192,8 @@ def make_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=_cmd_build)
 
     t = sub.add_parser("train", help=COMMANDS["train"], description=COMMANDS["train"])
-    t.add_argument("--shards", required=True, help="train shard URLs, brace-expanded: 'DIR/train-{000000..000003}.tar'")
+    t.add_argument("--shards", required=True,
+                   help="train shard URLs, brace-expanded ('DIR/train-{000000..000003}.tar'), or a dataset folder/URL")
     t.add_argument("--out", required=True, help="run folder for checkpoint.pt and metrics.json")
     t.add_argument("--valid-shards", help="valid shard URLs (default: the card's valid split, beside --shards)")
     t.add_argument("--card", help="dataset.json URL (default: beside the first shard)")

@@ -90,3 +90,17 @@ def test_training_from_http_shards_decreases_the_loss(tiny_build, http_server, t
 def test_missing_card_is_a_clear_error(tmp_path):
     with pytest.raises(TrainError, match="--card"):
         train(TrainConfig(shards=str(tmp_path / "train-000000.tar"), out=str(tmp_path / "run"), steps=1))
+
+
+@pytest.mark.slow
+def test_a_dataset_folder_or_url_stands_for_its_train_shards(tiny_build, http_server, tmp_path):
+    from mixtape.train.loop import resolve_dataset
+
+    out, card = tiny_build
+    names = [s["name"] for s in card["splits"]["train"]["shards"]]
+    for spec in (str(out), http_server(out) + "/dataset.json"):
+        _, train, valid = resolve_dataset(TrainConfig(shards=spec, out=str(tmp_path)))
+        assert [u.rsplit("/", 1)[1] for u in train] == names
+        assert [u.rsplit("/", 1)[1] for u in valid] == [s["name"] for s in card["splits"]["valid"]["shards"]]
+    with pytest.raises(TrainError, match="neither shard URLs nor a dataset folder"):
+        resolve_dataset(TrainConfig(shards=str(tmp_path / "nothing"), out=str(tmp_path)))

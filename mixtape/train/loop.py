@@ -8,7 +8,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -75,8 +75,18 @@ def _collate(batch):
 
 
 def resolve_dataset(cfg: TrainConfig) -> tuple[dict[str, Any], list[str], list[str]]:
-    """The dataset card and the train / valid shard URLs. The card defaults to the one beside the shards;
-    valid shards default to the card's valid split in the same place."""
+    """The dataset card and the train / valid shard URLs. ``shards`` is shard URLs (brace-expanded) or a
+    dataset folder / URL, whose card then lists the train shards. The card defaults to the one beside the
+    shards; valid shards default to the card's valid split in the same place."""
+    spec = cfg.shards.strip()
+    if not spec.endswith(".tar") and "{" not in spec and " " not in spec:
+        base = spec[: -len("/dataset.json")] if spec.endswith("/dataset.json") else spec.rstrip("/")
+        try:
+            card = read_json_url(f"{base}/dataset.json")
+        except (OSError, ValueError) as e:
+            raise TrainError(f"{spec} is neither shard URLs nor a dataset folder with a dataset.json ({e})") from e
+        cfg = replace(cfg, shards=" ".join(f"{base}/{s['name']}" for s in card["splits"]["train"]["shards"]),
+                      card=cfg.card or f"{base}/dataset.json")
     train_urls = expand_urls(cfg.shards)
     card_url = cfg.card or sibling_url(train_urls[0], "dataset.json")
     try:
