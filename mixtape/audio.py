@@ -198,7 +198,11 @@ def to_pcm16(audio: np.ndarray) -> np.ndarray:
 
 def encode(audio: np.ndarray, sr: int, fmt: str) -> bytes:
     """Encode float audio (channels, frames) as 16-bit FLAC or WAV bytes."""
+    return encode_pcm16(to_pcm16(audio), sr, fmt)
+
+
+def encode_pcm16(pcm: np.ndarray, sr: int, fmt: str) -> bytes:
+    """Encode already quantised samples (frames, channels) of ``to_pcm16``."""
     buf = io.BytesIO()
-    container = {"flac": "FLAC", "wav": "WAV"}[fmt]
-    sf.write(buf, to_pcm16(audio), sr, format=container, subtype="PCM_16")
+    sf.write(buf, pcm, sr, format={"flac": "FLAC", "wav": "WAV"}[fmt], subtype="PCM_16")
     return buf.getvalue()

@@ -59,6 +59,11 @@ class Clip:
         return self.frames * 1000 // self.sample_rate if self.sample_rate else 0
 
     @property
+    def window_length_frames(self) -> int:
+        """Frames of the file the clip covers when it is a window of it; 0 for a whole file."""
+        return self.frames if (self.window_start or self.window_end) else 0
+
+    @property
     def attribution(self) -> str:
         by = f" by {self.uploader or self.artist}" if (self.uploader or self.artist) else ""
         where = f" ({self.url})" if self.url else ""

@@ -23,11 +23,11 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from mixtape import storage
-from mixtape.features import MEMBER_SUFFIX, LogMelSpec
+from mixtape.features import MEMBER_SUFFIX
 from mixtape.hashing import rng_for
 from mixtape.records import PlanRow
 from mixtape.shardformat import split_member_name
-from mixtape.spec import AudioSpec
+from mixtape.spec import spec_from_dict
 
 VERIFY_STREAM = "verify"
 
@@ -45,11 +45,11 @@ class VerifyReport:
         return not self.problems
 
 
-def _members(path: str) -> tuple[dict[str, str], str | None]:
+def _members(shard: bytes) -> tuple[dict[str, str], str | None]:
     """member name -> sha256 of its bytes, and the error that stopped reading (a damaged header), if any."""
     out: dict[str, str] = {}
     try:
-        with tarfile.open(fileobj=io.BytesIO(storage.read_bytes(path)), mode="r:") as tar:
+        with tarfile.open(fileobj=io.BytesIO(shard), mode="r:") as tar:
             for info in tar:
                 if info.isreg():
                     f = tar.extractfile(info)
@@ -59,8 +59,8 @@ def _members(path: str) -> tuple[dict[str, str], str | None]:
     return out, None
 
 
-def _compare_members(name: str, path: str, rows: list[dict[str, Any]], fmt: str, report: VerifyReport) -> None:
-    members, error = _members(path)
+def _compare_members(name: str, shard: bytes, rows: list[dict[str, Any]], fmt: str, report: VerifyReport) -> None:
+    members, error = _members(shard)
     expected = {}
     for r in rows:
         expected[f"{r['key']}.{fmt}"] = (r["key"], r["audio_sha256"])
@@ -113,7 +113,7 @@ def check(dataset: str) -> tuple[VerifyReport, dict[str, Any]]:
                 continue
             report.problems.append(f"{name}: sha256 {sha[:12]}… ({size} bytes) but the card says "
                                    f"{shard['sha256'][:12]}… ({shard['bytes']} bytes)")
-            _compare_members(name, path, rows, fmt, report)
+            _compare_members(name, data, rows, fmt, report)
     for stray in sorted(set(by_shard) - listed):
         report.problems.append(f"{stray}: in the index but not in the card")
     for f in storage.list_files(dataset):
@@ -155,11 +155,8 @@ def rerender(dataset: str, card: dict[str, Any], fraction: float, seed: int, roo
     for r in plan:
         by_shard[r["shard"]].append(r)
     index = pq.read_table(io.BytesIO(storage.read_bytes(storage.join(dataset, card["files"]["index"])))).to_pylist()
-    a = card["audio"]
-    audio = AudioSpec(sample_rate=a["sample_rate"], channels=a["channels"], format=a["format"])
-    lm = card.get("features", {}).get("logmel")
-    logmel_spec = LogMelSpec(**{k: lm[k] for k in ("n_fft", "hop", "n_mels", "f_min", "log_c")},
-                             f_max=card["spec"]["features"]["logmel"]["f_max"]) if lm else None
+    spec = spec_from_dict(card["spec"])  # the card's normalised spec: the same render settings as the build
+    audio, logmel_spec = spec.audio, spec.logmel
     with tempfile.TemporaryDirectory(prefix="mixtape-verify-") as tmp:
         for i in chosen:
             shard = shards[i]
@@ -174,8 +171,8 @@ def rerender(dataset: str, card: dict[str, Any], fraction: float, seed: int, roo
             if info["sha256"] != shard["sha256"]:
                 report.problems.append(f"{shard['name']}: re-rendered bytes differ from the card "
                                        f"({info['sha256'][:12]}… vs {shard['sha256'][:12]}…)")
-                _compare_members(shard["name"], os.path.join(tmp, shard["name"]),
-                                 [r for r in index if r["shard"] == shard["name"]], a["format"], report)
+                _compare_members(shard["name"], storage.read_bytes(os.path.join(tmp, shard["name"])),
+                                 [r for r in index if r["shard"] == shard["name"]], audio.format, report)
                 diffs = environment_differences(card)
                 report.notes.append("versions that can change output differ: " + "; ".join(diffs) if diffs else
                                     "every recorded version matches: an input or the plan must have changed")

@@ -115,10 +115,7 @@ def dataflow_job(result: Any, options: PipelineOptions) -> dict[str, Any]:
     job = result.job
     env = apiclient.Environment([], options, apiclient._FNAPI_ENVIRONMENT_MAJOR_VERSION,
                                 "gs://dry-run/pipeline.pb", job.proto_pipeline)
-    proto = env.proto
-    environment = (json.loads(type(proto).to_json(proto)) if hasattr(type(proto), "to_json")
-                   else json.loads(__import__("apitools.base.py.encoding", fromlist=["x"]).MessageToJson(proto)))
-    return {"job": json.loads(job.json()), "environment": environment}
+    return {"job": json.loads(job.json()), "environment": json.loads(type(env.proto).to_json(env.proto))}
 
 
 def prepare_output(out_dir: str, overwrite: bool, incremental: bool = False) -> None:

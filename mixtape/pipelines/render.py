@@ -17,7 +17,7 @@ from apache_beam import pvalue
 from apache_beam.metrics import Metrics
 
 from mixtape import storage
-from mixtape.audio import convert, decode, encode, to_pcm16
+from mixtape.audio import convert, decode, encode_pcm16, to_pcm16
 from mixtape.augment import apply_chain
 from mixtape.augment.ops import Context
 from mixtape.features import MEMBER_SUFFIX, LogMelSpec, logmel, npy_bytes
@@ -97,8 +97,9 @@ def render_sample(row: PlanRow, cache: SourceCache, logmel_spec: LogMelSpec | No
     n = row.duration_ms * sr // 1000
     out = apply_chain(window, sr, list(row.augment), n_out=n, ctx=ctx)
     meta = {"sample_rate": sr, "channels": audio.channels, "format": audio.format, "frames": n}
-    features = npy_bytes(logmel(to_pcm16(out).T / np.float32(32768.0), sr, logmel_spec)) if logmel_spec else None
-    return encode(out, sr, audio.format), meta, features
+    pcm = to_pcm16(out)  # quantised once: the features describe exactly the samples written
+    features = npy_bytes(logmel(pcm.T / np.float32(32768.0), sr, logmel_spec)) if logmel_spec else None
+    return encode_pcm16(pcm, sr, audio.format), meta, features
 
 
 def plan_hash(rows: list[PlanRow], audio: AudioSpec, logmel_spec: LogMelSpec | None = None) -> str:
