@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from typing import Any
 
@@ -13,12 +14,23 @@ from mixtape import __version__
 COMMANDS = {
     "build": "build a dataset (WebDataset shards + index + card) from a spec with Apache Beam",
     "train": "train a model on shards given by URL (local path, file://, http(s)://, gs://, s3://)",
+    "evaluate": "score a trained run on shards: per-clip ROC/PR-AUC, accuracy + confusion, MIREX key, tempo Acc1/2",
+    "embed": "write per-clip embeddings (penultimate features of a trained run) to Parquet",
+    "probe": "cross-validate a kNN or logistic-regression probe on an embeddings table",
+    "baseline": "the non-learned key (chroma + key profiles) and tempo (onset autocorrelation) baseline",
     "inspect": "summarise a built dataset from its card (counts, splits, rejects, vocabularies)",
     "verify": "check a dataset against its card (shards, samples, index); optionally re-render a sample of shards",
     "demo": "generate the embedded demo collection, build it, train briefly and print what happened",
     "freesound": "search Freesound (API v2) or download a search's sounds into a local dump (resumable)",
     "fsd50k": "unpack the FSD50K release (split zips) into the layout `kind: fsd50k` reads",
 }
+
+
+MODEL_PRESETS = ("samplecnn", "samplecnn-small", "pons", "pons-small", "shortchunk", "shortchunk-small")
+
+
+class UsageError(ValueError):
+    """A command-line value that cannot work; the message names the option and the fix."""
 
 
 def _split_beam_args(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -70,17 +82,95 @@ def _cmd_build(args: argparse.Namespace, beam_args: list[str]) -> int:
 
 
 def _cmd_train(args: argparse.Namespace, beam_args: list[str]) -> int:
+    from mixtape.train.frontend import FrontendConfig
     from mixtape.train.loop import TrainConfig, train
 
+    try:
+        frontend = FrontendConfig(n_fft=args.n_fft, hop=args.hop, n_mels=args.n_mels, f_max=args.f_max,
+                                  compression=args.compression, norm=args.norm, scale=args.scale)
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+    steps = None if args.epochs is not None and args.steps is None else (args.steps or 200)
     cfg = TrainConfig(shards=args.shards, out=args.out, valid_shards=args.valid_shards, card=args.card,
-                      steps=args.steps, batch_size=args.batch_size, lr=args.lr, width=args.width,
-                      crop_seconds=args.crop_seconds, eval_every=args.eval_every, num_workers=args.workers,
-                      seed=args.seed)
+                      model=args.model, width=args.width, blocks=args.blocks, tasks=args.tasks, frontend=frontend,
+                      steps=steps, epochs=args.epochs, batch_size=args.batch_size, crop_seconds=args.crop_seconds,
+                      crops=args.crops, lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup,
+                      grad_clip=args.grad_clip, dropout=args.dropout, shuffle_buffer=args.shuffle_buffer,
+                      resampled=args.resampled, eval_every=args.eval_every, patience=args.patience,
+                      checkpoint_every=args.checkpoint_every, num_workers=args.workers, seed=args.seed,
+                      threads=args.threads, device=args.device, amp=not args.no_amp, resume=args.resume,
+                      stop_after=args.stop_after, trace=args.trace)
     r = train(cfg)
-    print(f"trained {r.steps} steps ({r.samples} samples, {r.samples_per_second:.0f} samples/s): "
-          f"loss {r.first_loss:.4f} -> {r.final_loss:.4f}")
-    print(f"valid: {json.dumps(r.valid)}")
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0
+    print(f"trained {r.steps} steps, {r.epochs} epoch(s) ({r.samples} samples, {r.samples_per_second:.0f} "
+          f"samples/s): loss {r.first_loss:.4f} -> {r.final_loss:.4f}"
+          + ("; stopped early" if r.stopped_early else "") + ("; interrupted as asked" if r.interrupted else ""))
+    if r.valid.get("clip"):
+        from mixtape.train.evaluate import format_report
+        from mixtape.train.runs import LoadedRun
+
+        for line in format_report(LoadedRun(args.out, "last").tasks, r.valid, per_tag=False):
+            print(line)
+    if r.stream.get("corrupt"):
+        print(f"skipped {r.stream['corrupt']} corrupt sample(s): " + "; ".join(r.stream["errors"][:3]))
     print(f"checkpoint: {r.checkpoint}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace, beam_args: list[str]) -> int:
+    from mixtape.train.evaluate import format_report
+    from mixtape.train.runs import evaluate_run
+
+    loaded, report = evaluate_run(args.run, args.shards, args.split, args.batch_size, args.workers)
+    print(f"run {loaded.path} (step {loaded.step}, {loaded.spec.preset})")
+    for line in format_report(loaded.tasks, report):
+        print(line)
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(report, f, indent=1)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _cmd_embed(args: argparse.Namespace, beam_args: list[str]) -> int:
+    from mixtape.train.runs import embed_run
+
+    r = embed_run(args.run, args.shards, args.out, args.split, args.batch_size, args.workers)
+    print(f"embedded {r['clips']} clips ({r['windows']} windows, {r['dim']} dims) -> {r['out']}")
+    return 0
+
+
+def _cmd_probe(args: argparse.Namespace, beam_args: list[str]) -> int:
+    from mixtape.train.transfer import probe
+
+    classifiers = ["knn", "logreg"] if args.classifier == "both" else [args.classifier]
+    print(f"{'table':<28}{'label':<14}{'classifier':<11}{'accuracy':>9}{'± std':>8}{'chance':>8}{'clips':>7}"
+          f"{'classes':>8}{'folds':>6}")
+    for table in args.tables:
+        for c in classifiers:
+            r = probe(table, args.label, c, args.folds, args.seed)
+            print(f"{os.path.basename(table)[:27]:<28}{r.label:<14}{r.classifier:<11}{r.accuracy:>9.3f}"
+                  f"{r.std:>8.3f}{r.chance:>8.3f}{r.n:>7}{r.classes:>8}{r.folds:>6}")
+    return 0
+
+
+def _cmd_baseline(args: argparse.Namespace, beam_args: list[str]) -> int:
+    from mixtape.train.runs import baseline_run
+
+    r = baseline_run(args.shards, args.split, args.out)
+    key, tempo = r["key"], r["tempo"]
+
+    def f(v: float | None) -> str:
+        return "-" if v is None else f"{v:.3f}"
+
+    print(f"non-learned baseline on {r['clips']} clips ({r['snippets']} snippets)")
+    print(f"key   (chroma + Krumhansl-Kessler profiles): MIREX {f(key['mirex'])}, accuracy {f(key['accuracy'])} "
+          f"(n={key['n']}; chance accuracy 0.042)")
+    print(f"tempo (onset autocorrelation, 120 bpm prior): Acc1 {f(tempo['acc1'])}, Acc2 {f(tempo['acc2'])} "
+          f"(n={tempo['n']})")
+    if args.out:
+        print(f"features -> {args.out} (compare with `mixtape probe {args.out} ...`)")
     return 0
 
 
@@ -191,21 +281,81 @@ def make_parser() -> argparse.ArgumentParser:
                         "(the same bytes as a full build)")
     b.set_defaults(func=_cmd_build)
 
-    t = sub.add_parser("train", help=COMMANDS["train"], description=COMMANDS["train"])
+    t = sub.add_parser("train", help=COMMANDS["train"], description=COMMANDS["train"] +
+                       ". Under torchrun (--nproc_per_node N) it trains data-parallel: gloo on CPU, nccl on GPU.")
     t.add_argument("--shards", required=True,
                    help="train shard URLs, brace-expanded ('DIR/train-{000000..000003}.tar'), or a dataset folder/URL")
-    t.add_argument("--out", required=True, help="run folder for checkpoint.pt and metrics.json")
+    t.add_argument("--out", required=True, help="run folder: checkpoint.pt, best.pt, metrics.jsonl, metrics.json")
     t.add_argument("--valid-shards", help="valid shard URLs (default: the card's valid split, beside --shards)")
     t.add_argument("--card", help="dataset.json URL (default: beside the first shard)")
-    t.add_argument("--steps", type=int, default=200)
-    t.add_argument("--batch-size", type=int, default=16)
-    t.add_argument("--lr", type=float, default=3e-3)
-    t.add_argument("--width", type=int, default=16, help="model width (channels of the first block)")
-    t.add_argument("--crop-seconds", type=float, default=2.0, help="random crop length fed to the model")
-    t.add_argument("--eval-every", type=int, default=0, help="evaluate every N steps (0: only at the end)")
-    t.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
-    t.add_argument("--seed", type=int, default=0)
+    g = t.add_argument_group("model")
+    g.add_argument("--model", default="shortchunk-small", choices=list(MODEL_PRESETS),
+                   help="family and size; *-small presets have < 100k parameters (default shortchunk-small)")
+    g.add_argument("--width", type=int, default=0, help="channels of the first block (default: the preset's)")
+    g.add_argument("--blocks", type=int, default=8, help="samplecnn: stride-3 stages; input is 3^(blocks+1) samples")
+    g.add_argument("--tasks", default="tags",
+                   help="comma-separated: tags, key, tempo, a class field (e.g. genre), or all (default tags)")
+    g.add_argument("--dropout", type=float, default=0.3)
+    g = t.add_argument_group("log-mel front-end")
+    g.add_argument("--n-fft", type=int, default=512)
+    g.add_argument("--hop", type=int, default=256)
+    g.add_argument("--n-mels", type=int, default=64)
+    g.add_argument("--f-max", type=float, default=None, help="highest mel frequency (default: Nyquist)")
+    g.add_argument("--compression", default="log1p", choices=["log1p", "db"], help="log(1 + C·mel) or dB")
+    g.add_argument("--norm", default="per_frequency", choices=["per_frequency", "a_weighting", "none"])
+    g.add_argument("--scale", type=float, default=1.0, help="multiply the front-end output")
+    g = t.add_argument_group("schedule")
+    g.add_argument("--steps", type=int, default=None, help="optimiser steps (default 200 unless --epochs)")
+    g.add_argument("--epochs", type=int, default=None, help="exact epochs over the train shards")
+    g.add_argument("--batch-size", type=int, default=16)
+    g.add_argument("--crop-seconds", type=float, default=2.0, help="spectrogram models' random crop length")
+    g.add_argument("--crops", type=int, default=1, help="random crops per sample")
+    g.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (AdamW)")
+    g.add_argument("--weight-decay", type=float, default=1e-2)
+    g.add_argument("--warmup", type=int, default=20, help="linear warm-up steps before the cosine decay")
+    g.add_argument("--grad-clip", type=float, default=1.0)
+    g.add_argument("--shuffle-buffer", type=int, default=256, help="samples held for shuffling per reader")
+    g.add_argument("--resampled", action="store_true", help="draw shards with replacement, endlessly (needs --steps)")
+    g.add_argument("--eval-every", type=int, default=0, help="evaluate every N steps (0: each epoch / at the end)")
+    g.add_argument("--patience", type=int, default=0, help="stop after N evaluations without improvement")
+    g.add_argument("--checkpoint-every", type=int, default=0, help="also checkpoint every N steps")
+    g.add_argument("--resume", help="continue the run in this folder (or checkpoint) exactly where it stopped")
+    g.add_argument("--stop-after", type=int, help="leave after N steps of this invocation (resume later)")
+    g = t.add_argument_group("machine")
+    g.add_argument("--workers", type=int, default=0, help="DataLoader worker processes per rank")
+    g.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    g.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda:0, ...")
+    g.add_argument("--no-amp", action="store_true", help="no mixed precision on GPU")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--trace", action="store_true", help="log every step's sample keys to trace.jsonl")
     t.set_defaults(func=_cmd_train)
+
+    for name, fn in (("evaluate", _cmd_evaluate), ("embed", _cmd_embed)):
+        e = sub.add_parser(name, help=COMMANDS[name], description=COMMANDS[name])
+        e.add_argument("run", help="run folder written by `mixtape train` (best.pt if present, else checkpoint.pt)")
+        e.add_argument("--shards", required=True, help="shard URLs (brace-expanded) or a dataset folder/URL")
+        e.add_argument("--split", default="valid", help="which split of a dataset folder (default valid)")
+        e.add_argument("--batch-size", type=int, default=32)
+        e.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+        if name == "evaluate":
+            e.add_argument("--json", help="also write the full report (per tag, confusion matrices) here")
+        else:
+            e.add_argument("--out", required=True, help="Parquet file: clip_id, embedding, label columns")
+        e.set_defaults(func=fn)
+
+    pr = sub.add_parser("probe", help=COMMANDS["probe"], description=COMMANDS["probe"])
+    pr.add_argument("tables", nargs="+", help="embedding tables from `mixtape embed` or `mixtape baseline --out`")
+    pr.add_argument("--label", required=True, help="a label column (genre, key, tempo, ...) or tag:NAME")
+    pr.add_argument("--classifier", default="both", choices=["knn", "logreg", "both"])
+    pr.add_argument("--folds", type=int, default=5, help="stratified folds (fewer if a class is rarer)")
+    pr.add_argument("--seed", type=int, default=0)
+    pr.set_defaults(func=_cmd_probe)
+
+    bl = sub.add_parser("baseline", help=COMMANDS["baseline"], description=COMMANDS["baseline"])
+    bl.add_argument("--shards", required=True, help="shard URLs (brace-expanded) or a dataset folder/URL")
+    bl.add_argument("--split", default="valid", help="which split of a dataset folder (default valid)")
+    bl.add_argument("--out", help="also write the baseline's per-clip features (Parquet) for `mixtape probe`")
+    bl.set_defaults(func=_cmd_baseline)
 
     v = sub.add_parser("verify", help=COMMANDS["verify"], description=COMMANDS["verify"])
     v.add_argument("dataset", help="dataset folder")
@@ -273,7 +423,11 @@ def main(argv: list[str] | None = None) -> int:
     from mixtape.pipelines.build import BuildError
     from mixtape.spec import SpecError
     from mixtape.storage import ShardURLError
+    from mixtape.train.checkpoint import CheckpointError
     from mixtape.train.loop import TrainError
+    from mixtape.train.runs import RunError
+    from mixtape.train.tasks import TaskError
+    from mixtape.train.transfer import ProbeError
 
     own, beam_args = _split_beam_args(list(sys.argv[1:] if argv is None else argv))
     args = make_parser().parse_args(own)
@@ -284,6 +438,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args, beam_args)
     except (SpecError, BuildError, TrainError, ShardURLError, FileExistsError, FileNotFoundError,
-            FreesoundError) as e:
+            FreesoundError, UsageError, CheckpointError, RunError, TaskError, ProbeError) as e:
         print(f"mixtape {args.command}: {e}", file=sys.stderr)
         return 2

@@ -1,4 +1,17 @@
-"""The shard stream: samples from WebDataset shards by URL, decoded from memory, cropped and labelled.
+"""The shard stream: batches from WebDataset shards by URL, decoded from memory, cropped and labelled.
+
+Why it is built the way it is:
+
+* **Exact epochs.** Shards are dealt to (rank, worker) slots from one seeded permutation per epoch, so
+  every shard is read exactly once per epoch across all ranks and DataLoader workers.
+* **Exact resume.** Each worker's sample sequence is a pure function of (seed, epoch, slot): the shuffle
+  buffer holds *raw* samples and crops are seeded by sample key, so a worker can skip what was already
+  trained on without decoding it. Batches are made inside the worker and carry the worker's position;
+  :class:`StreamTracker` turns the batches the loop consumed into a resumable state, including which worker
+  the DataLoader's round-robin serves next.
+* **Nothing is lost silently.** A corrupt sample (bad audio, bad JSON, a shard that fails to open or is
+  truncated) is skipped and counted; counts travel back to the main process inside batches (workers live in
+  other processes), and a final stats-only batch reports whatever came after the last full batch.
 
 Security: members are read with ``mixtape.shardformat`` (only .flac/.wav/.json are ever loaded, nothing is
 unpickled, unsafe member names raise) and URLs are opened in-process (urllib / fsspec), never through a
@@ -21,8 +34,13 @@ from braceexpand import braceexpand
 from torch.utils.data import IterableDataset, get_worker_info
 
 from mixtape.hashing import rng_for
-from mixtape.shardformat import iter_samples
+from mixtape.shardformat import iter_members
 from mixtape.storage import ShardURLError, open_url
+from mixtape.train.labels import LabelEncoder
+
+CROP_MODES = ("random", "centre", "windows")
+#: How many error messages a batch carries back at most (the counts are always exact).
+MAX_ERRORS = 20
 
 
 def expand_urls(spec: str | list[str]) -> list[str]:
@@ -45,31 +63,14 @@ def read_json_url(url: str) -> dict[str, Any]:
         return json.loads(f.read().decode("utf-8"))
 
 
-@dataclass
-class LabelEncoder:
-    """Multi-hot tag targets from the dataset card's tag vocabulary."""
-
-    tags: list[str]
-    _index: dict[str, int] = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self._index = {t: i for i, t in enumerate(self.tags)}
-
-    def encode(self, labels: dict[str, Any]) -> np.ndarray:
-        y = np.zeros(len(self.tags), dtype=np.float32)
-        for t in labels.get("tags", []):
-            i = self._index.get(t)
-            if i is not None:
-                y[i] = 1.0
-        return y
-
-
 def decode_audio(data: bytes, sample_rate: int) -> np.ndarray:
     """Mono float32 at ``sample_rate`` from encoded bytes, decoded in memory (no temporary files)."""
     audio, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
     mono = audio.mean(axis=1) if audio.shape[1] > 1 else audio[:, 0]
     if sr != sample_rate:
         mono = soxr.resample(mono, sr, sample_rate)
+    if not np.isfinite(mono).all():
+        raise ValueError("audio contains NaN or Inf")
     return np.ascontiguousarray(mono, dtype=np.float32)
 
 
@@ -82,96 +83,266 @@ def crop(audio: np.ndarray, length: int, rng: np.random.Generator | None) -> np.
     return audio[start:start + length]
 
 
+def window_starts(n: int, length: int) -> list[int]:
+    """Starts of the windows that tile ``n`` samples with hop ``length``; the last one ends at the end, so
+    every sample of a snippet is seen by evaluation (a snippet shorter than a window gives one, padded)."""
+    if n <= length:
+        return [0]
+    starts = list(range(0, n - length + 1, length))
+    if starts[-1] + length < n:
+        starts.append(n - length)
+    return starts
+
+
+def shard_slot(urls: list[str], epoch: int, seed: int, rank: int, world_size: int, worker: int,
+               num_workers: int, shuffle: bool = True) -> list[str]:
+    """The shards one (rank, worker) slot reads in an epoch: one seeded permutation of all shards, dealt
+    round-robin over ``world_size * num_workers`` slots, so the slots partition the shards exactly."""
+    order = list(urls)
+    if shuffle:
+        perm = rng_for(seed, f"shards/{epoch}").permutation(len(order))
+        order = [order[i] for i in perm]
+    slots = world_size * num_workers
+    return order[rank * num_workers + worker::slots]
+
+
+def resampled_shards(urls: list[str], epoch: int, seed: int, rank: int, worker: int) -> Iterator[str]:
+    """An endless seeded draw of shards with replacement (the "resampled" mode for step-based training)."""
+    rng = rng_for(seed, f"resampled/{epoch}/{rank}/{worker}")
+    while True:
+        yield urls[int(rng.integers(0, len(urls)))]
+
+
 @dataclass
 class StreamStats:
+    """What a stream read: counts are exact; ``errors`` keeps the first few messages."""
+
     samples: int = 0
     corrupt: int = 0
     skipped_members: int = 0
     errors: list[str] = field(default_factory=list)
 
+    def add(self, other: dict[str, Any]) -> None:
+        self.samples += int(other.get("samples", 0))
+        self.corrupt += int(other.get("corrupt", 0))
+        self.skipped_members += int(other.get("skipped_members", 0))
+        room = MAX_ERRORS - len(self.errors)
+        if room > 0:
+            self.errors.extend(list(other.get("errors", []))[:room])
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"samples": self.samples, "corrupt": self.corrupt, "skipped_members": self.skipped_members,
+                "errors": list(self.errors)}
+
+
+@dataclass
+class _RawSample:
+    key: str
+    url: str
+    audio: bytes | None
+    doc: bytes | None
+
 
 class ShardStream(IterableDataset):
-    """An epoch over shard URLs: each shard read once across DataLoader workers, in a seeded order.
+    """Batches over shard URLs for one rank; use with ``DataLoader(stream, batch_size=None)``.
 
-    ``crop_samples=None`` yields whole snippets (evaluation); otherwise random crops (training) from a
-    generator seeded by the sample key and epoch, so a run is repeatable.
+    A batch is a dict: ``audio`` (B, samples) float tensor, ``targets`` {task: tensor}, ``keys`` and
+    ``clips`` (lists of str), ``worker`` (the logical worker that made it), ``position`` (that worker's
+    position after it), ``stats`` (what the worker counted since its previous batch) and ``end`` (True
+    on the worker's final, stats-only batch, whose ``audio`` is empty).
+
+    ``crop`` is ``random`` (training: ``crops`` random crops per sample, seeded by key and epoch),
+    ``centre`` or ``windows`` (evaluation: every window of ``crop_samples`` tiling the snippet);
+    ``crop_samples=None`` yields whole snippets.
     """
 
     def __init__(self, urls: list[str], encoder: LabelEncoder, sample_rate: int, crop_samples: int | None,
-                 shuffle_buffer: int = 0, seed: int = 0):
+                 batch_size: int = 16, crop: str = "random", crops: int = 1, shuffle_buffer: int = 0,
+                 shuffle_shards: bool = True, seed: int = 0, rank: int = 0, world_size: int = 1,
+                 resampled: bool = False, drop_last: bool = False):
         super().__init__()
+        if crop not in CROP_MODES:
+            raise ValueError(f"crop must be one of {CROP_MODES}, not {crop!r}")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is outside world size {world_size}")
         self.urls = list(urls)
         self.encoder = encoder
         self.sample_rate = sample_rate
         self.crop_samples = crop_samples
+        self.batch_size = batch_size
+        self.crop = crop
+        self.crops = max(1, crops) if crop == "random" else 1
         self.shuffle_buffer = shuffle_buffer
+        self.shuffle_shards = shuffle_shards
         self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.resampled = resampled
+        self.drop_last = drop_last
         self.epoch = 0
-        self.stats = StreamStats()
+        self.resume: dict[str, Any] | None = None
 
-    def set_epoch(self, epoch: int) -> None:
+    def set_epoch(self, epoch: int, resume: dict[str, Any] | None = None) -> None:
+        """Start ``epoch``; ``resume`` (from :meth:`StreamTracker.state`) skips what was already consumed."""
         self.epoch = epoch
+        self.resume = resume if resume and resume.get("epoch") == epoch else None
 
-    def _my_shards(self) -> list[str]:
-        urls = list(self.urls)
-        if self.shuffle_buffer:
-            order = rng_for(self.seed, f"shards/{self.epoch}").permutation(len(urls))
-            urls = [urls[i] for i in order]
-        info = get_worker_info()
-        if info is None:
-            return urls
-        return urls[info.id::info.num_workers]
+    # ---------------------------------------------------------------------------------------- reading
 
-    def _samples(self) -> Iterator[dict[str, Any]]:
-        for url in self._my_shards():
+    def _shards(self, worker: int, num_workers: int) -> Iterator[str]:
+        if self.resampled:
+            return resampled_shards(self.urls, self.epoch, self.seed, self.rank, worker)
+        return iter(shard_slot(self.urls, self.epoch, self.seed, self.rank, self.world_size, worker, num_workers,
+                               self.shuffle_shards))
+
+    def _raw(self, worker: int, num_workers: int, stats: StreamStats) -> Iterator[_RawSample]:
+        """Raw samples (bytes, undecoded) of this worker's shards in order; a broken shard is counted once."""
+        for url in self._shards(worker, num_workers):
+            current: _RawSample | None = None
             try:
                 with open_url(url) as stream:
-                    for s in iter_samples(stream, on_skip=lambda _n: self._count_skip()):
-                        yield {**s, "__url__": url}
-            except Exception as e:  # a broken shard must not stop training: count it and move on
-                self.stats.corrupt += 1
-                self.stats.errors.append(f"{url}: {type(e).__name__}: {e}")
+                    for key, suffix, data in iter_members(stream, on_skip=lambda _n: _count_skip(stats)):
+                        if current is not None and current.key != key:
+                            yield current
+                            current = None
+                        if current is None:
+                            current = _RawSample(key, url, None, None)
+                        if suffix == "json":
+                            current.doc = data
+                        elif current.audio is None:
+                            current.audio = data
+                if current is not None:
+                    yield current
+            except Exception as e:
+                stats.corrupt += 1
+                _note(stats, f"{url}: {type(e).__name__}: {e}")
 
-    def _count_skip(self) -> None:
-        self.stats.skipped_members += 1
-
-    def _decode(self, sample: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, str, str] | None:
-        doc = sample.get("json")
-        data = sample.get("flac", sample.get("wav"))
-        if not isinstance(doc, dict) or data is None:
-            self.stats.corrupt += 1
-            return None
-        try:
-            audio = decode_audio(data, self.sample_rate)
-        except (sf.LibsndfileError, RuntimeError, ValueError) as e:
-            self.stats.corrupt += 1
-            self.stats.errors.append(f"{sample['__key__']}: {e}")
-            return None
-        rng = rng_for(self.seed, f"{sample['__key__']}/crop/{self.epoch}") if self.crop_samples else None
-        if self.crop_samples:
-            audio = crop(audio, self.crop_samples, rng)
-        target = self.encoder.encode(doc.get("labels", {}))
-        self.stats.samples += 1
-        return torch.from_numpy(audio.copy()), torch.from_numpy(target), sample["__key__"], doc.get("clip_id", "")
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, str, str]]:
-        info = get_worker_info()
-        worker = info.id if info is not None else 0
-        rng = rng_for(self.seed, f"buffer/{self.epoch}/{worker}")
-        buffer: list[Any] = []
-        for sample in self._samples():
-            item = self._decode(sample)
-            if item is None:
-                continue
-            if self.shuffle_buffer <= 1:
-                yield item
-                continue
-            buffer.append(item)
+    def _shuffled(self, raw: Iterator[_RawSample], worker: int) -> Iterator[_RawSample]:
+        if self.shuffle_buffer <= 1:
+            yield from raw
+            return
+        rng = rng_for(self.seed, f"buffer/{self.epoch}/{self.rank}/{worker}")
+        buffer: list[_RawSample] = []
+        for sample in raw:
+            buffer.append(sample)
             if len(buffer) >= self.shuffle_buffer:
-                i = int(rng.integers(0, len(buffer)))
-                buffer[i], buffer[-1] = buffer[-1], buffer[i]
-                yield buffer.pop()
+                yield _pop_random(buffer, rng)
         while buffer:
-            i = int(rng.integers(0, len(buffer)))
-            buffer[i], buffer[-1] = buffer[-1], buffer[i]
-            yield buffer.pop()
+            yield _pop_random(buffer, rng)
+
+    def _decode(self, raw: _RawSample, stats: StreamStats) -> tuple[np.ndarray, dict[str, Any], str] | None:
+        try:
+            if raw.audio is None or raw.doc is None:
+                raise ValueError("sample has no " + ("audio" if raw.audio is None else "json") + " member")
+            doc = json.loads(raw.doc.decode("utf-8"))
+            if not isinstance(doc, dict):
+                raise ValueError("sample json is not an object")
+            audio = decode_audio(raw.audio, self.sample_rate)
+            targets = self.encoder.encode(doc.get("labels") or {})
+        except Exception as e:
+            stats.corrupt += 1
+            _note(stats, f"{raw.url} {raw.key}: {type(e).__name__}: {e}")
+            return None
+        return audio, targets, str(doc.get("clip_id", ""))
+
+    def _crops(self, key: str, audio: np.ndarray) -> list[np.ndarray]:
+        length = self.crop_samples
+        if length is None:
+            return [audio]
+        if self.crop == "windows":
+            padded = audio if audio.shape[0] >= length else np.pad(audio, (0, length - audio.shape[0]))
+            return [padded[s:s + length] for s in window_starts(padded.shape[0], length)]
+        if self.crop == "centre":
+            return [crop(audio, length, None)]
+        return [crop(audio, length, rng_for(self.seed, f"{key}/crop/{self.epoch}/{c}")) for c in range(self.crops)]
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        info = get_worker_info()
+        physical, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        resume = self.resume or {}
+        # On resume the DataLoader's round-robin restarts at physical worker 0, so physical workers take
+        # the logical roles rotated to start at the worker that was due next.
+        worker = (physical + int(resume.get("next_worker", 0))) % num_workers
+        skip = resume.get("positions", {}).get(str(worker), [0, 0])
+        if str(worker) in resume.get("exhausted", []):
+            return
+        skip_raw, skip_crops = int(skip[0]), int(skip[1])
+        stats = StreamStats()
+        items: list[tuple[np.ndarray, dict[str, Any], str, str]] = []
+        position = [skip_raw, skip_crops]
+        for index, raw in enumerate(self._shuffled(self._raw(worker, num_workers, stats), worker)):
+            if index < skip_raw:
+                continue  # consumed before the checkpoint: not even decoded
+            decoded = self._decode(raw, stats)
+            crops = self._crops(raw.key, decoded[0]) if decoded is not None else []
+            first = skip_crops if index == skip_raw else 0
+            if decoded is not None:
+                stats.samples += 1
+            for c in range(first, len(crops)):
+                items.append((crops[c], decoded[1], raw.key, decoded[2]))  # type: ignore[index]
+                position = [index, c + 1] if c + 1 < len(crops) else [index + 1, 0]
+                if len(items) == self.batch_size:
+                    yield self._batch(items, worker, position, stats)
+                    items, stats = [], StreamStats()
+        if items and not self.drop_last:
+            yield self._batch(items, worker, position, stats)
+            items, stats = [], StreamStats()
+        yield {"audio": torch.empty(0), "targets": {}, "keys": [], "clips": [], "worker": worker,
+               "position": position, "stats": stats.as_dict(), "end": True,
+               "dropped": len(items)}
+
+    def _batch(self, items: list[tuple[np.ndarray, dict[str, Any], str, str]], worker: int,
+               position: list[int], stats: StreamStats) -> dict[str, Any]:
+        audio = torch.from_numpy(np.stack([i[0] for i in items]).astype(np.float32, copy=False))
+        targets = {name: torch.from_numpy(np.stack([i[1][name] for i in items])) for name in items[0][1]}
+        return {"audio": audio, "targets": targets, "keys": [i[2] for i in items], "clips": [i[3] for i in items],
+                "worker": worker, "position": list(position), "stats": stats.as_dict(), "end": False}
+
+
+def _pop_random(buffer: list[Any], rng: np.random.Generator) -> Any:
+    i = int(rng.integers(0, len(buffer)))
+    buffer[i], buffer[-1] = buffer[-1], buffer[i]
+    return buffer.pop()
+
+
+def _count_skip(stats: StreamStats) -> None:
+    stats.skipped_members += 1
+
+
+def _note(stats: StreamStats, message: str) -> None:
+    if len(stats.errors) < MAX_ERRORS:
+        stats.errors.append(message)
+
+
+class StreamTracker:
+    """Follows the batches the loop consumed, for statistics and for a resumable stream position.
+
+    The DataLoader serves workers round-robin, skipping exhausted ones; the tracker mirrors that so
+    :meth:`state` can say which worker is due next. A worker whose final batch was consumed is exhausted.
+    """
+
+    def __init__(self, num_workers: int, epoch: int = 0, resume: dict[str, Any] | None = None):
+        self.num_workers = max(1, num_workers)
+        self.epoch = epoch
+        self.stats = StreamStats()
+        resume = resume if resume and resume.get("epoch") == epoch else {}
+        self.positions: dict[str, list[int]] = {k: list(v) for k, v in resume.get("positions", {}).items()}
+        self.exhausted: set[str] = set(resume.get("exhausted", []))
+        self.next_worker = int(resume.get("next_worker", 0))
+
+    def consume(self, batch: dict[str, Any]) -> None:
+        worker = int(batch["worker"])
+        self.positions[str(worker)] = list(batch["position"])
+        self.stats.add(batch["stats"])
+        if batch.get("end"):
+            self.exhausted.add(str(worker))
+        for step in range(1, self.num_workers + 1):
+            candidate = (worker + step) % self.num_workers
+            if str(candidate) not in self.exhausted:
+                self.next_worker = candidate
+                break
+
+    def state(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "positions": {k: list(v) for k, v in sorted(self.positions.items())},
+                "exhausted": sorted(self.exhausted), "next_worker": self.next_worker,
+                "num_workers": self.num_workers}

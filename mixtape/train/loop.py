@@ -1,4 +1,10 @@
-"""``mixtape train``: AdamW with warm-up and cosine decay over a shard stream, evaluated by ROC-AUC."""
+"""``mixtape train``: a small model on a shard stream, resumable exactly, single-process or under torchrun.
+
+AdamW with linear warm-up and cosine decay, gradient clipping, mixed precision on GPU, periodic evaluation
+with early stopping on the clip-level validation metric, and checkpoints that hold the model, optimiser,
+schedule, RNG states and every rank's stream position, so ``--resume`` continues with exactly the samples
+an uninterrupted run would have seen.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,8 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,9 +24,15 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from mixtape.hashing import rng_for
-from mixtape.train.data import LabelEncoder, ShardStream, expand_urls, read_json_url, sibling_url
-from mixtape.train.metrics import clip_level, roc_auc_macro
-from mixtape.train.models import MODELS, count_parameters
+from mixtape.train import distributed as D
+from mixtape.train.checkpoint import BEST, CHECKPOINT, load_checkpoint, save_checkpoint
+from mixtape.train.data import ShardStream, StreamStats, StreamTracker, expand_urls, read_json_url, sibling_url
+from mixtape.train.evaluate import evaluate_predictions, predict, score
+from mixtape.train.frontend import FrontendConfig
+from mixtape.train.labels import LabelEncoder
+from mixtape.train.models import ModelSpec, build_model, count_parameters, input_samples
+from mixtape.train.runs import RunError, dataset_shards
+from mixtape.train.tasks import TaskError, TaskSet
 
 
 class TrainError(RuntimeError):
@@ -32,32 +45,51 @@ class TrainConfig:
     out: str
     valid_shards: str | None = None
     card: str | None = None
-    model: str = "shortchunk"
-    width: int = 16
-    steps: int = 200
+    model: str = "shortchunk-small"
+    width: int = 0  # 0 = the preset's width
+    blocks: int = 8  # samplecnn: input 3^(blocks+1) samples
+    tasks: str = "tags"  # comma-separated: tags, key, tempo, class fields, or all
+    frontend: FrontendConfig = field(default_factory=FrontendConfig)
+    steps: int | None = 200  # stop after this many steps (None: run `epochs`)
+    epochs: int | None = None  # exact epochs (not with `resampled`)
     batch_size: int = 16
     crop_seconds: float = 2.0
+    crops: int = 1  # random crops per sample
     lr: float = 3e-3
     weight_decay: float = 1e-2
     warmup_steps: int = 20
     grad_clip: float = 1.0
+    dropout: float = 0.3
     shuffle_buffer: int = 256
-    eval_every: int = 0
+    resampled: bool = False
+    eval_every: int = 0  # steps; 0 = at the end of each epoch in epoch mode, else only at the end
+    patience: int = 0  # early stopping: evaluations without improvement (0 = off)
+    checkpoint_every: int = 0  # steps; 0 = at evaluations and at the end
     num_workers: int = 0
     seed: int = 0
     threads: int = 0
+    device: str = "auto"
+    amp: bool = True  # mixed precision when on a GPU
+    resume: str | None = None  # a run folder or checkpoint to continue
+    stop_after: int | None = None  # leave after this many steps of *this* process (a planned interruption)
+    trace: bool = False  # write every step's sample keys to trace[-rank<r>].jsonl
 
 
 @dataclass
 class TrainResult:
     steps: int
     samples: int
+    epochs: int
     first_loss: float
     final_loss: float
     samples_per_second: float
     valid: dict[str, Any]
+    score: float | None
     parameters: int
     checkpoint: str
+    stopped_early: bool
+    interrupted: bool
+    stream: dict[str, Any]
     losses: list[float] = field(repr=False, default_factory=list)
 
 
@@ -69,30 +101,17 @@ def lr_at(step: int, total: int, warmup: int, peak: float) -> float:
     return peak * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
-def _collate(batch):
-    waves, targets, keys, clips = zip(*batch, strict=True)
-    return torch.stack(waves), torch.stack(targets), list(keys), list(clips)
-
-
 def resolve_dataset(cfg: TrainConfig) -> tuple[dict[str, Any], list[str], list[str]]:
     """The dataset card and the train / valid shard URLs. ``shards`` is shard URLs (brace-expanded) or a
     dataset folder / URL, whose card then lists the train shards. The card defaults to the one beside the
     shards; valid shards default to the card's valid split in the same place."""
-    spec = cfg.shards.strip()
-    if not spec.endswith(".tar") and "{" not in spec and " " not in spec:
-        base = spec[: -len("/dataset.json")] if spec.endswith("/dataset.json") else spec.rstrip("/")
-        try:
-            card = read_json_url(f"{base}/dataset.json")
-        except (OSError, ValueError) as e:
-            raise TrainError(f"{spec} is neither shard URLs nor a dataset folder with a dataset.json ({e})") from e
-        cfg = replace(cfg, shards=" ".join(f"{base}/{s['name']}" for s in card["splits"]["train"]["shards"]),
-                      card=cfg.card or f"{base}/dataset.json")
-    train_urls = expand_urls(cfg.shards)
-    card_url = cfg.card or sibling_url(train_urls[0], "dataset.json")
     try:
-        card = read_json_url(card_url)
-    except (OSError, ValueError) as e:
-        raise TrainError(f"cannot read the dataset card at {card_url} ({e}); pass --card URL") from e
+        if cfg.card:
+            card, train_urls = read_json_url(cfg.card), expand_urls(cfg.shards)
+        else:
+            card, train_urls = dataset_shards(cfg.shards, "train")
+    except (OSError, ValueError, RunError) as e:
+        raise TrainError(f"{e}; pass --card URL if the dataset card lives elsewhere") from e
     if cfg.valid_shards:
         valid_urls = expand_urls(cfg.valid_shards)
     else:
@@ -101,99 +120,355 @@ def resolve_dataset(cfg: TrainConfig) -> tuple[dict[str, Any], list[str], list[s
     return card, train_urls, valid_urls
 
 
-def evaluate(model: torch.nn.Module, urls: list[str], encoder: LabelEncoder, sample_rate: int,
-             batch_size: int) -> dict[str, Any]:
-    """Snippet- and clip-level macro ROC-AUC (clip scores are the mean of their snippets' scores)."""
-    if not urls:
-        return {"snippets": 0}
-    stream = ShardStream(urls, encoder, sample_rate, crop_samples=None)
-    scores, targets, clip_ids = [], [], []
-    model.eval()
-    with torch.no_grad():
-        for waves, ys, _, clips in DataLoader(stream, batch_size=batch_size, collate_fn=_collate):
-            scores.append(torch.sigmoid(model(waves)).numpy())
-            targets.append(ys.numpy())
-            clip_ids.extend(clips)
-    model.train()
-    if not scores:
-        return {"snippets": 0, "corrupt": stream.stats.corrupt}
-    s, t = np.concatenate(scores), np.concatenate(targets)
-    cs, ct = clip_level(s, t, clip_ids)
-    return {"snippets": len(s), "clips": len(cs), "roc_auc": roc_auc_macro(s, t),
-            "clip_roc_auc": roc_auc_macro(cs, ct), "corrupt": stream.stats.corrupt}
+def samples_in(card: dict[str, Any], urls: list[str]) -> int | None:
+    """Samples in these shards per the card (None if a shard is not in the card)."""
+    counts = {s["name"]: int(s["samples"]) for split in card.get("splits", {}).values() for s in split["shards"]}
+    names = [u.rsplit("/", 1)[-1] for u in urls]
+    return sum(counts[n] for n in names) if all(n in counts for n in names) else None
+
+
+class _Log:
+    """metrics.jsonl (every event), TensorBoard when installed, and the human log; only rank 0 writes."""
+
+    def __init__(self, out: Path, enabled: bool, log: Callable[[str], None]):
+        self.enabled, self.human = enabled, log
+        self.file = open(out / "metrics.jsonl", "a", encoding="utf-8") if enabled else None
+        self.tb = None
+        if enabled:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(out / "tensorboard"))
+            except ImportError:  # TensorBoard is optional
+                self.tb = None
+
+    def event(self, row: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        assert self.file is not None
+        self.file.write(json.dumps(row, sort_keys=True, default=float) + "\n")
+        self.file.flush()
+        if self.tb is not None:
+            for k, v in _flat(row).items():
+                if isinstance(v, (int, float)) and k not in ("step", "epoch"):
+                    self.tb.add_scalar(f"{row.get('event', 'train')}/{k}", v, row.get("step", 0))
+
+    def say(self, message: str) -> None:
+        if self.enabled:
+            self.human(message)
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+        if self.tb is not None:
+            self.tb.close()
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if k in ("per_tag", "confusion", "labels", "errors"):
+            continue
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}/"))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
 
 
 def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> TrainResult:
-    if cfg.model not in MODELS:
-        raise TrainError(f"unknown model {cfg.model!r}; choose one of {', '.join(MODELS)}")
+    dd = D.init_distributed(cfg.device)
+    try:
+        return _train(cfg, dd, log)
+    finally:
+        D.shutdown(dd)
+
+
+def _train(cfg: TrainConfig, dd: D.Dist, log: Callable[[str], None]) -> TrainResult:
+    if cfg.steps is None and cfg.epochs is None:
+        raise TrainError("give --steps or --epochs")
+    if cfg.resampled and cfg.steps is None:
+        raise TrainError("the resampled stream is endless: give --steps with --resampled")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    torch.manual_seed(int(rng_for(cfg.seed, "torch-init").integers(0, 2**31)))
+    resume = load_checkpoint(cfg.resume) if cfg.resume else None
+    if resume is not None:
+        cfg = _resumed_config(cfg, resume)
     card, train_urls, valid_urls = resolve_dataset(cfg)
-    tags = card["vocabularies"]["tags"]
-    if not tags:
-        raise TrainError("the dataset's tag vocabulary is empty: nothing to train on")
+    encoder = LabelEncoder.from_card(card)
+    try:
+        tasks = TaskSet.from_names([t.strip() for t in cfg.tasks.split(",") if t.strip()], encoder)
+    except TaskError as e:
+        raise TrainError(str(e)) from e
     sr = int(card["audio"]["sample_rate"])
-    encoder = LabelEncoder(tags)
-    model = MODELS[cfg.model](len(tags), sr, width=cfg.width)
+    spec = ModelSpec(cfg.model, tasks.size, sr, width=cfg.width, blocks=cfg.blocks, dropout=cfg.dropout,
+                     frontend=cfg.frontend)
+    # identical initial weights on every rank (DDP also broadcasts them); per-rank dropout afterwards
+    torch.manual_seed(int(rng_for(cfg.seed, "torch-init").integers(0, 2**31)))
+    try:
+        model = build_model(spec)
+    except ValueError as e:
+        raise TrainError(str(e)) from e
+    torch.manual_seed(int(rng_for(cfg.seed, f"torch-rank/{dd.rank}").integers(0, 2**31)))
+    model.to(dd.device)
+    window = input_samples(spec, cfg.crop_seconds)
     n_params = count_parameters(model)
-    log(f"model {cfg.model} (width {cfg.width}): {n_params:,} parameters, {len(tags)} tags, "
-        f"{len(train_urls)} train shards, {len(valid_urls)} valid shards")
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    logger = _Log(out, dd.is_main, log)
+    shard_slots = dd.world_size * max(1, cfg.num_workers)
+    logger.say(f"model {cfg.model} (width {spec.resolved_width}): {n_params:,} parameters; tasks "
+               + ", ".join(f"{t.name} ({t.size})" for t in tasks.tasks)
+               + f"; input {window} samples ({window / sr:.2f} s at {sr} Hz); {len(train_urls)} train shards, "
+               f"{len(valid_urls)} valid shards; {dd.world_size} rank(s) x {max(1, cfg.num_workers)} loader worker(s)")
+    if not cfg.resampled and len(train_urls) < shard_slots:
+        logger.say(f"warning: {len(train_urls)} shards for {shard_slots} reader slots: some readers stay idle; "
+                   "build with a smaller shards.max_samples for more shards")
+    per_epoch = _steps_per_epoch(card, train_urls, cfg, dd.world_size)
+    total = cfg.steps if cfg.steps is not None else (cfg.epochs or 1) * (per_epoch or 0)
+    if cfg.steps is None and not per_epoch:
+        raise TrainError("cannot size --epochs: the shards are not all in the dataset card; give --steps")
+    if cfg.epochs is not None and per_epoch is not None and cfg.steps is not None:
+        total = min(cfg.steps, cfg.epochs * per_epoch)
+
+    ddp_model: torch.nn.Module = model
+    if dd.enabled:
+        ddp_model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[dd.local_rank] if dd.device.startswith("cuda") else None)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    loss_fn = torch.nn.BCEWithLogitsLoss()
-    stream = ShardStream(train_urls, encoder, sr, crop_samples=int(cfg.crop_seconds * sr),
-                         shuffle_buffer=cfg.shuffle_buffer, seed=cfg.seed)
-    os.makedirs(cfg.out, exist_ok=True)
-    losses: list[float] = []
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_at(s, total, cfg.warmup_steps, 1.0))
+    use_amp = cfg.amp and dd.device.startswith("cuda")
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+
+    stream = ShardStream(train_urls, encoder, sr, crop_samples=window, batch_size=cfg.batch_size, crop="random",
+                         crops=cfg.crops, shuffle_buffer=cfg.shuffle_buffer, seed=cfg.seed, rank=dd.rank,
+                         world_size=dd.world_size, resampled=cfg.resampled, drop_last=True)
+    step = epoch = 0
+    best: float | None = None
+    bad_evals = 0
+    stream_state: dict[str, Any] | None = None
     history: list[dict[str, Any]] = []
-    step = samples = epoch = 0
+    samples_before = 0
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        opt.load_state_dict(resume["optimizer"])
+        sched.load_state_dict(resume["scheduler"])
+        scaler.load_state_dict(resume.get("scaler", {}) or scaler.state_dict())
+        step, best, bad_evals = int(resume["step"]), resume.get("best"), int(resume.get("bad_evals", 0))
+        samples_before = int(resume.get("samples", 0))
+        streams = resume["stream"]
+        if len(streams) != dd.world_size:
+            raise TrainError(f"the checkpoint was written by {len(streams)} rank(s); resume with the same number "
+                             f"(now {dd.world_size})")
+        stream_state = streams[dd.rank]
+        epoch = int(stream_state["epoch"])
+        if stream_state.get("positions") and int(stream_state.get("num_workers", 1)) != max(1, cfg.num_workers):
+            raise TrainError(f"the checkpoint stopped mid-epoch with {stream_state['num_workers']} loader "
+                             f"worker(s); resume with --workers {stream_state['num_workers']}")
+        rng = resume.get("rng", [])
+        if dd.rank < len(rng):
+            torch.set_rng_state(rng[dd.rank])
+        history = list(resume.get("history", []))
+        logger.say(f"resumed from {cfg.resume} at step {step}, epoch {epoch}")
+
+    loss_fn_parts: dict[str, list[float]] = {}
+    losses: list[float] = []
+    samples = 0
+    stats_total = StreamStats()
     started = time.monotonic()
-    # A live bar on a terminal; plain log lines (every ~10% of the run) in logs and CI.
-    bar = tqdm(total=cfg.steps, desc="train", unit="step", dynamic_ncols=True, mininterval=1.0,
-               disable=not sys.stderr.isatty())
-    log_every = max(1, cfg.steps // 10)
-    while step < cfg.steps:
-        stream.set_epoch(epoch)
-        got_any = False
-        for waves, ys, _, _ in DataLoader(stream, batch_size=cfg.batch_size, collate_fn=_collate,
-                                          num_workers=cfg.num_workers, drop_last=True):
-            got_any = True
-            for g in opt.param_groups:
-                g["lr"] = lr_at(step, cfg.steps, cfg.warmup_steps, cfg.lr)
-            loss = loss_fn(model(waves), ys)
+    bar = tqdm(total=total, initial=step, desc="train", unit="step", dynamic_ncols=True, mininterval=1.0,
+               disable=not (dd.is_main and sys.stderr.isatty()))
+    log_every = max(1, total // 10)
+    steps_this_run = 0
+    stopped_early = interrupted = False
+    trace = open(out / (f"trace-rank{dd.rank}.jsonl" if dd.enabled else "trace.jsonl"), "a") if cfg.trace else None
+
+    def checkpoint(tracker_state: dict[str, Any], name: str = CHECKPOINT) -> str:
+        states = D.gather(dd, tracker_state)
+        rngs = D.gather(dd, torch.get_rng_state())
+        total_samples = samples_before + D.sum_int(dd, samples)
+        path = str(out / name)
+        if dd.is_main:
+            save_checkpoint(path, {
+                "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                "scaler": scaler.state_dict(), "rng": rngs, "stream": states, "step": step, "samples": total_samples,
+                "best": best, "bad_evals": bad_evals, "history": history, "config": _config_dict(cfg),
+                "model_spec": spec.as_dict(), "tasks": tasks.as_list(), "window": window,
+                "vocabularies": {"tags": encoder.tags, "classes": encoder.classes, "key": encoder.keys},
+                "dataset": {"name": card.get("name"), "version": card.get("version"),
+                            "spec_hash": card.get("spec_hash")}})
+        return path
+
+    def run_eval() -> dict[str, Any]:
+        nonlocal best, bad_evals
+        report: dict[str, Any] = {}
+        if dd.is_main:
+            pred = predict(model, tasks, valid_urls, encoder, sr, window, batch_size=cfg.batch_size,
+                           device=dd.device) if valid_urls else None
+            report = evaluate_predictions(tasks, pred) if pred is not None else {"windows": 0}
+            report["score"] = score(tasks, report) if pred is not None else None
+        report = D.broadcast(dd, report)
+        value = report.get("score")
+        improved = value is not None and (best is None or value > best + 1e-6)
+        if improved:
+            best, bad_evals = value, 0
+        elif value is not None:
+            bad_evals += 1
+        row = {"event": "eval", "step": step, "epoch": epoch, "score": value, "best": best, **_flat(report)}
+        history.append({"step": step, "epoch": epoch, "score": value})
+        logger.event(row)
+        logger.say(f"eval step {step}: valid score {value if value is None else round(value, 4)} (best "
+                   f"{best if best is None else round(best, 4)}, {bad_evals} without improvement)")
+        report["improved"] = improved
+        return report
+
+    last_report: dict[str, Any] | None = None
+    final_state: dict[str, Any] = stream_state or {"epoch": epoch}
+    done = step >= total
+    while not done:
+        stream.set_epoch(epoch, stream_state)
+        tracker = StreamTracker(max(1, cfg.num_workers), epoch, stream_state)
+        stream_state = None
+        # the loader gets its own generator: drawing worker seeds from the global RNG would shift the dropout
+        # sequence of a resumed run (the stream itself is seeded by sample keys, not by torch)
+        loader_rng = torch.Generator().manual_seed(int(rng_for(cfg.seed, f"loader/{epoch}").integers(0, 2**31)))
+        loader = iter(DataLoader(stream, batch_size=None, num_workers=cfg.num_workers, generator=loader_rng))
+        epoch_steps = 0
+        exhausted = False
+        while True:
+            batch = _next_real(loader, tracker)
+            if not D.all_have_batch(dd, batch is not None):
+                exhausted = True
+                break
+            assert batch is not None
+            wave = batch["audio"].to(dd.device, non_blocking=True)
+            targets = {k: v.to(dd.device) for k, v in batch["targets"].items()}
+            with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=use_amp):
+                logits = ddp_model(wave)
+            loss, parts = tasks.loss(logits.float(), targets)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            scaler.scale(loss).backward()
+            scaler.unscale_(opt)
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            losses.append(loss.item())
+            scaler.step(opt)
+            scaler.update()
+            sched.step()
+            tracker.consume(batch)
+            if trace is not None:
+                trace.write(json.dumps({"step": step, "keys": batch["keys"]}) + "\n")
             step += 1
-            samples += waves.shape[0]
+            epoch_steps += 1
+            steps_this_run += 1
+            samples += wave.shape[0] * dd.world_size
+            losses.append(float(loss.detach()))
+            for k, v in parts.items():
+                loss_fn_parts.setdefault(k, []).append(v)
             rate = samples / max(1e-9, time.monotonic() - started)
             bar.set_postfix(loss=f"{np.mean(losses[-10:]):.4f}", sps=f"{rate:.0f}", epoch=epoch)
             bar.update(1)
-            if bar.disable and (step % log_every == 0 or step == cfg.steps):
-                log(f"step {step}/{cfg.steps} epoch {epoch} loss {np.mean(losses[-10:]):.4f} "
-                    f"{rate:.0f} samples/s")
-            if cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.steps:
-                history.append({"step": step, **evaluate(model, valid_urls, encoder, sr, cfg.batch_size)})
-            if step >= cfg.steps:
+            if step % log_every == 0 or step == total:
+                logger.event({"event": "train", "step": step, "epoch": epoch, "loss": float(np.mean(losses[-10:])),
+                              "lr": sched.get_last_lr()[0], "samples_per_second": rate,
+                              **{f"loss_{k}": float(np.mean(v[-10:])) for k, v in loss_fn_parts.items()}})
+                if bar.disable:
+                    logger.say(f"step {step}/{total} epoch {epoch} loss {np.mean(losses[-10:]):.4f} "
+                               f"lr {sched.get_last_lr()[0]:.2e} {rate:.0f} samples/s")
+            evaluated = False
+            if cfg.eval_every and step % cfg.eval_every == 0 and step < total:
+                last_report = run_eval()
+                evaluated = True
+                if last_report["improved"]:
+                    checkpoint(tracker.state(), BEST)
+                if cfg.patience and bad_evals >= cfg.patience:
+                    stopped_early = True
+            if (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or evaluated:
+                checkpoint(tracker.state())
+            if step >= total or stopped_early:
+                done = True
                 break
-        if not got_any:
-            raise TrainError(f"no training batch could be read from {cfg.shards} "
-                             f"(corrupt samples: {stream.stats.corrupt}; {stream.stats.errors[:3]})")
-        epoch += 1
+            if cfg.stop_after is not None and steps_this_run >= cfg.stop_after:
+                interrupted = done = True
+                break
+        stats_total.add(tracker.stats.as_dict())
+        del loader  # stops this epoch's loader workers now
+        if exhausted:
+            if epoch_steps == 0:
+                raise TrainError(f"no training batch could be read from {cfg.shards} (corrupt samples: "
+                                 f"{tracker.stats.corrupt}; {tracker.stats.errors[:3]})")
+            logger.event({"event": "epoch", "epoch": epoch, "step": step, "stream": tracker.stats.as_dict()})
+            if tracker.stats.corrupt:
+                logger.say(f"epoch {epoch}: skipped {tracker.stats.corrupt} corrupt sample(s)/shard(s): "
+                           + "; ".join(tracker.stats.errors[:3]))
+            epoch += 1
+            if cfg.epochs is not None and epoch >= cfg.epochs:
+                done = True
+            if not cfg.eval_every and cfg.steps is None and not done:
+                last_report = run_eval()
+                if last_report["improved"]:
+                    checkpoint({"epoch": epoch}, BEST)
+                if cfg.patience and bad_evals >= cfg.patience:
+                    stopped_early = done = True
+            final_state = {"epoch": epoch}
+        else:
+            final_state = tracker.state()
     bar.close()
+    if trace is not None:
+        trace.close()
     elapsed = time.monotonic() - started
-    valid = evaluate(model, valid_urls, encoder, sr, cfg.batch_size)
-    history.append({"step": step, **valid})
-    ckpt = os.path.join(cfg.out, "checkpoint.pt")
-    torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step, "epoch": epoch,
-                "config": asdict(cfg), "tags": tags, "sample_rate": sr}, ckpt)
-    window = max(1, min(20, len(losses) // 4))
-    result = TrainResult(steps=step, samples=samples, first_loss=float(np.mean(losses[:window])),
-                         final_loss=float(np.mean(losses[-window:])), samples_per_second=samples / elapsed,
-                         valid=valid, parameters=n_params, checkpoint=ckpt, losses=losses)
-    with open(os.path.join(cfg.out, "metrics.json"), "w") as f:
-        json.dump({**{k: v for k, v in asdict(result).items() if k != "losses"}, "losses": losses,
-                   "history": history, "epochs": epoch, "train_corrupt": stream.stats.corrupt}, f, indent=1)
+    if not interrupted:
+        last_report = run_eval()
+        if last_report["improved"]:
+            checkpoint(final_state, BEST)
+    ckpt = checkpoint(final_state)
+    window_n = max(1, min(20, len(losses) // 4))
+    result = TrainResult(
+        steps=step, samples=samples_before + samples, epochs=epoch,
+        first_loss=float(np.mean(losses[:window_n])) if losses else math.nan,
+        final_loss=float(np.mean(losses[-window_n:])) if losses else math.nan,
+        samples_per_second=samples / elapsed if elapsed > 0 else 0.0, valid=last_report or {},
+        score=(last_report or {}).get("score"), parameters=n_params, checkpoint=ckpt, stopped_early=stopped_early,
+        interrupted=interrupted, stream=stats_total.as_dict(), losses=losses)
+    if dd.is_main:
+        with open(out / "metrics.json", "w", encoding="utf-8") as f:
+            json.dump({**{k: v for k, v in asdict(result).items() if k != "losses"}, "losses": losses,
+                       "history": history, "config": _config_dict(cfg)}, f, indent=1, default=float)
+        if stats_total.corrupt:
+            logger.say(f"skipped {stats_total.corrupt} corrupt sample(s)/shard(s) in training")
+    logger.close()
     return result
+
+
+def _next_real(loader: Any, tracker: StreamTracker) -> dict[str, Any] | None:
+    """The next batch with samples; workers' final stats-only batches are folded into the tracker."""
+    for batch in loader:
+        if batch["end"]:
+            tracker.consume(batch)
+            continue
+        return batch
+    return None
+
+
+def _steps_per_epoch(card: dict[str, Any], urls: list[str], cfg: TrainConfig, world: int) -> int | None:
+    n = samples_in(card, urls)
+    if n is None:
+        return None
+    return max(1, (n * max(1, cfg.crops)) // (world * cfg.batch_size))
+
+
+def _config_dict(cfg: TrainConfig) -> dict[str, Any]:
+    d = asdict(cfg)
+    d["frontend"] = cfg.frontend.as_dict()
+    return d
+
+
+def _resumed_config(cfg: TrainConfig, ckpt: dict[str, Any]) -> TrainConfig:
+    """The checkpoint's settings for everything that shapes the model and the data order; the run's own
+    length (steps / epochs), interruption, output and worker settings come from the command line."""
+    saved = dict(ckpt["config"])
+    saved["frontend"] = FrontendConfig(**saved["frontend"])
+    keep = {"steps", "epochs", "out", "stop_after", "resume", "trace", "threads", "device", "patience",
+            "eval_every", "checkpoint_every", "num_workers"}
+    merged = {**saved, **{k: getattr(cfg, k) for k in keep}}
+    if not os.path.isabs(merged["out"]) and not merged["out"]:
+        merged["out"] = saved["out"]
+    return TrainConfig(**merged)
