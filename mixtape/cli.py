@@ -151,7 +151,8 @@ def _cmd_probe(args: argparse.Namespace, beam_args: list[str]) -> int:
         for c in classifiers:
             r = probe(table, args.label, c, args.folds, args.seed)
             print(f"{os.path.basename(table)[:27]:<28}{r.label:<14}{r.classifier:<11}{r.accuracy:>9.3f}"
-                  f"{r.std:>8.3f}{r.chance:>8.3f}{r.n:>7}{r.classes:>8}{r.folds:>6}")
+                  f"{r.std:>8.3f}{r.chance:>8.3f}{r.n:>7}{r.classes:>8}{r.folds:>6}"
+                  + (f"  (left out, in one clip only: {', '.join(r.dropped)})" if r.dropped else ""))
     return 0
 
 
@@ -209,20 +210,27 @@ def _cmd_demo(args: argparse.Namespace, beam_args: list[str]) -> int:
         print(line)
     print(f"build time: {card['_build']['wall_seconds']:.1f} s (Beam {card['_build']['runner']} runner, "
           f"{card['_build']['workers']} worker(s)); collection generated in {r['generate_seconds']:.1f} s")
-    v = t.valid
-    auc = f"{v['roc_auc']:.3f}" if v.get("roc_auc") is not None else "n/a"
-    clip_auc = f"{v['clip_roc_auc']:.3f}" if v.get("clip_roc_auc") is not None else "n/a"
     print(f"training: {t.steps} steps, {t.samples} samples at {t.samples_per_second:.0f} samples/s, "
           f"{t.parameters:,} parameters; loss {t.first_loss:.4f} -> {t.final_loss:.4f}")
-    print(f"valid ROC-AUC (tags, macro): {auc} per snippet ({v.get('snippets', 0)}), "
-          f"{clip_auc} per clip ({v.get('clips', 0)})")
+    tags = t.valid.get("clip", {}).get("tags", {})
+    snippet_tags = t.valid.get("snippet", {}).get("tags", {})
+
+    def f(v: float | None) -> str:
+        return "n/a" if v is None else f"{v:.3f}"
+
+    print(f"valid ROC-AUC (tags, macro): {f(snippet_tags.get('roc_auc'))} per snippet ({t.valid.get('snippets', 0)}), "
+          f"{f(tags.get('roc_auc'))} per clip ({t.valid.get('clips', 0)}); chance 0.500")
     print("written:")
     print(f"  collection  {r['collection']['path']}")
     print(f"  spec        {r['spec']}")
     print(f"  dataset     {r['dataset']}  (shards, index.parquet, rejects.parquet, dataset.json)")
-    print(f"  run         {r['run']}  (checkpoint.pt, metrics.json)")
-    print(f"try: .venv/bin/mixtape train --shards {r['dataset']} --steps 200 --out RUN   "
-          "(a dataset folder stands for its train shards)")
+    print(f"  run         {r['run']}  (checkpoint.pt, metrics.jsonl, metrics.json)")
+    print("try:")
+    print(f"  .venv/bin/mixtape train --shards {r['dataset']} --model pons-small --tasks tags,genre --steps 300 "
+          "--out RUN   (a dataset folder stands for its train shards)")
+    print(f"  .venv/bin/mixtape evaluate {r['run']} --shards {r['dataset']} --split test")
+    print(f"  .venv/bin/mixtape embed {r['run']} --shards {r['dataset']} --split train --out emb.parquet && "
+          ".venv/bin/mixtape probe emb.parquet --label genre")
     print(f"total: {r['total_seconds']:.1f} s")
     return 0
 

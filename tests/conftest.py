@@ -82,3 +82,15 @@ def http_server():
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format, *args):
         pass
+
+
+@pytest.fixture(scope="session")
+def demo_dataset(tmp_path_factory) -> Path:
+    """The demo dataset (``mixtape demo``'s spec on a 48-clip collection), built once per session."""
+    from mixtape.demo.run import DEMO_SPEC
+
+    root = tmp_path_factory.mktemp("demo")
+    generate(root / "collection", seed=7, n_clips=48)
+    (root / "spec.yaml").write_text(DEMO_SPEC)
+    build(load_spec(root / "spec.yaml"), str(root / "dataset"), RunnerConfig(workers=1))
+    return root / "dataset"

@@ -12,8 +12,15 @@ from mixtape.train.data import StreamTracker, crop, expand_urls, shard_slot, win
 from mixtape.train.frontend import FrontendConfig, LogMel
 from mixtape.train.labels import LabelEncoder, key_index, target_to_tempo, tempo_to_target
 from mixtape.train.loop import lr_at
-from mixtape.train.metrics import (class_metrics, clip_level, key_metrics, mirex_key_score, roc_auc_macro,
-                                   tag_metrics, tempo_metrics)
+from mixtape.train.metrics import (
+    class_metrics,
+    clip_level,
+    key_metrics,
+    mirex_key_score,
+    roc_auc_macro,
+    tag_metrics,
+    tempo_metrics,
+)
 from mixtape.train.models import PRESETS, ModelSpec, build_model, count_parameters, input_samples
 from mixtape.train.tasks import TaskError, TaskSet
 

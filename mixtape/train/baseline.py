@@ -24,8 +24,10 @@ PRIOR_BPM, PRIOR_OCTAVES = 120.0, 1.0
 
 
 def chroma_mean(audio: np.ndarray, sr: int) -> np.ndarray:
-    """Mean constant-Q chroma (12,), C first."""
-    chroma = librosa.feature.chroma_cqt(y=audio.astype(np.float32), sr=sr, hop_length=512, bins_per_octave=36)
+    """Mean constant-Q chroma (12,), C first, over as many octaves above C1 as the sample rate allows."""
+    octaves = int(max(1, min(7, np.floor(np.log2(0.45 * sr / librosa.note_to_hz("C1"))))))
+    chroma = librosa.feature.chroma_cqt(y=audio.astype(np.float32), sr=sr, hop_length=512, bins_per_octave=36,
+                                        n_octaves=octaves)
     return chroma.mean(axis=1)
 
 

@@ -134,6 +134,13 @@ class StreamStats:
         return {"samples": self.samples, "corrupt": self.corrupt, "skipped_members": self.skipped_members,
                 "errors": list(self.errors)}
 
+    def take(self) -> dict[str, Any]:
+        """The counts so far, resetting them in place (readers hold a reference to this object)."""
+        out = self.as_dict()
+        self.samples = self.corrupt = self.skipped_members = 0
+        self.errors.clear()
+        return out
+
 
 @dataclass
 class _RawSample:
@@ -282,21 +289,20 @@ class ShardStream(IterableDataset):
                 items.append((crops[c], decoded[1], raw.key, decoded[2]))  # type: ignore[index]
                 position = [index, c + 1] if c + 1 < len(crops) else [index + 1, 0]
                 if len(items) == self.batch_size:
-                    yield self._batch(items, worker, position, stats)
-                    items, stats = [], StreamStats()
+                    yield self._batch(items, worker, position, stats.take())
+                    items = []
         if items and not self.drop_last:
-            yield self._batch(items, worker, position, stats)
-            items, stats = [], StreamStats()
+            yield self._batch(items, worker, position, stats.take())
+            items = []
         yield {"audio": torch.empty(0), "targets": {}, "keys": [], "clips": [], "worker": worker,
-               "position": position, "stats": stats.as_dict(), "end": True,
-               "dropped": len(items)}
+               "position": position, "stats": stats.take(), "end": True, "dropped": len(items)}
 
     def _batch(self, items: list[tuple[np.ndarray, dict[str, Any], str, str]], worker: int,
-               position: list[int], stats: StreamStats) -> dict[str, Any]:
+               position: list[int], stats: dict[str, Any]) -> dict[str, Any]:
         audio = torch.from_numpy(np.stack([i[0] for i in items]).astype(np.float32, copy=False))
         targets = {name: torch.from_numpy(np.stack([i[1][name] for i in items])) for name in items[0][1]}
         return {"audio": audio, "targets": targets, "keys": [i[2] for i in items], "clips": [i[3] for i in items],
-                "worker": worker, "position": list(position), "stats": stats.as_dict(), "end": False}
+                "worker": worker, "position": list(position), "stats": stats, "end": False}
 
 
 def _pop_random(buffer: list[Any], rng: np.random.Generator) -> Any:

@@ -230,6 +230,9 @@ def _train(cfg: TrainConfig, dd: D.Dist, log: Callable[[str], None]) -> TrainRes
         raise TrainError("cannot size --epochs: the shards are not all in the dataset card; give --steps")
     if cfg.epochs is not None and per_epoch is not None and cfg.steps is not None:
         total = min(cfg.steps, cfg.epochs * per_epoch)
+    # `total` sizes the schedule; the run ends at --steps, or when --epochs are exhausted (an exact epoch's
+    # step count can fall a little short of the estimate when a rank or worker ends early)
+    step_limit = cfg.steps if cfg.steps is not None else math.inf
 
     ddp_model: torch.nn.Module = model
     if dd.enabled:
@@ -324,7 +327,7 @@ def _train(cfg: TrainConfig, dd: D.Dist, log: Callable[[str], None]) -> TrainRes
 
     last_report: dict[str, Any] | None = None
     final_state: dict[str, Any] = stream_state or {"epoch": epoch}
-    done = step >= total
+    done = step >= step_limit
     while not done:
         stream.set_epoch(epoch, stream_state)
         tracker = StreamTracker(max(1, cfg.num_workers), epoch, stream_state)
@@ -383,7 +386,7 @@ def _train(cfg: TrainConfig, dd: D.Dist, log: Callable[[str], None]) -> TrainRes
                     stopped_early = True
             if (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or evaluated:
                 checkpoint(tracker.state())
-            if step >= total or stopped_early:
+            if step >= step_limit or stopped_early:
                 done = True
                 break
             if cfg.stop_after is not None and steps_this_run >= cfg.stop_after:

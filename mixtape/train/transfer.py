@@ -68,6 +68,7 @@ class ProbeResult:
     n: int
     classes: int
     folds: int
+    dropped: list[str]
 
 
 def _label_vector(table: pa.Table, label: str) -> np.ndarray:
@@ -105,17 +106,20 @@ def probe(path: str | Path, label: str, classifier: str = "logreg", folds: int =
     keep = np.array([v is not None for v in y_all])
     X = np.stack([np.asarray(e, dtype=np.float32) for e in table.column("embedding").to_pylist()])[keep]
     y = y_all[keep].astype(str)
+    values, counts = np.unique(y, return_counts=True)
+    dropped = sorted(str(v) for v, c in zip(values, counts, strict=True) if c < 2)
+    if dropped:  # a value seen in one clip cannot be both trained on and tested: leave it out, say so
+        keep_rows = np.isin(y, values[counts >= 2])
+        X, y = X[keep_rows], y[keep_rows]
     labels, counts = np.unique(y, return_counts=True)
     if len(labels) < 2:
-        raise ProbeError(f"label {label!r} has {len(labels)} distinct value(s) among {len(y)} clips: nothing to probe")
-    n_folds = int(min(folds, counts.min()))
-    if n_folds < 2:
-        rare = ", ".join(str(v) for v, c in zip(labels, counts, strict=True) if c < 2)
-        raise ProbeError(f"label {label!r}: value(s) {rare} occur once; cross-validation needs >= 2 clips per value")
+        raise ProbeError(f"label {label!r} has {len(labels)} value(s) seen in >= 2 clips (of {len(y_all)} rows): "
+                         "nothing to cross-validate")
+    n_folds = int(max(2, min(folds, counts.min())))
     k = min(neighbours, len(y) - len(y) // n_folds)  # no more neighbours than a training fold holds
     model = (make_pipeline(StandardScaler(), KNeighborsClassifier(n_neighbors=k)) if classifier == "knn" else
              make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=1.0)))
     cv = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     scores = cross_val_score(model, X, y, cv=cv, scoring="accuracy")
     return ProbeResult(label, classifier, float(scores.mean()), float(scores.std()), [float(s) for s in scores],
-                       float(counts.max() / len(y)), len(y), len(labels), n_folds)
+                       float(counts.max() / len(y)), len(y), len(labels), n_folds, dropped)

@@ -1,0 +1,158 @@
+"""The shard stream against real shards: exact epochs over ranks x workers, corrupt input, resampling."""
+
+import io
+import json
+import tarfile
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from torch.utils.data import DataLoader
+
+from mixtape.train.data import ShardStream, StreamTracker
+from mixtape.train.labels import LabelEncoder
+
+pytestmark = pytest.mark.slow
+
+
+def _train_keys(out: Path) -> list[str]:
+    import pyarrow.parquet as pq
+
+    index = pq.read_table(out / "index.parquet").to_pylist()
+    return sorted(r["key"] for r in index if r["split"] == "train")
+
+
+def _read(stream: ShardStream, workers: int) -> tuple[list[str], StreamTracker]:
+    tracker = StreamTracker(max(1, workers))
+    keys: list[str] = []
+    for batch in DataLoader(stream, batch_size=None, num_workers=workers):
+        tracker.consume(batch)
+        keys.extend(batch["keys"])
+        if not batch["end"]:
+            assert batch["audio"].shape == (len(batch["keys"]), stream.crop_samples)
+    return keys, tracker
+
+
+def _stream(card, urls, rank=0, world=1, **kw) -> ShardStream:
+    defaults = dict(crop_samples=4000, batch_size=3, shuffle_buffer=8, seed=5, rank=rank, world_size=world)
+    return ShardStream(urls, LabelEncoder.from_card(card), card["audio"]["sample_rate"], **{**defaults, **kw})
+
+
+def test_every_sample_exactly_once_per_epoch_with_2_ranks_x_2_workers(tiny_build, http_server):
+    out, card = tiny_build
+    base = http_server(out)
+    urls = [f"{base}/{s['name']}" for s in card["splits"]["train"]["shards"]]
+    assert len(urls) >= 4, "the fixture should give every (rank, worker) slot a shard"
+    expected = _train_keys(out)
+    epochs = []
+    for epoch in range(2):
+        seen: list[str] = []
+        for rank in range(2):
+            stream = _stream(card, urls, rank, 2)
+            stream.set_epoch(epoch)
+            keys, tracker = _read(stream, workers=2)
+            assert tracker.stats.corrupt == 0 and sorted(tracker.exhausted) == ["0", "1"]
+            seen.extend(keys)
+        counts = Counter(seen)
+        assert sorted(counts) == expected and set(counts.values()) == {1}
+        epochs.append(seen)
+    assert epochs[0] != epochs[1]  # reshuffled per epoch, same set
+
+
+def test_several_crops_per_sample_and_equal_length_batches(tiny_build):
+    out, card = tiny_build
+    urls = [str(out / s["name"]) for s in card["splits"]["train"]["shards"]]
+    keys, _ = _read(_stream(card, urls, crops=3, batch_size=4, drop_last=False), workers=0)
+    counts = Counter(keys)
+    assert set(counts.values()) == {3} and len(counts) == card["splits"]["train"]["samples"]
+
+
+def test_resampled_mode_is_endless_and_seeded(tiny_build):
+    out, card = tiny_build
+    urls = [str(out / s["name"]) for s in card["splits"]["train"]["shards"]]
+
+    def first(n: int, seed: int) -> list[str]:
+        keys: list[str] = []
+        for batch in _stream(card, urls, resampled=True, seed=seed):
+            keys.extend(batch["keys"])
+            if len(keys) >= n:
+                return keys[:n]
+        raise AssertionError("the resampled stream ended")
+
+    total = card["splits"]["train"]["samples"]
+    a = first(3 * total, 1)
+    assert len(a) == 3 * total and first(3 * total, 1) == a and first(3 * total, 2) != a
+    assert max(Counter(a).values()) > 1  # drawn with replacement
+
+
+def _rewrite_shard(src: Path, dst: Path, corrupt_audio: int, corrupt_json: int) -> list[str]:
+    """Copy a shard, replacing one sample's FLAC with junk and another's JSON with broken text."""
+    keys: list[str] = []
+    buf = io.BytesIO()
+    with tarfile.open(src) as tin, tarfile.open(fileobj=buf, mode="w") as tout:
+        for info in tin:
+            data = tin.extractfile(info).read()
+            key = info.name.split(".", 1)[0]
+            if key not in keys:
+                keys.append(key)
+            i = keys.index(key)
+            if i == corrupt_audio and info.name.endswith(".flac"):
+                data = b"fLaC" + b"\x00" * 200
+            if i == corrupt_json and info.name.endswith(".json"):
+                data = b'{"clip_id": "x", "labels": {'
+            info.size = len(data)
+            tout.addfile(info, io.BytesIO(data))
+    dst.write_bytes(buf.getvalue())
+    return keys
+
+
+def test_corrupt_samples_truncated_and_missing_shards_are_skipped_and_counted(tiny_build, http_server, tmp_path):
+    out, card = tiny_build
+    shards = [s["name"] for s in card["splits"]["train"]["shards"]]
+    bad_keys = _rewrite_shard(out / shards[0], tmp_path / shards[0], corrupt_audio=1, corrupt_json=2)
+    whole = (out / shards[1]).read_bytes()
+    (tmp_path / shards[1]).write_bytes(whole[: len(whole) * 2 // 3])  # truncated mid-member
+    for name in shards[2:]:
+        (tmp_path / name).write_bytes((out / name).read_bytes())
+    base = http_server(tmp_path)
+    urls = [f"{base}/{n}" for n in shards] + [f"{base}/train-999999.tar"]  # the last one 404s
+    keys, tracker = _read(_stream(card, urls, batch_size=2), workers=2)
+    stats = tracker.stats
+    assert stats.corrupt == 4, "\n".join(stats.errors)  # broken FLAC, broken JSON, truncated shard, 404
+    text = "\n".join(stats.errors)
+    assert "404" in text and bad_keys[1] in text and bad_keys[2] in text and shards[1] in text
+    assert bad_keys[1] not in keys and bad_keys[2] not in keys
+    assert set(bad_keys) - set(keys) == {bad_keys[1], bad_keys[2]}
+    assert len(keys) == len(set(keys))  # nothing twice
+    # every sample of the intact shards arrives; the truncated shard gives those before the cut
+    truncated = set(_shard_keys(out / shards[1]))
+    assert set(_train_keys(out)) - truncated - {bad_keys[1], bad_keys[2]} <= set(keys)
+    assert 0 < len(truncated & set(keys)) < len(truncated)
+
+
+def _shard_keys(path: Path) -> list[str]:
+    with tarfile.open(path) as tar:
+        return sorted({m.name.split(".", 1)[0] for m in tar})
+
+
+def test_stream_never_reads_members_it_does_not_understand(tiny_build, tmp_path):
+    """A planted .pth / .pyd / .pickle member is skipped unread (counted), never loaded."""
+    out, card = tiny_build
+    name = card["splits"]["train"]["shards"][0]["name"]
+    payload = b"cos\nsystem\n(S'touch " + str(tmp_path / "pwned").encode() + b"'\ntR."  # a pickle that runs a shell
+    buf = io.BytesIO()
+    with tarfile.open(out / name) as tin, tarfile.open(fileobj=buf, mode="w") as tout:
+        for info in tin:
+            tout.addfile(info, tin.extractfile(info))
+            if info.name.endswith(".json"):
+                key = info.name.split(".", 1)[0]
+                for ext in ("pth", "pyd", "pickle"):
+                    extra = tarfile.TarInfo(f"{key}.{ext}")
+                    extra.size = len(payload)
+                    tout.addfile(extra, io.BytesIO(payload))
+    (tmp_path / name).write_bytes(buf.getvalue())
+    keys, tracker = _read(_stream(card, [str(tmp_path / name)]), workers=0)
+    assert len(keys) == card["splits"]["train"]["shards"][0]["samples"]
+    assert tracker.stats.skipped_members == 3 * len(keys) and tracker.stats.corrupt == 0
+    assert not (tmp_path / "pwned").exists()
+    assert json.loads((out / "dataset.json").read_text())["name"] == "tiny"
