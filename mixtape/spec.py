@@ -39,7 +39,7 @@ DEFAULT_EXTENSIONS = ["flac", "mp3", "ogg", "wav"]
 #: own ``path``; ``path`` itself resolves against the spec file's folder.
 SOURCE_OPTIONS: dict[str, dict[str, tuple[str, Any]]] = {
     "freesound_dump": {"metadata": ("str", None), "acousticbrainz": ("path", None),
-                       "extra_metadata": ("path", None)},
+                       "extra_metadata": ("path", None), "ac_min_confidence": ("float", 0.5)},
     "freesound_pack": {},
     "fsd50k": {"out_of_vocabulary": ("choice:reject,keep", "reject")},
     "csv_index": {"csv": ("path", REQUIRED), "audio_dir": ("path", "."), "delimiter": ("str", None),

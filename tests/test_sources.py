@@ -127,3 +127,36 @@ def test_key_spelling_is_normalised():
     assert normalise_key("H", "major") is None
     assert labels_from_acousticbrainz({"tonal": {"key_key": "Eb", "key_scale": "minor"}}, None)["key"] == {
         "tonic": "Eb", "mode": "minor"}
+
+
+def test_freesound_audiocommons_key_and_tempo_only_when_confident(tmp_path):
+    dump = tmp_path / "dump"
+    records = [
+        {"id": 1, "ac_analysis": {"ac_tonality": "Db major", "ac_tonality_confidence": 0.8, "ac_tempo": 128,
+                                  "ac_tempo_confidence": 0.7}},
+        {"id": 2, "ac_analysis": {"ac_tonality": "F minor", "ac_tonality_confidence": 0.2, "ac_tempo": 0,
+                                  "ac_tempo_confidence": 0.0}},
+        {"id": 3, "ac_analysis": {"ac_tonality": "H dorian", "ac_tonality_confidence": 0.9, "ac_tempo": "fast",
+                                  "ac_tempo_confidence": True}},
+        {"id": 4},
+    ]
+    for r in records:
+        wav(dump / "audio" / f"{r['id']}.wav")
+    (dump / "metadata.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    clips, _ = split(list(list_source(source(tmp_path))))
+    assert clips["freesound:1"].labels["key"] == {"tonic": "C#", "mode": "major"}
+    assert clips["freesound:1"].labels["tempo"] == 128.0
+    for sid in (2, 3, 4):
+        assert clips[f"freesound:{sid}"].labels["key"] is None and clips[f"freesound:{sid}"].labels["tempo"] is None
+    clips, _ = split(list(list_source(source(tmp_path, ac_min_confidence=0.1))))
+    assert clips["freesound:2"].labels["key"] == {"tonic": "F", "mode": "minor"}
+    assert clips["freesound:2"].labels["tempo"] is None  # tempo 0 means "none found", whatever the threshold
+
+
+def test_real_audiocommons_record():
+    from mixtape.pipelines.sources.freesound_dump import labels_from_audiocommons
+
+    real = REALDATA / "freesound_style" / "freesound_one_shot_percussive_sounds" / "sound_info_analysis.json"
+    if real.exists():  # the captured real record, when shared/realdata is present
+        labels = labels_from_audiocommons(json.loads(real.read_text())[0]["ac_analysis"], 0.5)
+        assert labels["key"] == {"tonic": "F", "mode": "minor"} and labels["tempo"] is None  # tempo 0, conf. 0

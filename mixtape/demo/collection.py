@@ -363,6 +363,13 @@ def generate(out: str | Path, seed: int = 7, n_clips: int = 60, min_seconds: flo
             "url": f"https://freesound.org/people/{plan.uploader}/sounds/{sid}/",
             "previews": {"preview-hq-ogg": f"https://cdn.freesound.org/previews/{sid // 1000}/{sid}_hq.ogg"},
             "geotag": None,
+            # Freesound's AudioCommons descriptors; like the real service, some clips get no confident
+            # estimate (tempo 0 at confidence 0), so those clips carry key / tempo only via AcousticBrainz
+            "ac_analysis": ({"ac_tonality": f"{TONICS[plan.tonic]} {plan.mode}", "ac_tonality_confidence": 0.9,
+                             "ac_tempo": plan.bpm, "ac_tempo_confidence": 0.9, "ac_loop": bool(plan.index % 3)}
+                            if plan.index % 6 else
+                            {"ac_tonality": f"{TONICS[plan.tonic]} {plan.mode}", "ac_tonality_confidence": 0.3,
+                             "ac_tempo": 0, "ac_tempo_confidence": 0.0, "ac_loop": False}),
         }
         if plan.has_ab:
             mbid = _mbid(seed, plan.index)

@@ -39,7 +39,7 @@ def load_checkpoint(run: str | Path, name: str = CHECKPOINT) -> dict[str, Any]:
     if not path.exists():
         raise CheckpointError(f"no checkpoint at {path}: pass a run folder written by `mixtape train` (--out)")
     try:
-        # ok: weights_only=True refuses anything but tensors and plain containers (no code runs)
-        return torch.load(path, map_location="cpu", weights_only=True)
+        # weights_only=True refuses anything but tensors and plain containers, so no code can run
+        return torch.load(path, map_location="cpu", weights_only=True)  # ok: own checkpoint, weights only
     except Exception as e:
         raise CheckpointError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from e

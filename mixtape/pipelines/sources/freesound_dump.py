@@ -11,6 +11,9 @@ field, ``mbid`` (a MusicBrainz recording id); with ``acousticbrainz: DIR`` in th
 ``path``), the clip's AcousticBrainz documents ``DIR/lowlevel/<mbid>.json`` and
 ``DIR/highlevel/<mbid>_highlevel.json`` supply key, tempo and genre labels. ``geotag`` (null or "lat lon"),
 ``previews`` (object or string) and other API fields are kept in the file and ignored by the reader.
+``ac_analysis`` (Freesound's AudioCommons descriptors) supplies key (``ac_tonality``) and tempo
+(``ac_tempo``) when their confidence reaches ``ac_min_confidence`` (default 0.5; Freesound reports tempo 0
+with confidence 0 when it found none); AcousticBrainz labels, when present, take precedence.
 ``extra_metadata`` names a JSON object keyed by id whose fields fill what the records lack (e.g. a
 ``licenses.txt`` holding ``{"183": {"username": …, "license": …}}``).
 """
@@ -25,7 +28,7 @@ from typing import Any
 
 from mixtape import storage
 from mixtape.filetags import is_mbid
-from mixtape.labels import labels_from_acousticbrainz, merge_labels, normalise_tags
+from mixtape.labels import labels_from_acousticbrainz, merge_labels, normalise_key, normalise_tags
 from mixtape.pipelines.sources.common import audio_files, clip, read_text, reject
 from mixtape.records import Clip, Reject
 from mixtape.spec import SourceSpec
@@ -69,6 +72,26 @@ def _pack_value(pack: Any) -> str:
 
 def freesound_url(sid: int, username: str = "") -> str:
     return f"https://freesound.org/people/{username}/sounds/{sid}/" if username else f"https://freesound.org/s/{sid}/"
+
+
+def labels_from_audiocommons(ac: Any, min_confidence: float) -> dict[str, Any]:
+    """Key and tempo from a Freesound ``ac_analysis`` object, each only when confident enough."""
+    out: dict[str, Any] = {"tags": [], "classes": {}, "key": None, "tempo": None, "extra": {}}
+    if not isinstance(ac, dict):
+        return out
+
+    def confident(field: str) -> bool:
+        c = ac.get(f"{field}_confidence")
+        return isinstance(c, (int, float)) and not isinstance(c, bool) and c >= min_confidence
+
+    tonality = ac.get("ac_tonality")
+    if isinstance(tonality, str) and confident("ac_tonality"):
+        tonic, _, mode = tonality.strip().partition(" ")
+        out["key"] = normalise_key(tonic, mode)
+    tempo = ac.get("ac_tempo")
+    if isinstance(tempo, (int, float)) and not isinstance(tempo, bool) and 20 <= tempo <= 400 and confident("ac_tempo"):
+        out["tempo"] = float(tempo)
+    return out
 
 
 def list_freesound_dump(source: SourceSpec) -> Iterator[Clip | Reject]:
@@ -139,6 +162,8 @@ def list_freesound_dump(source: SourceSpec) -> Iterator[Clip | Reject]:
                 continue
             labels = merge_labels(labels, labels_from_acousticbrainz(low, high))
             labels["extra"]["mbid"] = mbid
+        labels = merge_labels(labels, labels_from_audiocommons(rec.get("ac_analysis"),
+                                                               float(source.options.get("ac_min_confidence", 0.5))))
         username = str(rec.get("username") or "")
         yield clip(
             source, sid, files[0],
