@@ -213,3 +213,23 @@ def test_baseline_finds_key_and_tempo_of_a_plain_signal():
                                                             .astype(float))))] == "A minor"
     ac = onset_autocorrelation(_chord_track(sr, [60], 6.0, bpm=140.0), sr)
     assert tempo_from_autocorrelation(ac, sr) == pytest.approx(140.0, rel=0.04)
+
+
+@pytest.mark.parametrize("fmt,sr", [("FLAC", 16000), ("WAV", 16000), ("FLAC", 22050)])
+def test_a_random_crop_decodes_only_its_frames_and_equals_the_full_crop(fmt, sr, tmp_path):
+    import io
+
+    import soundfile as sf
+
+    from mixtape.hashing import rng_for
+    from mixtape.train.data import decode_audio, decode_random_crop
+
+    x = (np.sin(np.arange(3 * sr) * 0.01) * 0.5 + np.linspace(-0.3, 0.3, 3 * sr)).astype(np.float32)
+    buf = io.BytesIO()
+    sf.write(buf, x, sr, format=fmt, subtype="PCM_16")
+    data = buf.getvalue()
+    for key in ("a", "b", "c", "d"):
+        fast = decode_random_crop(data, 16000, 20000, rng_for(1, key))
+        slow = crop(decode_audio(data, 16000), 20000, rng_for(1, key))
+        assert fast.shape == (20000,) and np.array_equal(fast, slow)
+    assert decode_random_crop(data, 16000, 60000, rng_for(1, "x")).shape == (60000,)  # longer than the file: padded

@@ -66,6 +66,26 @@ def read_json_url(url: str) -> dict[str, Any]:
 def decode_audio(data: bytes, sample_rate: int) -> np.ndarray:
     """Mono float32 at ``sample_rate`` from encoded bytes, decoded in memory (no temporary files)."""
     audio, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    return _mono_at(audio, sr, sample_rate)
+
+
+def decode_random_crop(data: bytes, sample_rate: int, length: int, rng: np.random.Generator) -> np.ndarray:
+    """The same crop as ``crop(decode_audio(data), length, rng)``, decoding only the cropped frames when the
+    file is already at ``sample_rate`` (FLAC and WAV seek sample-exactly): a third less decoding for a
+    2 s crop of a 3 s snippet."""
+    with sf.SoundFile(io.BytesIO(data)) as f:
+        if f.samplerate != sample_rate or f.frames <= length:
+            audio = f.read(dtype="float32", always_2d=True)
+            return crop(_mono_at(audio, f.samplerate, sample_rate), length, rng)
+        start = int(rng.integers(0, f.frames - length + 1))
+        f.seek(start)
+        audio = f.read(length, dtype="float32", always_2d=True)
+    if audio.shape[0] != length:
+        raise ValueError(f"short read: {audio.shape[0]} of {length} frames at {start}")
+    return _mono_at(audio, sample_rate, sample_rate)
+
+
+def _mono_at(audio: np.ndarray, sr: int, sample_rate: int) -> np.ndarray:
     mono = audio.mean(axis=1) if audio.shape[1] > 1 else audio[:, 0]
     if sr != sample_rate:
         mono = soxr.resample(mono, sr, sample_rate)
@@ -237,31 +257,37 @@ class ShardStream(IterableDataset):
         while buffer:
             yield _pop_random(buffer, rng)
 
-    def _decode(self, raw: _RawSample, stats: StreamStats) -> tuple[np.ndarray, dict[str, Any], str] | None:
+    def _decode(self, raw: _RawSample, stats: StreamStats) -> tuple[list[np.ndarray], dict[str, Any], str] | None:
+        """(crops, targets, clip id), or None for a corrupt sample (counted)."""
         try:
             if raw.audio is None or raw.doc is None:
                 raise ValueError("sample has no " + ("audio" if raw.audio is None else "json") + " member")
             doc = json.loads(raw.doc.decode("utf-8"))
             if not isinstance(doc, dict):
                 raise ValueError("sample json is not an object")
-            audio = decode_audio(raw.audio, self.sample_rate)
             targets = self.encoder.encode(doc.get("labels") or {})
-        except Exception as e:
+            crops = self._crops(raw.key, raw.audio)
+        except Exception as e:  # any undecodable sample is skipped and counted
             stats.corrupt += 1
             _note(stats, f"{raw.url} {raw.key}: {type(e).__name__}: {e}")
             return None
-        return audio, targets, str(doc.get("clip_id", ""))
+        return crops, targets, str(doc.get("clip_id", ""))
 
-    def _crops(self, key: str, audio: np.ndarray) -> list[np.ndarray]:
+    def _crops(self, key: str, data: bytes) -> list[np.ndarray]:
         length = self.crop_samples
+        if self.crop == "random" and length is not None:
+            rngs = [rng_for(self.seed, f"{key}/crop/{self.epoch}/{c}") for c in range(self.crops)]
+            if self.crops == 1:
+                return [decode_random_crop(data, self.sample_rate, length, rngs[0])]
+            whole = decode_audio(data, self.sample_rate)
+            return [crop(whole, length, r) for r in rngs]
+        audio = decode_audio(data, self.sample_rate)
         if length is None:
             return [audio]
         if self.crop == "windows":
             padded = audio if audio.shape[0] >= length else np.pad(audio, (0, length - audio.shape[0]))
             return [padded[s:s + length] for s in window_starts(padded.shape[0], length)]
-        if self.crop == "centre":
-            return [crop(audio, length, None)]
-        return [crop(audio, length, rng_for(self.seed, f"{key}/crop/{self.epoch}/{c}")) for c in range(self.crops)]
+        return [crop(audio, length, None)]
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         info = get_worker_info()
@@ -281,7 +307,7 @@ class ShardStream(IterableDataset):
             if index < skip_raw:
                 continue  # consumed before the checkpoint: not even decoded
             decoded = self._decode(raw, stats)
-            crops = self._crops(raw.key, decoded[0]) if decoded is not None else []
+            crops = decoded[0] if decoded is not None else []
             first = skip_crops if index == skip_raw else 0
             if decoded is not None:
                 stats.samples += 1
