@@ -36,6 +36,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/augment.py
 	$(BIN)/python bench/build.py
+	$(BIN)/python bench/loader.py --dataset $(DEMO)/dataset
 
 wheel: $(STAMP)
 	rm -rf dist && $(BIN)/python -m pip wheel --quiet --no-deps -w dist . 2>&1 | $(PIPQUIET)

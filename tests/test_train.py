@@ -132,6 +132,13 @@ def test_cli_train_evaluate_embed_probe_baseline(tiny_build, tmp_path, capsys):
 
     table = pq.read_table(emb)
     assert table.num_rows == card["splits"]["train"]["clips"]
+    from mixtape.train.runs import embed_run
+
+    index = pq.read_table(out / "index.parquet").to_pylist()
+    originals = sum(1 for r in index if r["split"] == "train" and r["variant"] == 0)
+    assert originals < card["splits"]["train"]["samples"]  # the train split has augmented variants...
+    r = embed_run(str(run), str(out), str(tmp_path / "emb2.parquet"), "train")
+    assert r["windows"] == 2 * originals  # ...which embeddings leave out (1 s snippets, two 0.75 s windows)
     assert {"clip_id", "embedding", "tags", "genre", "key", "tempo"} <= set(table.column_names)
     base = tmp_path / "baseline.parquet"
     assert main(["baseline", "--shards", str(out), "--split", "train", "--out", str(base)]) == 0

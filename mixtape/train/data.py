@@ -174,9 +174,10 @@ class ShardStream(IterableDataset):
     """Batches over shard URLs for one rank; use with ``DataLoader(stream, batch_size=None)``.
 
     A batch is a dict: ``audio`` (B, samples) float tensor, ``targets`` {task: tensor}, ``keys`` and
-    ``clips`` (lists of str), ``worker`` (the logical worker that made it), ``position`` (that worker's
-    position after it), ``stats`` (what the worker counted since its previous batch) and ``end`` (True
-    on the worker's final, stats-only batch, whose ``audio`` is empty).
+    ``clips`` (lists of str), ``variants`` (0 = the clean original, else an augmented variant),
+    ``worker`` (the logical worker that made it), ``position`` (that worker's position after it),
+    ``stats`` (what the worker counted since its previous batch) and ``end`` (True on the worker's final,
+    stats-only batch, whose ``audio`` is empty).
 
     ``crop`` is ``random`` (training: ``crops`` random crops per sample, seeded by key and epoch),
     ``centre`` or ``windows`` (evaluation: every window of ``crop_samples`` tiling the snippet);
@@ -257,8 +258,8 @@ class ShardStream(IterableDataset):
         while buffer:
             yield _pop_random(buffer, rng)
 
-    def _decode(self, raw: _RawSample, stats: StreamStats) -> tuple[list[np.ndarray], dict[str, Any], str] | None:
-        """(crops, targets, clip id), or None for a corrupt sample (counted)."""
+    def _decode(self, raw: _RawSample, stats: StreamStats) -> tuple[list[np.ndarray], dict[str, Any], str, int] | None:
+        """(crops, targets, clip id, variant), or None for a corrupt sample (counted)."""
         try:
             if raw.audio is None or raw.doc is None:
                 raise ValueError("sample has no " + ("audio" if raw.audio is None else "json") + " member")
@@ -271,7 +272,8 @@ class ShardStream(IterableDataset):
             stats.corrupt += 1
             _note(stats, f"{raw.url} {raw.key}: {type(e).__name__}: {e}")
             return None
-        return crops, targets, str(doc.get("clip_id", ""))
+        variant = doc.get("variant", 0)
+        return crops, targets, str(doc.get("clip_id", "")), variant if isinstance(variant, int) else 0
 
     def _crops(self, key: str, data: bytes) -> list[np.ndarray]:
         length = self.crop_samples
@@ -301,7 +303,7 @@ class ShardStream(IterableDataset):
             return
         skip_raw, skip_crops = int(skip[0]), int(skip[1])
         stats = StreamStats()
-        items: list[tuple[np.ndarray, dict[str, Any], str, str]] = []
+        items: list[tuple[np.ndarray, dict[str, Any], str, str, int]] = []
         position = [skip_raw, skip_crops]
         for index, raw in enumerate(self._shuffled(self._raw(worker, num_workers, stats), worker)):
             if index < skip_raw:
@@ -312,7 +314,7 @@ class ShardStream(IterableDataset):
             if decoded is not None:
                 stats.samples += 1
             for c in range(first, len(crops)):
-                items.append((crops[c], decoded[1], raw.key, decoded[2]))  # type: ignore[index]
+                items.append((crops[c], decoded[1], raw.key, decoded[2], decoded[3]))  # type: ignore[index]
                 position = [index, c + 1] if c + 1 < len(crops) else [index + 1, 0]
                 if len(items) == self.batch_size:
                     yield self._batch(items, worker, position, stats.take())
@@ -320,14 +322,15 @@ class ShardStream(IterableDataset):
         if items and not self.drop_last:
             yield self._batch(items, worker, position, stats.take())
             items = []
-        yield {"audio": torch.empty(0), "targets": {}, "keys": [], "clips": [], "worker": worker,
+        yield {"audio": torch.empty(0), "targets": {}, "keys": [], "clips": [], "variants": [], "worker": worker,
                "position": position, "stats": stats.take(), "end": True, "dropped": len(items)}
 
-    def _batch(self, items: list[tuple[np.ndarray, dict[str, Any], str, str]], worker: int,
+    def _batch(self, items: list[tuple[np.ndarray, dict[str, Any], str, str, int]], worker: int,
                position: list[int], stats: dict[str, Any]) -> dict[str, Any]:
         audio = torch.from_numpy(np.stack([i[0] for i in items]).astype(np.float32, copy=False))
         targets = {name: torch.from_numpy(np.stack([i[1][name] for i in items])) for name in items[0][1]}
         return {"audio": audio, "targets": targets, "keys": [i[2] for i in items], "clips": [i[3] for i in items],
+                "variants": [i[4] for i in items],
                 "worker": worker, "position": list(position), "stats": stats, "end": False}
 
 

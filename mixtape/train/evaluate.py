@@ -35,7 +35,10 @@ class Predictions:
 
 def predict(model: MusicModel, tasks: TaskSet | None, urls: list[str], encoder: LabelEncoder, sample_rate: int,
             window: int, batch_size: int = 32, num_workers: int = 0, embeddings: bool = False,
-            device: str = "cpu") -> Predictions:
+            device: str = "cpu", originals_only: bool = True) -> Predictions:
+    """Model outputs for every evaluation window. ``originals_only`` drops augmented variants (variant > 0):
+    their labels were transformed (a pitch-shifted key, a stretched tempo), so pooling them with the
+    original under one clip would mix labels; valid and test splits hold originals only anyway."""
     stream = ShardStream(urls, encoder, sample_rate, crop_samples=window, batch_size=batch_size, crop="windows",
                          shuffle_shards=False)
     outputs: dict[str, list[np.ndarray]] = {}
@@ -51,6 +54,11 @@ def predict(model: MusicModel, tasks: TaskSet | None, urls: list[str], encoder: 
             stats.add(batch["stats"])
             if batch["end"]:
                 continue
+            keep = [i for i, v in enumerate(batch["variants"]) if v == 0 or not originals_only]
+            if not keep:
+                continue
+            if len(keep) < len(batch["keys"]):
+                batch = _subset(batch, keep)
             wave = batch["audio"].to(device)
             feats = model.embed(wave)
             if tasks is not None:
@@ -66,6 +74,13 @@ def predict(model: MusicModel, tasks: TaskSet | None, urls: list[str], encoder: 
     cat = {k: np.concatenate(v) for k, v in outputs.items()}
     return Predictions(cat, {k: np.concatenate(v) for k, v in targets.items()}, keys, clips,
                        np.concatenate(embeds) if embeds else None, stats)
+
+
+def _subset(batch: dict[str, Any], rows: list[int]) -> dict[str, Any]:
+    index = torch.tensor(rows)
+    return {**batch, "audio": batch["audio"][index], "targets": {k: v[index] for k, v in batch["targets"].items()},
+            "keys": [batch["keys"][i] for i in rows], "clips": [batch["clips"][i] for i in rows],
+            "variants": [batch["variants"][i] for i in rows]}
 
 
 def aggregate_targets(targets: dict[str, np.ndarray], groups: list[str]) -> dict[str, np.ndarray]:

@@ -113,7 +113,7 @@ def baseline_run(shards: str, split: str = "valid", out: str | None = None) -> d
     stats = StreamStats()
     for batch in stream:
         stats.add(batch["stats"])
-        if batch["end"]:
+        if batch["end"] or batch["variants"][0] != 0:  # originals only: variants carry transformed labels
             continue
         clip = batch["clips"][0]
         snippets.setdefault(clip, []).append(batch["audio"][0].numpy())
