@@ -68,29 +68,89 @@ def decode(data: bytes, name: str = "<bytes>") -> tuple[np.ndarray, int]:
 def _decode_checked(data: bytes, name: str) -> tuple[np.ndarray, int, str, str]:
     if not data:
         raise AudioError("empty_file", f"{name} has zero bytes")
+    unsupported = unsupported_container(data)
+    if unsupported:
+        raise AudioError("unsupported_format", f"{name} is {unsupported}, which mixtape cannot decode; convert "
+                         "it to FLAC, WAV, OGG or MP3")
     try:
-        with sf.SoundFile(io.BytesIO(data)) as f:
-            declared = f.frames
-            sr = f.samplerate
-            channels = f.channels
-            container, subtype = f.format, f.subtype
-            frames = f.read(dtype="float32", always_2d=True)
+        f = sf.SoundFile(io.BytesIO(data))
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as e:
         raise AudioError("undecodable", f"{name}: {e}") from e
-    if sr <= 0 or channels <= 0:
-        raise AudioError("undecodable", f"{name}: header says {sr} Hz, {channels} channels")
+    with f:
+        declared, sr, channels = f.frames, f.samplerate, f.channels
+        container, subtype = f.format, f.subtype
+        if sr <= 0 or channels <= 0:
+            raise AudioError("undecodable", f"{name}: header says {sr} Hz, {channels} channels")
+        try:
+            frames = f.read(dtype="float32", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as e:
+            got = _frames_before_error(data)
+            raise AudioError("truncated" if 0 < got else "undecodable",
+                             f"{name}: decoding fails after {got} of {declared} declared frames ({e})") from e
     got = frames.shape[0]
     riff_declared = _riff_declared_frames(data)
     if riff_declared is not None and riff_declared > declared:
         declared = riff_declared
     if declared > 0 and got < declared:
         raise AudioError("truncated", f"{name}: header declares {declared} frames but only {got} decode")
+    if container == "OGG" and ogg_truncated(data):
+        raise AudioError("truncated", f"{name}: the Ogg stream ends without its end-of-stream page "
+                         f"({got} frames decode)")
     if got == 0:
         raise AudioError("no_audio", f"{name} decodes to zero frames")
     audio = np.ascontiguousarray(frames.T)
     if not np.isfinite(audio).all():
         raise AudioError("non_finite", f"{name} holds NaN or infinite samples")
     return audio, sr, container, subtype
+
+
+def _frames_before_error(data: bytes, block: int = 4096) -> int:
+    """How many frames decode, block by block, before the decoder gives up."""
+    got = 0
+    try:
+        with sf.SoundFile(io.BytesIO(data)) as f:
+            while True:
+                chunk = f.read(block, dtype="float32", always_2d=True)
+                if not len(chunk):
+                    break
+                got += len(chunk)
+    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError):
+        pass
+    return got
+
+
+#: Containers people name .mp3 / .wav by mistake or download from services that mixtape cannot decode.
+_UNSUPPORTED_MAGIC: tuple[tuple[int, bytes, str], ...] = (
+                      (4, b"ftyp", "an MP4/M4A (AAC or ALAC) file"),
+                      (0, b"\x30\x26\xb2\x75\x8e\x66\xcf\x11", "an ASF/WMA file"),
+                      (0, b"\x1a\x45\xdf\xa3", "a Matroska/WebM file"),
+                      (0, b"MAC ", "a Monkey's Audio (APE) file"),
+                      (0, b"wvpk", "a WavPack file"))
+
+
+def unsupported_container(data: bytes) -> str | None:
+    for offset, magic, what in _UNSUPPORTED_MAGIC:
+        if data[offset:offset + len(magic)] == magic:
+            return what
+    return None
+
+
+def ogg_truncated(data: bytes) -> bool:
+    """True when an Ogg stream's pages run past the end of the data or its last page lacks the end-of-stream
+    flag: libsndfile decodes such files to fewer (often zero) frames without an error."""
+    pos, eos = 0, False
+    while pos < len(data):
+        if data[pos:pos + 4] != b"OggS" or pos + 27 > len(data):
+            return True
+        segments = data[pos + 26]
+        if pos + 27 + segments > len(data):
+            return True
+        size = 27 + segments + sum(data[pos + 27:pos + 27 + segments])
+        if pos + size > len(data):
+            return True
+        eos = bool(data[pos + 5] & 0x04)
+        pos += size
+    return not eos
 
 
 def _riff_declared_frames(data: bytes) -> int | None:

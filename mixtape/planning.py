@@ -96,7 +96,17 @@ def usable_windows(clip: Clip, spec: DatasetSpec) -> tuple[list[int], Reject | N
     if not loud:
         return [], Reject(clip.clip_id, clip.relpath, "snippets", "silent",
                           f"all {len(starts)} windows are below {sn.min_rms_db:g} dBFS")
-    return loud, None
+    return spread(loud, sn.max_per_clip), None
+
+
+def spread(items: list[int], limit: int) -> list[int]:
+    """At most ``limit`` items (0 = all), evenly spaced from first to last: a long recording contributes a
+    bounded number of snippets that still cover all of it, and the choice needs no randomness."""
+    if not limit or len(items) <= limit:
+        return items
+    if limit == 1:
+        return [items[len(items) // 2]]
+    return [items[round(i * (len(items) - 1) / (limit - 1))] for i in range(limit)]
 
 
 MIX_POOL = "__mix_with__"

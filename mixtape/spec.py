@@ -100,6 +100,7 @@ class SnippetSpec:
     duration: float = 3.0
     hop: float = 3.0
     min_rms_db: float = -60.0
+    max_per_clip: int = 0  # 0 = every usable window; else at most this many, evenly spread over the clip
 
     @property
     def duration_ms(self) -> int:
@@ -213,6 +214,11 @@ class DatasetSpec:
         d["labels"] = {"tags": {"min_count": self.labels.tag_min_count},
                        "classes": {k: list(v) for k, v in self.labels.class_values}}
         d["sources"] = [{"kind": s.kind, "name": s.name, "path": s.path, **s.options} for s in self.sources]
+        if not self.snippets.max_per_clip:  # added later: absent when unset, so earlier spec hashes still hold
+            del d["snippets"]["max_per_clip"]
+        for source in d["sources"]:
+            if source["kind"] == "freesound_dump" and source.get("ac_min_confidence") == 0.5:
+                del source["ac_min_confidence"]  # likewise
         return d
 
     @property
@@ -469,12 +475,13 @@ def parse_spec(raw: Any, base_dir: Path | None = None) -> DatasetSpec:
         max_source_channels=r.number(a, "max_source_channels", "audio", 8, lo=1, hi=1024, integer=True),
     )
 
-    sn = r.mapping(top.get("snippets"), "snippets", {"duration", "hop", "min_rms_db"})
+    sn = r.mapping(top.get("snippets"), "snippets", {"duration", "hop", "min_rms_db", "max_per_clip"})
     duration = r.number(sn, "duration", "snippets", 3.0, lo=0.05, hi=600.0)
     snippets = SnippetSpec(
         duration=duration,
         hop=r.number(sn, "hop", "snippets", duration, lo=0.0, hi=600.0, lo_open=True),
         min_rms_db=r.number(sn, "min_rms_db", "snippets", -60.0, lo=-200.0, hi=0.0),
+        max_per_clip=r.number(sn, "max_per_clip", "snippets", 0, lo=0, hi=10**9, integer=True),
     )
 
     sp = r.mapping(top.get("splits"), "splits", {"group_by", "fractions", "folds", "method"})

@@ -147,3 +147,13 @@ def test_shard_pattern_uses_braces_only_without_gaps():
     assert shard_pattern("D", ["train-000000.tar", "train-000001.tar", "train-000002.tar"]) == \
         "D/train-{000000..000002}.tar"
     assert shard_pattern("D", ["train-000000.tar", "train-000002.tar"]) == "D/train-000000.tar D/train-000002.tar"
+
+
+def test_spread_caps_windows_evenly_and_keeps_the_ends():
+    from mixtape.planning import spread
+
+    items = list(range(0, 3600))
+    capped = spread(items, 20)
+    assert len(capped) == 20 and capped[0] == 0 and capped[-1] == 3599
+    assert spread(items, 0) == items and spread([5, 6], 20) == [5, 6] and spread(items, 1) == [1800]
+    assert capped == sorted(set(capped))

@@ -88,3 +88,13 @@ def test_equivalent_specs_hash_equal_and_changes_change_the_hash():
 def test_normalised_spec_round_trips(tiny_spec):
     again = spec_from_dict(tiny_spec.to_dict(), Path(tiny_spec.sources[0].root).parents[1])
     assert again == tiny_spec and again.spec_hash == tiny_spec.spec_hash
+
+
+def test_max_per_clip_is_validated_and_leaves_old_hashes_alone(tmp_path):
+    base = {"name": "x", "seed": 1, "sources": [{"kind": "folder", "path": "a"}]}
+    plain = parse_spec(base, tmp_path)
+    capped = parse_spec({**base, "snippets": {"max_per_clip": 12}}, tmp_path)
+    assert capped.snippets.max_per_clip == 12 and plain.snippets.max_per_clip == 0
+    assert "max_per_clip" not in plain.to_dict()["snippets"] and capped.spec_hash != plain.spec_hash
+    with pytest.raises(SpecError, match=r"snippets\.max_per_clip"):
+        parse_spec({**base, "snippets": {"max_per_clip": -1}}, tmp_path)

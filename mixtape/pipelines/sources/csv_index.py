@@ -51,11 +51,13 @@ def list_csv_index(source: SourceSpec) -> Iterator[Clip | Reject]:
     needed += [f for _, f, _, _ in string.Formatter().parse(cols["file"]) if f] if "{" in cols["file"] else [
         cols["file"]]
     missing = sorted(set(needed) - set(header))
-    if missing:
-        yield reject(source, source.options["csv"], source.options["csv"], "bad_metadata",
-                     f"columns {missing} are not in the CSV header {header}")
-        return
     present = set(audio_files(audio_root, source.extensions))
+    if missing:
+        problem = f"columns {missing} are not in the CSV header {header}"
+        yield reject(source, source.options["csv"], source.options["csv"], "bad_metadata", problem)
+        for rel in sorted(present):  # the index cannot describe them: each file is accounted for
+            yield reject(source, rel, rel, "bad_metadata", f"{source.options['csv']} is unusable: {problem}")
+        return
     used_files: set[str] = set()
     mapped = set(cols.values())
     for n, cells in enumerate(rows, 2):
@@ -63,6 +65,8 @@ def list_csv_index(source: SourceSpec) -> Iterator[Clip | Reject]:
             cells = cells + [""] * (len(header) - len(cells))
         row = dict(zip(header, (c.rstrip("\r") for c in cells), strict=False))
         rel = _file_of(cols["file"], row)
+        if rel not in present and rel.strip() in present:
+            rel = rel.strip()  # padding around the cell (a name that really starts with a space is kept)
         local_id = (row.get(cols["id"], "").strip() if "id" in cols else "") or rel
         if not rel.strip():
             yield reject(source, f"{source.options['csv']}:{n}", source.options["csv"], "bad_metadata",

@@ -29,7 +29,7 @@ from typing import Any
 from mixtape import storage
 from mixtape.filetags import is_mbid
 from mixtape.labels import labels_from_acousticbrainz, merge_labels, normalise_key, normalise_tags
-from mixtape.pipelines.sources.common import audio_files, clip, read_text, reject
+from mixtape.pipelines.sources.common import audio_files, clip, is_junk, read_text, reject
 from mixtape.records import Clip, Reject
 from mixtape.spec import SourceSpec
 
@@ -94,6 +94,10 @@ def labels_from_audiocommons(ac: Any, min_confidence: float) -> dict[str, Any]:
     return out
 
 
+def _stem(rel: str) -> str:
+    return PurePosixPath(rel).name.split(".", 1)[0]
+
+
 def list_freesound_dump(source: SourceSpec) -> Iterator[Clip | Reject]:
     root = source.root
     meta_name_opt = source.options.get("metadata")
@@ -106,6 +110,10 @@ def list_freesound_dump(source: SourceSpec) -> Iterator[Clip | Reject]:
     audio_by_id: dict[str, list[str]] = {}
     for rel in audio_files(root, source.extensions):
         audio_by_id.setdefault(PurePosixPath(rel).name.split(".", 1)[0], []).append(rel)
+    other_by_id: dict[str, list[str]] = {}  # files named by an id but with an extension mixtape does not read
+    for rel in storage.list_files(root):
+        if rel.startswith("audio/") and not is_junk(rel) and rel not in audio_by_id.get(_stem(rel), []):
+            other_by_id.setdefault(_stem(rel), []).append(rel)
 
     try:
         records = list(_records(read_text(meta_uri), meta_name))
@@ -138,6 +146,12 @@ def list_freesound_dump(source: SourceSpec) -> Iterator[Clip | Reject]:
         first_record = sid not in described
         described.add(sid)
         files = sorted(audio_by_id.get(sid, []))
+        if not files and other_by_id.get(sid):
+            yield reject(source, sid, other_by_id[sid][0], "unsupported_format",
+                         f"{other_by_id[sid][0]} has an extension mixtape does not read (it reads "
+                         f"{', '.join(source.extensions)}); convert it, or add the extension to the source's "
+                         "`extensions` if libsndfile can decode it")
+            continue
         if not files:
             yield reject(source, sid, meta_name, "missing_audio",
                          f"no audio file named {sid}.<{'|'.join(source.extensions)}> in {root}")
