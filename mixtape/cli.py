@@ -423,6 +423,9 @@ def quiet_logging() -> None:
     import apache_beam  # noqa: F401
 
     logging.getLogger().setLevel(logging.WARNING)
+    # Beam logs a failing DoFn's traceback itself before raising it; mixtape reports the failure once (as a
+    # one-line message for known causes, with the traceback otherwise), so that log line is a duplicate.
+    logging.getLogger("apache_beam.runners.common").setLevel(logging.CRITICAL)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -95,6 +95,17 @@ class ShardWriter:
     def close(self) -> None:
         self._tar.close()
 
+    def abandon(self) -> None:
+        """Forget a shard whose write failed: nothing more is written (the file is discarded anyway), and
+        the tar stream will not try to flush into a closed file when it is garbage-collected."""
+        self._tar.closed = True
+        stream = getattr(self._tar, "fileobj", None)
+        if stream is not None and hasattr(stream, "closed"):
+            try:
+                stream.closed = True
+            except AttributeError:
+                pass
+
 
 def iter_members(stream: IO[bytes], on_skip: Any = None) -> Iterator[tuple[str, str, bytes]]:
     """Yield (key, suffix, bytes) for the safe members of a tar stream, in order, without extracting.

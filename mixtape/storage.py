@@ -119,7 +119,10 @@ def atomic_write(uri: str) -> Iterator[IO[bytes]]:
         f.close()
         os.replace(tmp, path)
     except BaseException:
-        f.close()
+        try:
+            f.close()  # may fail again flushing its buffer (a full disk): the first error is the one to report
+        except OSError:
+            pass
         if os.path.exists(tmp):
             os.remove(tmp)
         raise

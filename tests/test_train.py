@@ -170,3 +170,29 @@ def test_each_model_family_learns_the_demo_tags_from_http_shards(preset, demo_da
     print(f"{preset}: valid tags ROC-AUC clip {clip:.3f} snippet {snippet:.3f} ({r.valid['clips']} clips)")
     assert clip > 0.65 and snippet > 0.6  # chance is 0.5
     assert r.final_loss < 0.6 * r.first_loss
+
+
+def test_training_continues_past_corrupt_input_and_reports_it_per_epoch(tiny_build, http_server, tmp_path):
+    from tests.test_train_stream import _rewrite_shard
+
+    out, card = tiny_build
+    shards = [s["name"] for s in card["splits"]["train"]["shards"]]
+    data = tmp_path / "data"
+    data.mkdir()
+    _rewrite_shard(out / shards[0], data / shards[0], corrupt_audio=0, corrupt_json=1)
+    whole = (out / shards[1]).read_bytes()
+    (data / shards[1]).write_bytes(whole[: len(whole) // 2])
+    for name in shards[2:]:
+        (data / name).write_bytes((out / name).read_bytes())
+    (data / "dataset.json").write_bytes((out / "dataset.json").read_bytes())
+    base = http_server(data)
+    urls = " ".join(f"{base}/{n}" for n in [*shards, "train-999999.tar"])
+    messages: list[str] = []
+    r = train(TrainConfig(shards=urls, out=str(tmp_path / "run"), steps=None, epochs=2, batch_size=4,
+                          crop_seconds=0.75, num_workers=2, seed=1), log=messages.append)
+    assert r.epochs == 2 and r.steps > 0
+    assert r.stream["corrupt"] == 2 * 4  # per epoch: bad FLAC, bad JSON, truncated shard, 404
+    epochs = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+              if '"event": "epoch"' in line]
+    assert [e["stream"]["corrupt"] for e in epochs] == [4, 4]
+    assert sum("skipped 4 corrupt" in m for m in messages) == 2 and any("404" in m for m in messages)

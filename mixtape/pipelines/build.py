@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -118,15 +120,46 @@ def dataflow_job(result: Any, options: PipelineOptions) -> dict[str, Any]:
     return {"job": json.loads(job.json()), "environment": json.loads(type(env.proto).to_json(env.proto))}
 
 
+#: errno values that mean "this output cannot be written", whichever worker met them.
+WRITE_ERRNOS = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
+                errno.EROFS: "read-only file system", errno.EACCES: "permission denied",
+                errno.EPERM: "operation not permitted", errno.EFBIG: "file too large (a file-size limit)",
+                errno.ENOTDIR: "a path component is not a folder"}
+
+
+def write_failure(e: BaseException) -> str | None:
+    """The write problem behind a failed pipeline, if that is what it was. Runners wrap worker exceptions
+    (often as text with the remote traceback), so both the exception chain and its text are searched."""
+    seen: BaseException | None = e
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in WRITE_ERRNOS:
+            where = f": {seen.filename}" if seen.filename else ""
+            return f"{WRITE_ERRNOS[seen.errno]} ({seen.strerror}{where})"
+        seen = seen.__cause__ or seen.__context__
+    match = re.search(r"\[Errno (\d+)\] ([^\n'\"]+)", str(e))
+    if match and int(match.group(1)) in WRITE_ERRNOS:
+        return f"{WRITE_ERRNOS[int(match.group(1))]} ({match.group(2).strip()})"
+    return None
+
+
 def prepare_output(out_dir: str, overwrite: bool, incremental: bool = False) -> None:
     """Make the output folder; refuse to mix two datasets in one folder unless asked to replace it (or to
-    update it incrementally, which keeps the previous shards for reuse)."""
+    update it incrementally, which keeps the previous shards for reuse). A folder that cannot be written
+    fails here, with one message, before any work is done."""
     if storage.is_remote(out_dir):
         return
-    os.makedirs(out_dir, exist_ok=True)
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        probe = os.path.join(out_dir, ".tmp-write-probe")
+        with open(probe, "wb") as f:
+            f.write(b"mixtape")
+        os.remove(probe)
+    except OSError as e:
+        raise BuildError(f"cannot write to the output folder {out_dir}: {e.strerror or e}; choose another --out "
+                         "or fix its permissions") from None
     ours = {CARD_NAME, INDEX_NAME, REJECTS_NAME, PLAN_NAME, BUILD_INFO}
     existing = sorted(os.listdir(out_dir))
-    previous = [n for n in existing if n in ours or n.endswith(".tar")]
+    previous = [n for n in existing if n in ours or (n.endswith(".tar") and not n.startswith(".tmp-"))]
     stale = [n for n in existing if n.startswith(".tmp-")]
     if previous and not (overwrite or incremental):
         raise BuildError(f"{out_dir} already holds a dataset ({', '.join(previous[:3])}, ...): "
@@ -212,10 +245,18 @@ def build(spec: DatasetSpec, out_dir: str, cfg: RunnerConfig = RunnerConfig(), o
     started = time.monotonic()
     p = make_pipeline(cfg)
     add_build(p, spec, out_dir, previous)
-    result = p.run()
-    if cfg.runner == "dataflow" and _has(list(cfg.beam_args), "dry_run"):
-        return {"dry_run": dataflow_job(result, p.options)}
-    result.wait_until_finish()
+    try:
+        result = p.run()
+        if cfg.runner == "dataflow" and _has(list(cfg.beam_args), "dry_run"):
+            return {"dry_run": dataflow_job(result, p.options)}
+        result.wait_until_finish()
+    except Exception as e:
+        problem = write_failure(e)
+        if problem is None:
+            raise
+        raise BuildError(f"cannot write the dataset in {out_dir}: {problem}. Nothing partial is visible there; "
+                         "free space or fix permissions, then rerun with --overwrite (or choose another --out)"
+                         ) from None
     seconds = time.monotonic() - started
     metrics = counters(result)
     for name, value in metrics.items():

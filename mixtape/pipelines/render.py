@@ -5,7 +5,9 @@ Decode, augment and encode stay fused in one step, so nothing heavy is pickled b
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict
@@ -17,9 +19,10 @@ from apache_beam import pvalue
 from apache_beam.metrics import Metrics
 
 from mixtape import storage
-from mixtape.audio import convert, decode, encode_pcm16, to_pcm16
+from mixtape.audio import AudioError, convert, decode, encode_pcm16, to_pcm16
 from mixtape.augment import apply_chain
 from mixtape.augment.ops import Context
+from mixtape.faults import inject
 from mixtape.features import MEMBER_SUFFIX, LogMelSpec, logmel, npy_bytes
 from mixtape.hashing import canonical_json, sha256_hex
 from mixtape.labels import key_name
@@ -32,6 +35,13 @@ PLAN = "plan"
 #: Decoded, converted source audio kept per render task (float32 samples, ~128 MB): windows of one clip
 #: usually land in the same shard, and a clip is then decoded once per shard instead of once per sample.
 CACHE_SAMPLES = 32_000_000
+
+
+#: Attempts per shard before a render task gives up.
+RENDER_ATTEMPTS = 3
+#: Write errors no retry can fix: a full disk or quota, a read-only or forbidden folder, a file-size limit.
+PERMANENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG,
+                              errno.ENOTDIR})
 
 
 class InputChanged(RuntimeError):
@@ -150,6 +160,7 @@ class RenderShard(beam.DoFn):
         self.rendered = Metrics.counter("mixtape", "shards_rendered")
         self.samples = Metrics.counter("mixtape", "samples_written")
         self.bytes = Metrics.counter("mixtape", "shard_bytes_written")
+        self.retries = Metrics.counter("mixtape", "render_retries")
 
     def process(self, element: tuple[str, Iterable[PlanRow]], previous: dict[str, Any]) -> Iterator:
         name, rows = element
@@ -164,12 +175,36 @@ class RenderShard(beam.DoFn):
             info, index = kept["info"], kept["index"]
         else:
             self.rendered.inc()
-            info, index = render_shard(name, ordered, self.audio, self.out_dir, self.logmel)
+            info, index = self._render_with_retries(name, ordered)
         self.samples.inc(info["samples"])
         self.bytes.inc(info["bytes"])
         for r in index:
             yield pvalue.TaggedOutput(INDEX, r)
         yield info
+
+
+    def _render_with_retries(self, name: str, ordered: list[PlanRow]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Render a shard, retrying transient failures here, so that every runner recovers the same way (the
+        local FnApiRunner does not retry bundles). Rendering is a pure function of the plan and each write is
+        atomic, so a retried shard is byte-identical. Errors a retry cannot fix (a full disk, no permission,
+        changed input) fail at once."""
+        for attempt in range(1, RENDER_ATTEMPTS + 1):
+            try:
+                return render_shard(name, ordered, self.audio, self.out_dir, self.logmel)
+            except OSError as e:
+                if e.errno in PERMANENT_ERRNOS or attempt == RENDER_ATTEMPTS:
+                    raise
+                error: Exception = e
+            except (InputChanged, AudioError):
+                raise
+            except Exception as e:  # transient until proven otherwise: retried, then raised
+                if attempt == RENDER_ATTEMPTS:
+                    raise
+                error = e
+            self.retries.inc()
+            logging.getLogger(__name__).warning("render %s: attempt %d of %d failed (%s: %s); retrying", name,
+                                                attempt, RENDER_ATTEMPTS, type(error).__name__, error)
+        raise AssertionError("unreachable")
 
 
 def _file_sha256(uri: str) -> str | None:
@@ -186,14 +221,20 @@ def render_shard(name: str, ordered: list[PlanRow], audio: AudioSpec, out_dir: s
     with storage.atomic_write(storage.join(out_dir, name)) as f:
         sink = HashingWriter(f)
         writer = ShardWriter(sink)
-        for order, row in enumerate(ordered):
-            data, meta, features = render_sample(row, cache, logmel_spec)
-            doc = sample_json_bytes(row.sample_json(meta))
-            writer.add(f"{row.key}.{audio.format}", data)
-            writer.add(f"{row.key}.json", doc)
-            if features is not None:
-                writer.add(f"{row.key}.{MEMBER_SUFFIX}", features)
-            index.append(index_row(row, order, data, doc, features))
+        try:
+            for order, row in enumerate(ordered):
+                data, meta, features = render_sample(row, cache, logmel_spec)
+                doc = sample_json_bytes(row.sample_json(meta))
+                writer.add(f"{row.key}.{audio.format}", data)
+                writer.add(f"{row.key}.json", doc)
+                if features is not None:
+                    writer.add(f"{row.key}.{MEMBER_SUFFIX}", features)
+                index.append(index_row(row, order, data, doc, features))
+                if order == 0:
+                    inject("render", name)
+        except BaseException:
+            writer.abandon()
+            raise
         writer.close()
     info = {
         "name": name,

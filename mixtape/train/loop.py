@@ -121,10 +121,13 @@ def resolve_dataset(cfg: TrainConfig) -> tuple[dict[str, Any], list[str], list[s
 
 
 def samples_in(card: dict[str, Any], urls: list[str]) -> int | None:
-    """Samples in these shards per the card (None if a shard is not in the card)."""
+    """Samples in these shards per the card; shards the card does not list count as its average shard
+    (an estimate that only sizes the LR schedule). None when the card lists none of them."""
     counts = {s["name"]: int(s["samples"]) for split in card.get("splits", {}).values() for s in split["shards"]}
-    names = [u.rsplit("/", 1)[-1] for u in urls]
-    return sum(counts[n] for n in names) if all(n in counts for n in names) else None
+    known = [counts[n] for n in (u.rsplit("/", 1)[-1] for u in urls) if n in counts]
+    if not known:
+        return None
+    return sum(known) + round((len(urls) - len(known)) * sum(known) / len(known))
 
 
 class _Log:
@@ -227,7 +230,7 @@ def _train(cfg: TrainConfig, dd: D.Dist, log: Callable[[str], None]) -> TrainRes
     per_epoch = _steps_per_epoch(card, train_urls, cfg, dd.world_size)
     total = cfg.steps if cfg.steps is not None else (cfg.epochs or 1) * (per_epoch or 0)
     if cfg.steps is None and not per_epoch:
-        raise TrainError("cannot size --epochs: the shards are not all in the dataset card; give --steps")
+        raise TrainError("cannot size --epochs: the dataset card lists none of these shards; give --steps")
     if cfg.epochs is not None and per_epoch is not None and cfg.steps is not None:
         total = min(cfg.steps, cfg.epochs * per_epoch)
     # `total` sizes the schedule; the run ends at --steps, or when --epochs are exhausted (an exact epoch's
