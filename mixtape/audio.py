@@ -182,27 +182,103 @@ def window_frames(start: float, end: float, unit: str, sr: int) -> tuple[int, in
 
 def probe(data: bytes, name: str = "<bytes>", window: tuple[float, float, str] | None = None) -> Probe:
     """Decode once and measure everything the plan needs: exact length (decoded, not the header's), format,
-    peak and per-block loudness, of the whole file or of a window of it."""
-    audio, sr, container, subtype = _decode_checked(data, name)
-    offset = 0
+    peak and per-block loudness, of the whole file or of a window of it.
+
+    The file is decoded in chunks and only running figures are kept, so an hour-long recording needs a
+    few megabytes beyond its encoded bytes; the figures equal those of a whole-file decode."""
+    if not data:
+        raise AudioError("empty_file", f"{name} has zero bytes")
+    unsupported = unsupported_container(data)
+    if unsupported:
+        raise AudioError("unsupported_format", f"{name} is {unsupported}, which mixtape cannot decode; convert "
+                         "it to FLAC, WAV, OGG or MP3")
+    try:
+        f = sf.SoundFile(io.BytesIO(data))
+    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as e:
+        raise AudioError("undecodable", f"{name}: {e}") from e
+    with f:
+        declared, sr, channels = f.frames, f.samplerate, f.channels
+        container, subtype = f.format, f.subtype
+        if sr <= 0 or channels <= 0:
+            raise AudioError("undecodable", f"{name}: header says {sr} Hz, {channels} channels")
+        offset, end = window_frames(*window, sr) if window is not None else (0, 0)
+        stats = _RunningLoudness(max(1, sr * LOUDNESS_BLOCK_MS // 1000))
+        got = 0
+        while True:
+            try:
+                chunk = f.read(stats.block * PROBE_CHUNK_BLOCKS, dtype="float32", always_2d=True)
+            except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as e:
+                raise AudioError("truncated" if got else "undecodable",
+                                 f"{name}: decoding fails after {got} of {declared} declared frames ({e})") from e
+            if not len(chunk):
+                break
+            if not np.isfinite(chunk).all():
+                raise AudioError("non_finite", f"{name} holds NaN or infinite samples")
+            lo, hi = max(offset - got, 0), len(chunk) if not end else min(end - got, len(chunk))
+            if lo < hi:
+                stats.add(chunk[lo:hi])
+            got += len(chunk)
+    riff_declared = _riff_declared_frames(data)
+    if riff_declared is not None and riff_declared > declared:
+        declared = riff_declared
+    if declared > 0 and got < declared:
+        raise AudioError("truncated", f"{name}: header declares {declared} frames but only {got} decode")
+    if container == "OGG" and ogg_truncated(data):
+        raise AudioError("truncated", f"{name}: the Ogg stream ends without its end-of-stream page "
+                         f"({got} frames decode)")
+    if got == 0:
+        raise AudioError("no_audio", f"{name} decodes to zero frames")
     if window is not None:
-        offset, end = window_frames(*window, sr)
-        end = end or audio.shape[1]
-        if not 0 <= offset < end <= audio.shape[1]:
+        end = end or got
+        if not 0 <= offset < end <= got:
             raise AudioError("window_outside_file", f"{name}: window {window[0]:g}-{window[1]:g} {window[2]} is "
-                             f"outside the file's {audio.shape[1]} frames at {sr} Hz")
-        audio = audio[:, offset:end]
-    peak = float(np.abs(audio).max())
+                             f"outside the file's {got} frames at {sr} Hz")
     return Probe(
         sample_rate=sr,
-        channels=audio.shape[0],
-        frames=audio.shape[1],
+        channels=channels,
+        frames=(end - offset) if window is not None else got,
         container=container,
         subtype=subtype,
-        block_rms_db=tuple(block_rms_db(audio, sr)),
+        block_rms_db=tuple(stats.levels()),
         offset_frames=offset,
-        peak_db=round(20 * math.log10(peak), 2) if peak > 0 else SILENCE_DB,
+        peak_db=round(20 * math.log10(stats.peak), 2) if stats.peak > 0 else SILENCE_DB,
     )
+
+
+#: Loudness blocks decoded per probe chunk (256 x 100 ms = 25.6 s of audio at a time).
+PROBE_CHUNK_BLOCKS = 256
+
+
+class _RunningLoudness:
+    """Peak and per-block mean square of the channel mean, fed chunk by chunk (frames, channels); the
+    figures equal :func:`block_rms_db` over the whole signal."""
+
+    def __init__(self, block: int):
+        self.block = block
+        self.peak = 0.0
+        self._pending = np.zeros(0, dtype=np.float64)
+        self._ms: list[np.ndarray] = []
+
+    def add(self, chunk: np.ndarray) -> None:
+        self.peak = max(self.peak, float(np.abs(chunk).max()))
+        mono = np.concatenate([self._pending, chunk.T.mean(axis=0, dtype=np.float64)])
+        whole = len(mono) // self.block * self.block
+        if whole:
+            sq = mono[:whole] * mono[:whole]
+            self._ms.append(sq.reshape(-1, self.block).sum(axis=1) / self.block)
+        self._pending = mono[whole:]
+
+    def levels(self) -> list[float]:
+        ms = list(self._ms)
+        if len(self._pending):
+            padded = np.zeros(self.block, dtype=np.float64)
+            padded[: len(self._pending)] = self._pending * self._pending
+            ms.append(np.array([padded.reshape(1, self.block).sum(axis=1)[0] / len(self._pending)]))
+        values = np.concatenate(ms) if ms else np.zeros(0)
+        with np.errstate(divide="ignore"):
+            db = 10.0 * np.log10(values)
+        db = np.where(np.isfinite(db), db, SILENCE_DB)
+        return [round(float(x), 2) for x in np.maximum(db, SILENCE_DB)]
 
 
 def block_rms_db(audio: np.ndarray, sr: int, block_ms: int = LOUDNESS_BLOCK_MS) -> list[float]:

@@ -93,3 +93,39 @@ def test_encode_round_trips_and_clips():
 def test_encoding_is_deterministic():
     x = tone(1.0)[None, :]
     assert encode(x, SR, "flac") == encode(x.copy(), SR, "flac")
+
+
+@pytest.mark.parametrize("sr,channels,seconds,fmt,subtype", [(16000, 1, 3.01, "FLAC", "PCM_16"),
+                                                            (44100, 2, 60.0, "WAV", "PCM_24"),
+                                                            (22050, 6, 5.0, "WAV", "FLOAT"),
+                                                            (48000, 1, 30.0, "OGG", "VORBIS")])
+def test_the_chunked_probe_equals_a_whole_file_decode(sr, channels, seconds, fmt, subtype):
+    import math
+
+    x = (0.3 * np.random.default_rng(0).standard_normal((int(sr * seconds) + 7, channels))).astype(np.float32)
+    buf = io.BytesIO()
+    sf.write(buf, x, sr, format=fmt, subtype=subtype)
+    data = buf.getvalue()
+    whole, _ = decode(data, "x")
+    p = probe(data, "x")
+    assert p.frames == whole.shape[1] and list(p.block_rms_db) == block_rms_db(whole, sr)
+    assert p.peak_db == round(20 * math.log10(float(np.abs(whole).max())), 2)
+    w = probe(data, "x", (1.0, 2.5, "seconds"))
+    assert list(w.block_rms_db) == block_rms_db(whole[:, sr:int(2.5 * sr)], sr) and w.offset_frames == sr
+
+
+@pytest.mark.parametrize("sr,target,channels,target_channels", [(44100, 16000, 2, 1), (16000, 16000, 1, 1),
+                                                                (48000, 22050, 1, 2)])
+def test_a_window_decoded_by_seeking_matches_the_whole_file_conversion(sr, target, channels, target_channels):
+    from mixtape.pipelines.render import cut, decode_window
+
+    t = np.arange(sr * 20) / sr
+    x = np.stack([0.3 * np.sin(2 * np.pi * (440 + 50 * c) * t) for c in range(channels)], axis=1)
+    buf = io.BytesIO()
+    sf.write(buf, x.astype(np.float32), sr, format="FLAC", subtype="PCM_16")
+    data = buf.getvalue()
+    whole = convert(decode(data)[0], sr, target, target_channels)
+    for start_ms in (0, 1000, 7333, 18500):
+        window = decode_window(data, "x", 0, 0, start_ms, 3000, target, target_channels)
+        reference = cut(whole, target, start_ms, 3000)
+        assert window.shape == reference.shape and np.abs(window - reference).max() < 1e-6

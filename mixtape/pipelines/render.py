@@ -6,8 +6,10 @@ Decode, augment and encode stay fused in one step, so nothing heavy is pickled b
 from __future__ import annotations
 
 import errno
+import io
 import json
 import logging
+import math
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict
@@ -15,6 +17,7 @@ from typing import Any
 
 import apache_beam as beam
 import numpy as np
+import soundfile as sf
 from apache_beam import pvalue
 from apache_beam.metrics import Metrics
 
@@ -48,25 +51,38 @@ class InputChanged(RuntimeError):
     pass
 
 
+#: Sources longer than this are not decoded whole: each window is decoded by seeking, with resampler context
+#: around it, so an hour-long recording costs its encoded bytes plus a few seconds of audio, not gigabytes.
+LONG_SOURCE_SECONDS = 600.0
+#: Source audio decoded on either side of a window of a long source (the resampler's context).
+WINDOW_CONTEXT_SECONDS = 1.0
+
+
 class SourceCache:
-    """Source clips at the target rate and channel count, least recently used evicted first."""
+    """Source clips at the target rate and channel count, least recently used evicted first; long sources
+    are kept as verified encoded bytes and decoded one window at a time."""
 
     def __init__(self, audio: AudioSpec, capacity: int = CACHE_SAMPLES):
         self.audio = audio
         self.capacity = capacity
         self._items: OrderedDict[str, np.ndarray] = OrderedDict()
         self._size = 0
+        self._long: OrderedDict[str, bytes] = OrderedDict()
 
-    def get(self, clip_id: str, uri: str, sha256: str, offset_frames: int = 0, length_frames: int = 0
-            ) -> np.ndarray:
+    def _verified(self, clip_id: str, uri: str, sha256: str) -> bytes:
+        data = storage.read_bytes(uri)
+        if sha256_hex(data) != sha256:
+            raise InputChanged(f"{clip_id} changed since it was planned (sha256 differs): rebuild the plan")
+        return data
+
+    def get(self, clip_id: str, uri: str, sha256: str, offset_frames: int = 0, length_frames: int = 0,
+            data: bytes | None = None) -> np.ndarray:
         """A clip (its window of the file, if it has one) at the target rate and channel count."""
         hit = self._items.get(clip_id)
         if hit is not None:
             self._items.move_to_end(clip_id)
             return hit
-        data = storage.read_bytes(uri)
-        if sha256_hex(data) != sha256:
-            raise InputChanged(f"{clip_id} changed since it was planned (sha256 differs): rebuild the plan")
+        data = data if data is not None else self._verified(clip_id, uri, sha256)
         samples, sr = decode(data, clip_id)
         if length_frames:
             samples = samples[:, offset_frames:offset_frames + length_frames]
@@ -77,6 +93,51 @@ class SourceCache:
             _, old = self._items.popitem(last=False)
             self._size -= old.size
         return converted
+
+    def window(self, clip_id: str, uri: str, sha256: str, offset_frames: int, length_frames: int,
+               start_ms: int, duration_ms: int) -> np.ndarray:
+        """``cut(get(...), start_ms, duration_ms)``, without decoding all of a long source."""
+        if clip_id not in self._items and clip_id not in self._long:
+            data = self._verified(clip_id, uri, sha256)
+            info = sf.info(io.BytesIO(data))
+            frames = length_frames or info.frames - offset_frames
+            if frames / max(1, info.samplerate) <= LONG_SOURCE_SECONDS:
+                return cut(self.get(clip_id, uri, sha256, offset_frames, length_frames, data=data),
+                           self.audio.sample_rate, start_ms, duration_ms)
+            self._long[clip_id] = data
+            while len(self._long) > 2:
+                self._long.popitem(last=False)
+        if clip_id in self._items:
+            return cut(self.get(clip_id, uri, sha256, offset_frames, length_frames), self.audio.sample_rate,
+                       start_ms, duration_ms)
+        self._long.move_to_end(clip_id)
+        return decode_window(self._long[clip_id], clip_id, offset_frames, length_frames, start_ms, duration_ms,
+                             self.audio.sample_rate, self.audio.channels)
+
+
+def decode_window(data: bytes, name: str, offset_frames: int, length_frames: int, start_ms: int,
+                  duration_ms: int, target_sr: int, channels: int) -> np.ndarray:
+    """One window of a source at the target rate: the source frames it needs plus context on both sides,
+    started on a frame where source and target sample grids meet, so the converted window lines up
+    exactly with the target grid."""
+    with sf.SoundFile(io.BytesIO(data)) as f:
+        sr = f.samplerate
+        total = length_frames or f.frames - offset_frames
+        first, n = start_ms * target_sr // 1000, duration_ms * target_sr // 1000
+        step = sr // math.gcd(sr, target_sr)  # source frames between shared grid points
+        context = round(WINDOW_CONTEXT_SECONDS * sr)
+        a = max(0, (first * sr // target_sr - context) // step * step)
+        b = min(total, -(-(first + n) * sr // target_sr) + context)
+        if b <= a:
+            return np.zeros((channels, n), dtype=np.float32)
+        f.seek(offset_frames + a)
+        chunk = f.read(b - a, dtype="float32", always_2d=True).T
+    converted = convert(np.ascontiguousarray(chunk), sr, target_sr, channels)
+    at = first - a * target_sr // sr
+    out = converted[:, at:at + n]
+    if out.shape[1] < n:
+        out = np.pad(out, ((0, 0), (0, n - out.shape[1])))
+    return out
 
 
 def cut(audio: np.ndarray, sr: int, start_ms: int, duration_ms: int) -> np.ndarray:
@@ -94,16 +155,17 @@ def render_sample(row: PlanRow, cache: SourceCache, logmel_spec: LogMelSpec | No
     """Cut the source window, apply the planned chain (with its partner / impulse response), encode."""
     audio = cache.audio
     sr = audio.sample_rate
-    source = cache.get(row.clip_id, row.uri, row.sha256, row.offset_frames, row.length_frames)
     src_duration = row.src_duration_ms or row.duration_ms
-    window = cut(source, sr, row.src_start_ms if row.src_duration_ms else row.start_ms, src_duration)
+    window = cache.window(row.clip_id, row.uri, row.sha256, row.offset_frames, row.length_frames,
+                          row.src_start_ms if row.src_duration_ms else row.start_ms, src_duration)
     ctx = Context()
     for ref in row.material:
-        clip = cache.get(ref["clip_id"], ref["uri"], ref["sha256"], ref["offset_frames"], ref["length_frames"])
         if ref["role"] == "partner":
-            ctx.partner = cut(clip, sr, ref["start_ms"], ref["duration_ms"])
+            ctx.partner = cache.window(ref["clip_id"], ref["uri"], ref["sha256"], ref["offset_frames"],
+                                       ref["length_frames"], ref["start_ms"], ref["duration_ms"])
         else:
-            ctx.ir = clip
+            ctx.ir = cache.get(ref["clip_id"], ref["uri"], ref["sha256"], ref["offset_frames"],
+                               ref["length_frames"])
     n = row.duration_ms * sr // 1000
     out = apply_chain(window, sr, list(row.augment), n_out=n, ctx=ctx)
     meta = {"sample_rate": sr, "channels": audio.channels, "format": audio.format, "frames": n}
