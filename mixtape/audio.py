@@ -208,6 +208,7 @@ def probe(data: bytes, name: str = "<bytes>", window: tuple[float, float, str] |
             try:
                 chunk = f.read(stats.block * PROBE_CHUNK_BLOCKS, dtype="float32", always_2d=True)
             except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as e:
+                got = _frames_before_error(data)  # how far it really decodes, in small blocks
                 raise AudioError("truncated" if got else "undecodable",
                                  f"{name}: decoding fails after {got} of {declared} declared frames ({e})") from e
             if not len(chunk):
