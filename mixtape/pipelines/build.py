@@ -6,6 +6,7 @@ import errno
 import json
 import os
 import re
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 
 from mixtape import storage
 from mixtape.pipelines.ingest import Ingest
-from mixtape.pipelines.manifest import CARD_NAME, INDEX_NAME, PLAN_NAME, REJECTS_NAME, Manifest
+from mixtape.pipelines.manifest import CARD_NAME, INDEX_NAME, PARTS_DIR, PLAN_NAME, REJECTS_NAME, Manifest
 from mixtape.pipelines.plan import Plan
 from mixtape.pipelines.render import Render
 from mixtape.spec import DatasetSpec
@@ -166,6 +167,9 @@ def prepare_output(out_dir: str, overwrite: bool, incremental: bool = False) -> 
                          "pass --incremental to update it, --overwrite to replace it, or choose another --out")
     for n in ([] if incremental else previous) + stale:
         os.remove(os.path.join(out_dir, n))
+    parts = os.path.join(out_dir, PARTS_DIR)
+    shutil.rmtree(parts, ignore_errors=True)  # an interrupted build's leftovers
+    os.makedirs(parts)
 
 
 def load_previous(out_dir: str, log: Callable[[str], None]) -> dict[str, Any]:
@@ -214,7 +218,7 @@ def add_build(p: beam.Pipeline, spec: DatasetSpec, out_dir: str, previous: dict[
     rendered = rows | "Render" >> Render(spec.audio, out_dir, previous, spec.logmel)
     rejects = (ingest_rejects, plan_rejects) | "AllRejects" >> beam.Flatten()
     _ = rejects | "CountRejects" >> beam.Map(_count_reject)
-    _ = (rendered.shards, rendered.index, used, rejects, rendered.plan) | "Manifest" >> Manifest(spec, out_dir)
+    _ = (rendered, used, rejects) | "Manifest" >> Manifest(spec, out_dir)
 
 
 def counters(result: Any) -> dict[str, int]:

@@ -18,7 +18,6 @@ from typing import Any
 import apache_beam as beam
 import numpy as np
 import soundfile as sf
-from apache_beam import pvalue
 from apache_beam.metrics import Metrics
 
 from mixtape import storage
@@ -29,12 +28,11 @@ from mixtape.faults import inject
 from mixtape.features import MEMBER_SUFFIX, LogMelSpec, logmel, npy_bytes
 from mixtape.hashing import canonical_json, sha256_hex
 from mixtape.labels import key_name
+from mixtape.pipelines.manifest import write_part
 from mixtape.records import PlanRow
 from mixtape.shardformat import HashingWriter, ShardWriter, sample_json_bytes
 from mixtape.spec import AudioSpec
 
-INDEX = "index"
-PLAN = "plan"
 #: Decoded, converted source audio kept per render task (float32 samples, ~128 MB): windows of one clip
 #: usually land in the same shard, and a clip is then decoded once per shard instead of once per sample.
 CACHE_SAMPLES = 32_000_000
@@ -227,9 +225,9 @@ class RenderShard(beam.DoFn):
     def process(self, element: tuple[str, Iterable[PlanRow]], previous: dict[str, Any]) -> Iterator:
         name, rows = element
         ordered = sorted(rows, key=lambda r: r.hash)
-        for order, row in enumerate(ordered):
-            yield pvalue.TaggedOutput(PLAN, {"shard": name, "order": order, "key": row.key,
-                                             "record": canonical_json(row.record())})
+        write_part(self.out_dir, name, "plan", [{"shard": name, "order": order, "key": row.key,
+                                                 "record": canonical_json(row.record())}
+                                                for order, row in enumerate(ordered)])
         kept = previous.get(name)
         if kept is not None and kept["info"]["plan_hash"] == plan_hash(ordered, self.audio, self.logmel) and \
                 _file_sha256(storage.join(self.out_dir, name)) == kept["info"]["sha256"]:
@@ -240,8 +238,7 @@ class RenderShard(beam.DoFn):
             info, index = self._render_with_retries(name, ordered)
         self.samples.inc(info["samples"])
         self.bytes.inc(info["bytes"])
-        for r in index:
-            yield pvalue.TaggedOutput(INDEX, r)
+        write_part(self.out_dir, name, "index", index)
         yield info
 
 
@@ -326,5 +323,4 @@ class Render(beam.PTransform):
                 | "GroupShards" >> beam.GroupByKey()
                 | "SpreadShards" >> beam.Reshuffle()
                 | "RenderShard" >> beam.ParDo(RenderShard(self.audio, self.out_dir, self.logmel),
-                                              beam.pvalue.AsSingleton(previous)).with_outputs(
-                    INDEX, PLAN, main="shards"))
+                                              beam.pvalue.AsSingleton(previous)))
