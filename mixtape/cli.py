@@ -18,6 +18,7 @@ COMMANDS = {
     "embed": "write per-clip embeddings (penultimate features of a trained run) to Parquet",
     "probe": "cross-validate a kNN or logistic-regression probe on an embeddings table",
     "baseline": "the non-learned key (chroma + key profiles) and tempo (onset autocorrelation) baseline",
+    "report": "write an HTML report of a dataset: plots, spectrograms, audio players, attribution",
     "inspect": "summarise a built dataset from its card (counts, splits, rejects, vocabularies)",
     "verify": "check a dataset against its card (shards, samples, index); optionally re-render a sample of shards",
     "demo": "generate the embedded demo collection, build it, train briefly and print what happened",
@@ -189,6 +190,14 @@ def _cmd_verify(args: argparse.Namespace, beam_args: list[str]) -> int:
     return 0 if report.ok else 1
 
 
+def _cmd_report(args: argparse.Namespace, beam_args: list[str]) -> int:
+    from mixtape.report.page import write_report
+
+    path = write_report(args.dataset, args.out, args.examples, args.seed)
+    print(f"report: {path} (open it in a browser; it needs no network)")
+    return 0
+
+
 def _cmd_inspect(args: argparse.Namespace, beam_args: list[str]) -> int:
     from mixtape.inspect_card import describe
 
@@ -225,6 +234,7 @@ def _cmd_demo(args: argparse.Namespace, beam_args: list[str]) -> int:
     print(f"  spec        {r['spec']}")
     print(f"  dataset     {r['dataset']}  (shards, index.parquet, rejects.parquet, dataset.json)")
     print(f"  run         {r['run']}  (checkpoint.pt, metrics.jsonl, metrics.json)")
+    print(f"  report      {r['report']}  (plots, spectrograms, audio players; open in a browser)")
     print("try:")
     print(f"  .venv/bin/mixtape train --shards {r['dataset']} --model pons-small --tasks tags,genre --steps 300 "
           "--out RUN   (a dataset folder stands for its train shards)")
@@ -373,6 +383,13 @@ def make_parser() -> argparse.ArgumentParser:
     v.add_argument("--spec", help="spec file to locate the inputs (default: the build's build.json)")
     v.set_defaults(func=_cmd_verify)
 
+    rp = sub.add_parser("report", help=COMMANDS["report"], description=COMMANDS["report"])
+    rp.add_argument("dataset", help="dataset folder")
+    rp.add_argument("--out", help="report folder (default: DATASET/report)")
+    rp.add_argument("--examples", type=int, default=3, help="seeded example samples per split (default 3)")
+    rp.add_argument("--seed", type=int, default=0, help="which examples")
+    rp.set_defaults(func=_cmd_report)
+
     i = sub.add_parser("inspect", help=COMMANDS["inspect"], description=COMMANDS["inspect"])
     i.add_argument("dataset", help="dataset folder or URL, or its dataset.json")
     i.set_defaults(func=_cmd_inspect)
@@ -432,6 +449,7 @@ def main(argv: list[str] | None = None) -> int:
     quiet_logging()
     from mixtape.freesound.client import FreesoundError
     from mixtape.pipelines.build import BuildError
+    from mixtape.report import ReportError
     from mixtape.spec import SpecError
     from mixtape.storage import ShardURLError
     from mixtape.train.checkpoint import CheckpointError
@@ -449,6 +467,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args, beam_args)
     except (SpecError, BuildError, TrainError, ShardURLError, FileExistsError, FileNotFoundError,
-            FreesoundError, UsageError, CheckpointError, RunError, TaskError, ProbeError) as e:
+            FreesoundError, UsageError, CheckpointError, RunError, TaskError, ProbeError, ReportError) as e:
         print(f"mixtape {args.command}: {e}", file=sys.stderr)
         return 2

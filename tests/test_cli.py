@@ -48,7 +48,7 @@ def test_demo_command_end_to_end_and_rerun_reproduces_the_dataset(tmp_path):
     for expected in ("clips in 10 = used 8 + rejected 2", "training: 6 steps", "valid ROC-AUC", "written:"):
         assert expected in r.stdout
     for path in ("collection/freesound/metadata.jsonl", "spec.yaml", "dataset/dataset.json",
-                 "dataset/index.parquet", "run/checkpoint.pt"):
+                 "dataset/index.parquet", "dataset/clips.parquet", "run/checkpoint.pt", "report/index.html"):
         assert (demo / path).exists(), path
     first = {p.name: p.read_bytes() for p in (demo / "dataset").iterdir() if p.name != "build.json"}
     (demo / "collection" / "freesound" / "audio" / "stale.wav").write_bytes(b"left over")

@@ -86,6 +86,9 @@ def run_demo(out: str, clips: int = 60, steps: int = 150, seed: int = 7, workers
     log(f"[3/3] training a small log-mel CNN for {steps} steps from the shards ...")
     shards = shard_pattern(dataset, [s["name"] for s in card["splits"]["train"]["shards"]])
     result = train(TrainConfig(shards=shards, out=str(out_path / "run"), steps=steps, seed=seed), log=log)
-    return {"collection": col, "card": card, "train": result, "generate_seconds": gen_seconds,
+    from mixtape.report.page import write_report
+
+    report = write_report(dataset, str(out_path / "report"))
+    return {"collection": col, "card": card, "train": result, "generate_seconds": gen_seconds, "report": str(report),
             "spec": str(spec_file), "dataset": dataset, "run": str(out_path / "run"), "shards": shards,
             "total_seconds": time.monotonic() - t0}

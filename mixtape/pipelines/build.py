@@ -19,7 +19,15 @@ from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 
 from mixtape import storage
 from mixtape.pipelines.ingest import Ingest
-from mixtape.pipelines.manifest import CARD_NAME, INDEX_NAME, PARTS_DIR, PLAN_NAME, REJECTS_NAME, Manifest
+from mixtape.pipelines.manifest import (
+    CARD_NAME,
+    CLIPS_NAME,
+    INDEX_NAME,
+    PARTS_DIR,
+    PLAN_NAME,
+    REJECTS_NAME,
+    Manifest,
+)
 from mixtape.pipelines.plan import Plan
 from mixtape.pipelines.render import Render
 from mixtape.spec import DatasetSpec
@@ -158,7 +166,7 @@ def prepare_output(out_dir: str, overwrite: bool, incremental: bool = False) -> 
     except OSError as e:
         raise BuildError(f"cannot write to the output folder {out_dir}: {e.strerror or e}; choose another --out "
                          "or fix its permissions") from None
-    ours = {CARD_NAME, INDEX_NAME, REJECTS_NAME, PLAN_NAME, BUILD_INFO}
+    ours = {CARD_NAME, INDEX_NAME, REJECTS_NAME, PLAN_NAME, CLIPS_NAME, BUILD_INFO}
     existing = sorted(os.listdir(out_dir))
     previous = [n for n in existing if n in ours or (n.endswith(".tar") and not n.startswith(".tmp-"))]
     stale = [n for n in existing if n.startswith(".tmp-")]

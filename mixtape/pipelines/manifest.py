@@ -45,6 +45,14 @@ PLAN_NAME = "plan.parquet"
 PLAN_SCHEMA = pa.schema([("shard", pa.string()), ("order", pa.int32()), ("key", pa.string()), ("record", pa.string())])
 REJECTS_SCHEMA = pa.schema([("clip_id", pa.string()), ("path", pa.string()), ("stage", pa.string()),
                             ("reason", pa.string()), ("detail", pa.string())])
+CLIPS_NAME = "clips.parquet"
+#: One row per clip used (as samples or as augmentation material): what reports and audits aggregate over
+#: without opening a shard.
+CLIPS_SCHEMA = pa.schema([
+    ("clip_id", pa.string()), ("split", pa.string()), ("role", pa.string()), ("source", pa.string()),
+    ("seconds", pa.float64()), ("sample_rate", pa.int32()), ("channels", pa.int32()), ("bit_depth", pa.int32()),
+    ("peak_db", pa.float64()), ("loudness_db", pa.float64()), ("samples", pa.int32()), ("licence", pa.string()),
+    ("title", pa.string()), ("uploader", pa.string()), ("url", pa.string())])
 
 
 def package_versions() -> dict[str, str]:
@@ -132,7 +140,7 @@ def make_card(spec: DatasetSpec, shards: list[dict], used: list[dict], rejects: 
         "inputs": {"sha256": sha256_hex(canonical_json(inputs).encode()), "clips": inputs},
         "attribution": [{"clip_id": u["clip_id"], "title": u["title"], "author": u["uploader"],
                          "licence": u["licence"], "url": u["url"]} for u in used],
-        "files": {"index": INDEX_NAME, "rejects": REJECTS_NAME, "plan": PLAN_NAME},
+        "files": {"index": INDEX_NAME, "rejects": REJECTS_NAME, "plan": PLAN_NAME, "clips": CLIPS_NAME},
     }
 
 
@@ -201,6 +209,8 @@ class WriteManifest(beam.DoFn):
         storage.write_bytes(storage.join(self.out_dir, INDEX_NAME), _table_bytes(index))
         storage.write_bytes(storage.join(self.out_dir, PLAN_NAME), _table_bytes(plan))
         storage.write_bytes(storage.join(self.out_dir, REJECTS_NAME), _parquet_bytes(rej_rows, REJECTS_SCHEMA))
+        clip_rows = [{k: u.get(k) for k in CLIPS_SCHEMA.names} for u in sorted(used, key=lambda u: u["clip_id"])]
+        storage.write_bytes(storage.join(self.out_dir, CLIPS_NAME), _parquet_bytes(clip_rows, CLIPS_SCHEMA))
         storage.write_bytes(storage.join(self.out_dir, CARD_NAME),
                             (json.dumps(card, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode())
         remove_parts(self.out_dir)

@@ -12,6 +12,7 @@ from typing import Any
 import apache_beam as beam
 from apache_beam import pvalue
 
+from mixtape.audio import window_rms_db
 from mixtape.planning import (
     IR_POOL,
     MIX_POOL,
@@ -56,7 +57,8 @@ def used_row(clip: Clip, samples: int, role: str = "sample") -> dict[str, Any]:
         clip.sample_rate, "sha256": clip.sha256, "title": clip.title, "uploader": clip.uploader or clip.artist,
         "licence": clip.licence, "url": clip.url, "relpath": clip.relpath, "samples": samples,
         "source": clip.source, "sample_rate": clip.sample_rate, "channels": clip.channels,
-        "bit_depth": clip.bit_depth, "peak_db": clip.peak_db, "role": role}
+        "bit_depth": clip.bit_depth, "peak_db": clip.peak_db, "role": role,
+        "loudness_db": round(window_rms_db(clip.block_rms_db, 0, clip.duration_ms), 2)}
 
 
 def _sorted_pool(kv: tuple[str, Iterable[dict[str, Any]]]) -> tuple[str, list[dict[str, Any]]]:

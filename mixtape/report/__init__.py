@@ -1,0 +1,5 @@
+"""The dataset report: an HTML page with plots, spectrograms and audio players (see ``page``)."""
+
+
+class ReportError(RuntimeError):
+    """A report that cannot be written; the message says what to pass instead."""

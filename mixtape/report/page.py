@@ -1,0 +1,326 @@
+"""``mixtape report DIR``: one self-contained HTML page (plus an assets folder) describing a built dataset.
+
+Everything aggregated comes from the card, ``index.parquet``, ``clips.parquet`` and ``rejects.parquet``, so a
+report of a million-sample dataset costs the same as one of a hundred; only the few seeded example samples
+are read from their shards. Every piece of text from the collection (titles, names, tags) is HTML-escaped
+and only http(s) links become anchors, since titles and URLs are whatever uploaders typed.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+import shutil
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+import soundfile as sf
+
+from mixtape import storage
+from mixtape.hashing import rng_for
+from mixtape.licences import licence_family
+from mixtape.report import ReportError, figures
+from mixtape.shardformat import iter_samples
+
+ASSETS = "assets"
+TOP_TAGS = 30
+MAX_AUG_PLOTS = 8
+
+
+@dataclass
+class Example:
+    key: str
+    split: str
+    doc: dict[str, Any]
+    audio_file: str
+    image_file: str
+    original: Example | None = None
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _link(url: str, text: str) -> str:
+    if url.startswith(("https://", "http://")):
+        return f'<a href="{_e(url)}" rel="noopener noreferrer">{_e(text)}</a>'
+    return _e(text)
+
+
+def _read_json(uri: str) -> dict[str, Any]:
+    return json.loads(storage.read_bytes(uri).decode("utf-8"))
+
+
+def _table(uri: str) -> list[dict[str, Any]]:
+    if not storage.exists(uri):
+        return []
+    return pq.read_table(io.BytesIO(storage.read_bytes(uri))).to_pylist()
+
+
+class _Assets:
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.n = 0
+
+    def add(self, data: bytes, ext: str) -> str:
+        self.n += 1
+        name = f"{ASSETS}/{self.n:04d}.{ext}"
+        (self.folder / name).write_bytes(data)
+        return name
+
+
+def write_report(dataset: str, out: str | None = None, examples: int = 3, seed: int = 0) -> Path:
+    """Write ``<out>/index.html`` and ``<out>/assets/``; ``out`` defaults to ``<dataset>/report``."""
+    base = dataset.rstrip("/")
+    if not storage.exists(storage.join(base, "dataset.json")):
+        raise ReportError(f"{dataset} has no dataset.json: pass the folder `mixtape build --out` wrote")
+    card = _read_json(storage.join(base, "dataset.json"))
+    build_info = _read_json(storage.join(base, "build.json")) if storage.exists(storage.join(base, "build.json")) \
+        else {}
+    index = _table(storage.join(base, "index.parquet"))
+    rejects = _table(storage.join(base, "rejects.parquet"))
+    clips = _table(storage.join(base, "clips.parquet"))
+    folder = Path(out or (Path(base) / "report"))
+    if (folder / ASSETS).exists():
+        shutil.rmtree(folder / ASSETS)
+    (folder / ASSETS).mkdir(parents=True)
+    assets = _Assets(folder)
+    splits = list(card["splits"])
+    sections = [
+        _summary(card, build_info, rejects),
+        _labels(index, splits, assets),
+        _audio_stats(clips, splits, assets),
+        _augmentation(index, assets),
+        _licences(clips, index, assets),
+        _examples(base, card, index, splits, examples, seed, assets),
+        _attribution(card),
+    ]
+    page = PAGE.format(title=_e(f"{card['name']} {card.get('version', '')} — mixtape report"),
+                       body="\n".join(sections))
+    (folder / "index.html").write_text(page, encoding="utf-8")
+    return folder / "index.html"
+
+
+# ----------------------------------------------------------------------------------------------- sections
+
+
+def _summary(card: dict[str, Any], build_info: dict[str, Any], rejects: list[dict[str, Any]]) -> str:
+    acc = card["accounting"]
+    hours = sum(s["sample_seconds"] for s in card["splits"].values()) / 3600
+    rows = "".join(f"<tr><td>{_e(n)}</td><td>{s['samples']}</td><td>{len(s['shards'])}</td><td>{s['clips']}</td>"
+                   f"<td>{s['sample_seconds'] / 60:.1f}</td></tr>" for n, s in card["splits"].items())
+    by_reason: dict[str, list[str]] = {}
+    for r in rejects:
+        by_reason.setdefault(r["reason"], []).append(r["clip_id"])
+    rej = "".join(f"<tr><td>{_e(reason)}</td><td>{len(ids)}</td><td>{_e(', '.join(sorted(ids)[:3]))}"
+                  f"{' …' if len(ids) > 3 else ''}</td></tr>" for reason, ids in sorted(by_reason.items()))
+    built = (f"{build_info['wall_seconds']:.1f} s on the {_e(build_info.get('runner', '?'))} runner, "
+             f"{build_info.get('workers', '?')} worker(s)") if build_info else "not recorded"
+    return f"""<section id="summary"><h1>{_e(card['name'])} <small>{_e(card.get('version', ''))}</small></h1>
+<table class="kv">
+<tr><th>spec hash</th><td><code>{_e(card['spec_hash'])}</code></td></tr>
+<tr><th>audio</th><td>{card['audio']['sample_rate']} Hz, {card['audio']['channels']} channel(s),
+ {_e(card['audio']['format'])}, {card['audio']['snippet_seconds']:g} s snippets</td></tr>
+<tr><th>hours of samples</th><td>{hours:.2f}</td></tr>
+<tr><th>build time</th><td>{built}</td></tr>
+<tr><th>accounting</th><td>clips in {acc['clips_in']} = used {acc['clips_used']} + rejected
+ {acc['clips_rejected']}</td></tr>
+</table>
+<h2>Splits</h2>
+<table><tr><th>split</th><th>samples</th><th>shards</th><th>clips</th><th>minutes</th></tr>{rows}</table>
+<h2>Rejects</h2>
+{f'<table><tr><th>reason</th><th>count</th><th>example clips</th></tr>{rej}</table>' if rej else '<p>none</p>'}
+</section>"""
+
+
+def _img(assets: _Assets, png: bytes, alt: str) -> str:
+    return f'<img src="{assets.add(png, "png")}" alt="{_e(alt)}">'
+
+
+def _labels(index: list[dict[str, Any]], splits: list[str], assets: _Assets) -> str:
+    parts = ['<section id="labels"><h2>Labels per split</h2>']
+    tag_counts = {s: Counter(t for r in index if r["split"] == s for t in (r["tags"] or [])) for s in splits}
+    total = Counter()
+    for c in tag_counts.values():
+        total.update(c)
+    top = [t for t, _ in sorted(total.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_TAGS]]
+    if top:
+        parts.append(_img(assets, figures.bar_chart(f"Tags (top {len(top)}, samples)", top,
+                                                    {s: [tag_counts[s][t] for t in top] for s in splits},
+                                                    "samples"), "tag histogram per split"))
+    fields: dict[str, dict[str, Counter]] = {}
+    for r in index:
+        for field, value in json.loads(r["classes"] or "{}").items():
+            fields.setdefault(field, {s: Counter() for s in splits})[r["split"]][str(value)] += 1
+    for field, per_split in sorted(fields.items()):
+        values = sorted(set().union(*per_split.values()))
+        parts.append(_img(assets, figures.bar_chart(f"Class {field}", values,
+                                                    {s: [per_split[s][v] for v in values] for s in splits},
+                                                    "samples"), f"{field} histogram per split"))
+    keys = {s: Counter(r["key_label"] for r in index if r["split"] == s and r["key_label"]) for s in splits}
+    key_names = sorted(set().union(*keys.values()))
+    if key_names:
+        parts.append(_img(assets, figures.bar_chart("Keys", key_names, {s: [keys[s][k] for k in key_names]
+                                                                        for s in splits}, "samples"),
+                          "key histogram per split"))
+    tempi = {s: [r["tempo"] for r in index if r["split"] == s and r["tempo"]] for s in splits}
+    if any(tempi.values()):
+        parts.append(_img(assets, figures.histogram("Tempo", tempi, "bpm"), "tempo histogram per split"))
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def _audio_stats(clips: list[dict[str, Any]], splits: list[str], assets: _Assets) -> str:
+    if not clips:
+        return '<section id="audio"><h2>Durations and loudness</h2><p>this dataset has no clips.parquet ' \
+               "(built before mixtape wrote one)</p></section>"
+    samples = [c for c in clips if c["role"] == "sample"]
+    durations = {s: [c["seconds"] for c in samples if c["split"] == s] for s in splits}
+    loudness = {s: [c["loudness_db"] for c in samples if c["split"] == s and c["loudness_db"] is not None]
+                for s in splits}
+    return ('<section id="audio"><h2>Durations and loudness (source clips)</h2>'
+            + _img(assets, figures.histogram("Clip duration", durations, "seconds"), "duration distribution")
+            + _img(assets, figures.histogram("Clip loudness", loudness, "dBFS (mean level)"),
+                   "loudness distribution") + "</section>")
+
+
+def _augmentation(index: list[dict[str, Any]], assets: _Assets) -> str:
+    params: dict[str, list[float]] = {}
+    ops: Counter = Counter()
+    for r in index:
+        for step in json.loads(r["augment"] or "[]"):
+            ops[step["op"]] += 1
+            for k, v in step.items():
+                if k != "op" and isinstance(v, (int, float)) and not isinstance(v, bool):
+                    params.setdefault(f"{step['op']}.{k}", []).append(float(v))
+    if not ops:
+        return '<section id="augmentation"><h2>Augmentation</h2><p>no augmented samples</p></section>'
+    parts = ['<section id="augmentation"><h2>Augmentation</h2>',
+             _img(assets, figures.bar_chart("Ops applied", sorted(ops), {"samples": [ops[o] for o in sorted(ops)]},
+                                            "samples"), "augmentation ops")]
+    chosen = sorted(params, key=lambda k: (-len(params[k]), k))[:MAX_AUG_PLOTS]
+    for name in sorted(chosen):
+        parts.append(_img(assets, figures.histogram(name, {name: params[name]}, name.split(".", 1)[1]),
+                          f"distribution of {name}"))
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def _licences(clips: list[dict[str, Any]], index: list[dict[str, Any]], assets: _Assets) -> str:
+    per_clip = {c["clip_id"]: c["licence"] for c in clips} or {r["clip_id"]: r["licence"] for r in index}
+    families = Counter(licence_family(v or "") for v in per_clip.values())
+    names = sorted(families)
+    return ('<section id="licences"><h2>Licences</h2>'
+            + _img(assets, figures.bar_chart("Licence families (clips)", names,
+                                             {"clips": [families[n] for n in names]}, "clips"), "licence breakdown")
+            + "</section>")
+
+
+def _choose(index: list[dict[str, Any]], split: str, n: int, seed: int) -> list[dict[str, Any]]:
+    rows = sorted((r for r in index if r["split"] == split), key=lambda r: r["key"])
+    if not rows:
+        return []
+    order = rng_for(seed, f"report/{split}").permutation(len(rows))
+    return [rows[i] for i in order[:n]]
+
+
+def _examples(base: str, card: dict[str, Any], index: list[dict[str, Any]], splits: list[str], n: int,
+              seed: int, assets: _Assets) -> str:
+    by_key = {r["key"]: r for r in index}
+    chosen: list[tuple[str, dict[str, Any], dict[str, Any] | None]] = []
+    for split in splits:
+        for r in _choose(index, split, n, seed):
+            original = None
+            if r["variant"]:
+                original = by_key.get(f"{r['clip_id']}/{r['start_ms']}/0")
+            chosen.append((split, r, original))
+    wanted: dict[str, set[str]] = {}
+    for _, r, o in chosen:
+        for row in (r, o):
+            if row is not None:
+                wanted.setdefault(row["shard"], set()).add(row["key"])
+    found: dict[str, dict[str, Any]] = {}
+    for shard, keys in sorted(wanted.items()):
+        with storage.open_url(storage.join(base, shard)) as stream:
+            for sample in iter_samples(stream):
+                if sample["__key__"] in keys:
+                    found[sample["__key__"]] = sample
+                    if keys <= set(found):
+                        break
+    fmt = card["audio"]["format"]
+    parts = ['<section id="examples"><h2>Examples</h2><p>Seeded samples per split; an augmented sample is shown '
+             "beside its clean original.</p>"]
+    current = None
+    for split, r, o in chosen:
+        if split != current:
+            parts.append(f"<h3>{_e(split)}</h3>")
+            current = split
+        cells = [_example_cell(found.get(r["key"]), fmt, card, assets, "sample")]
+        if o is not None:
+            cells.insert(0, _example_cell(found.get(o["key"]), fmt, card, assets, "original"))
+        parts.append(f'<div class="example">{"".join(cells)}</div>')
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def _example_cell(sample: dict[str, Any] | None, fmt: str, card: dict[str, Any], assets: _Assets,
+                  role: str) -> str:
+    if sample is None or fmt not in sample or "json" not in sample:
+        return '<div class="cell"><p>sample missing from its shard</p></div>'
+    audio, sr = sf.read(io.BytesIO(sample[fmt]), dtype="float32", always_2d=True)
+    mono = audio.mean(axis=1) if audio.shape[1] > 1 else audio[:, 0]
+    doc = sample["json"]
+    png = figures.spectrogram(np.asarray(mono), sr, f"{role}: {sample['__key__']}")
+    image = assets.add(png, "png")
+    sound = assets.add(sample[fmt], fmt)
+    labels = doc.get("labels", {})
+    label_bits = [f"tags: {', '.join(labels.get('tags') or []) or '–'}"]
+    for field, value in sorted((labels.get("classes") or {}).items()):
+        label_bits.append(f"{field}: {value}")
+    if labels.get("key"):
+        label_bits.append(f"key: {labels['key'].get('tonic')} {labels['key'].get('mode')}")
+    if labels.get("tempo"):
+        label_bits.append(f"tempo: {labels['tempo']:g} bpm")
+    chain = doc.get("augment") or []
+    aug = "; ".join(", ".join(f"{k}={v}" for k, v in step.items()) for step in chain) or "none (clean)"
+    mime = "audio/flac" if fmt == "flac" else "audio/wav"
+    return (f'<div class="cell"><h4>{_e(role)} <code>{_e(sample["__key__"])}</code></h4>'
+            f'<img src="{image}" alt="log-mel spectrogram of {_e(sample["__key__"])}">'
+            f'<audio controls preload="metadata"><source src="{sound}" type="{mime}"></audio>'
+            f'<p class="labels">{_e(" · ".join(label_bits))}</p><p class="aug">augmentation: {_e(aug)}</p></div>')
+
+
+def _attribution(card: dict[str, Any]) -> str:
+    rows = "".join(f"<tr><td>{_e(a['title'])}</td><td>{_e(a['author'])}</td><td>{_link(a['licence'], a['licence'])}"
+                   f"</td><td>{_link(a['url'], a['url'])}</td></tr>" for a in card.get("attribution", []))
+    return (f'<section id="attribution"><h2>Attribution ({len(card.get("attribution", []))} clips)</h2>'
+            f"<table><tr><th>title</th><th>author</th><th>licence</th><th>source</th></tr>{rows}</table></section>")
+
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+body {{ font: 14px/1.45 system-ui, sans-serif; margin: 1.5em auto; max-width: 1100px; color: #222; padding: 0 1em; }}
+h1 small {{ color: #777; font-weight: normal; }}
+table {{ border-collapse: collapse; margin: .5em 0 1em; }}
+td, th {{ border-bottom: 1px solid #ddd; padding: .25em .6em; text-align: left; vertical-align: top; }}
+table.kv th {{ color: #555; font-weight: normal; }}
+img {{ max-width: 100%; display: block; margin: .5em 0; }}
+.example {{ display: flex; gap: 1em; flex-wrap: wrap; border-top: 1px solid #eee; padding: .5em 0; }}
+.cell {{ flex: 1 1 420px; }}
+.cell h4 {{ margin: .2em 0; font-size: 12px; }}
+.labels, .aug {{ font-size: 12px; margin: .2em 0; color: #444; }}
+audio {{ width: 100%; }}
+section {{ margin-bottom: 2em; }}
+</style></head>
+<body>
+{body}
+<footer><p>Written by mixtape from the dataset's card and index; examples read from their shards.</p></footer>
+</body></html>
+"""
