@@ -169,3 +169,12 @@ def test_report_command(tiny_build, tmp_path, capsys):
     assert "report:" in capsys.readouterr().out and (tmp_path / "r" / "index.html").exists()
     assert main(["report", str(tmp_path / "nothing")]) == 2
     assert "has no dataset.json" in capsys.readouterr().err
+
+
+def test_the_report_is_the_same_bytes_each_time(tiny_build, tmp_path):
+    out, _ = tiny_build
+    a = write_report(str(out), str(tmp_path / "a")).parent
+    b = write_report(str(out), str(tmp_path / "b")).parent
+    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
+    assert all((a / f).read_bytes() == (b / f).read_bytes() for f in files)
