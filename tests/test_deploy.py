@@ -132,7 +132,7 @@ def test_dockerfile_uses_the_pinned_beam_sdk_image_and_installs_what_workers_nee
 def test_worker_requirements_are_the_build_dependencies():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     name = lambda req: re.split(r"[<>=\[ ]", req, maxsplit=1)[0].lower()  # noqa: E731
-    trainer_only = {"torch", "webdataset", "scikit-learn", "tqdm", "braceexpand", "apache-beam"}
+    trainer_only = {"torch", "webdataset", "scikit-learn", "tqdm", "braceexpand", "apache-beam", "matplotlib"}
     worker = [line.strip() for line in (DEPLOY / "requirements-worker.txt").read_text().splitlines()
               if line.strip() and not line.startswith("#")]
     assert {name(r) for r in worker} == {name(r) for r in project} - trainer_only
@@ -140,7 +140,7 @@ def test_worker_requirements_are_the_build_dependencies():
     code = ("import sys, importlib.abc\n"
             "class Block(importlib.abc.MetaPathFinder):\n"
             "    def find_spec(self, name, path, target=None):\n"
-            "        if name.split('.')[0] in ('torch', 'webdataset', 'sklearn', 'tqdm'):\n"
+            "        if name.split('.')[0] in ('torch', 'webdataset', 'sklearn', 'tqdm', 'matplotlib'):\n"
             "            raise ImportError(name)\n"
             "sys.meta_path.insert(0, Block())\n"
             "import mixtape.pipelines.build, mixtape.verify\n")
