@@ -66,6 +66,16 @@ def decode(data: bytes, name: str = "<bytes>") -> tuple[np.ndarray, int]:
 
 
 def _decode_checked(data: bytes, name: str) -> tuple[np.ndarray, int, str, str]:
+    with _open_checked(data, name) as f:
+        declared, sr, container, subtype = f.frames, f.samplerate, f.format, f.subtype
+        frames = _read_checked(f, data, name, -1)
+    _check_complete(data, name, declared, frames.shape[0], container)
+    return np.ascontiguousarray(frames.T), sr, container, subtype
+
+
+def _open_checked(data: bytes, name: str) -> sf.SoundFile:
+    """The decoder for a file, or the reason it cannot have one (empty, a container mixtape does not read,
+    unparseable, a header with no rate or channels)."""
     if not data:
         raise AudioError("empty_file", f"{name} has zero bytes")
     unsupported = unsupported_container(data)
@@ -76,18 +86,29 @@ def _decode_checked(data: bytes, name: str) -> tuple[np.ndarray, int, str, str]:
         f = sf.SoundFile(io.BytesIO(data))
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as e:
         raise AudioError("undecodable", f"{name}: {e}") from e
-    with f:
-        declared, sr, channels = f.frames, f.samplerate, f.channels
-        container, subtype = f.format, f.subtype
-        if sr <= 0 or channels <= 0:
-            raise AudioError("undecodable", f"{name}: header says {sr} Hz, {channels} channels")
-        try:
-            frames = f.read(dtype="float32", always_2d=True)
-        except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as e:
-            got = _frames_before_error(data)
-            raise AudioError("truncated" if 0 < got else "undecodable",
-                             f"{name}: decoding fails after {got} of {declared} declared frames ({e})") from e
-    got = frames.shape[0]
+    if f.samplerate <= 0 or f.channels <= 0:
+        f.close()
+        raise AudioError("undecodable", f"{name}: header says {f.samplerate} Hz, {f.channels} channels")
+    return f
+
+
+def _read_checked(f: sf.SoundFile, data: bytes, name: str, frames: int) -> np.ndarray:
+    """The next ``frames`` frames (-1: all), (frames, channels) float32; a decoder error becomes
+    ``truncated`` (some frames decode) or ``undecodable``, NaN or Inf becomes ``non_finite``."""
+    try:
+        chunk = f.read(frames, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as e:
+        got = _frames_before_error(data)  # how far it really decodes, in small blocks
+        raise AudioError("truncated" if got else "undecodable",
+                         f"{name}: decoding fails after {got} of {f.frames} declared frames ({e})") from e
+    if not np.isfinite(chunk).all():
+        raise AudioError("non_finite", f"{name} holds NaN or infinite samples")
+    return chunk
+
+
+def _check_complete(data: bytes, name: str, declared: int, got: int, container: str) -> None:
+    """Fewer frames than the header (or the RIFF data chunk) promises, an Ogg stream without its end, or
+    nothing at all: libsndfile reports none of these as errors."""
     riff_declared = _riff_declared_frames(data)
     if riff_declared is not None and riff_declared > declared:
         declared = riff_declared
@@ -98,10 +119,6 @@ def _decode_checked(data: bytes, name: str) -> tuple[np.ndarray, int, str, str]:
                          f"({got} frames decode)")
     if got == 0:
         raise AudioError("no_audio", f"{name} decodes to zero frames")
-    audio = np.ascontiguousarray(frames.T)
-    if not np.isfinite(audio).all():
-        raise AudioError("non_finite", f"{name} holds NaN or infinite samples")
-    return audio, sr, container, subtype
 
 
 def _frames_before_error(data: bytes, block: int = 4096) -> int:
@@ -186,49 +203,18 @@ def probe(data: bytes, name: str = "<bytes>", window: tuple[float, float, str] |
 
     The file is decoded in chunks and only running figures are kept, so an hour-long recording needs a
     few megabytes beyond its encoded bytes; the figures equal those of a whole-file decode."""
-    if not data:
-        raise AudioError("empty_file", f"{name} has zero bytes")
-    unsupported = unsupported_container(data)
-    if unsupported:
-        raise AudioError("unsupported_format", f"{name} is {unsupported}, which mixtape cannot decode; convert "
-                         "it to FLAC, WAV, OGG or MP3")
-    try:
-        f = sf.SoundFile(io.BytesIO(data))
-    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as e:
-        raise AudioError("undecodable", f"{name}: {e}") from e
-    with f:
+    with _open_checked(data, name) as f:
         declared, sr, channels = f.frames, f.samplerate, f.channels
         container, subtype = f.format, f.subtype
-        if sr <= 0 or channels <= 0:
-            raise AudioError("undecodable", f"{name}: header says {sr} Hz, {channels} channels")
         offset, end = window_frames(*window, sr) if window is not None else (0, 0)
         stats = _RunningLoudness(max(1, sr * LOUDNESS_BLOCK_MS // 1000))
         got = 0
-        while True:
-            try:
-                chunk = f.read(stats.block * PROBE_CHUNK_BLOCKS, dtype="float32", always_2d=True)
-            except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as e:
-                got = _frames_before_error(data)  # how far it really decodes, in small blocks
-                raise AudioError("truncated" if got else "undecodable",
-                                 f"{name}: decoding fails after {got} of {declared} declared frames ({e})") from e
-            if not len(chunk):
-                break
-            if not np.isfinite(chunk).all():
-                raise AudioError("non_finite", f"{name} holds NaN or infinite samples")
+        while len(chunk := _read_checked(f, data, name, stats.block * PROBE_CHUNK_BLOCKS)):
             lo, hi = max(offset - got, 0), len(chunk) if not end else min(end - got, len(chunk))
             if lo < hi:
                 stats.add(chunk[lo:hi])
             got += len(chunk)
-    riff_declared = _riff_declared_frames(data)
-    if riff_declared is not None and riff_declared > declared:
-        declared = riff_declared
-    if declared > 0 and got < declared:
-        raise AudioError("truncated", f"{name}: header declares {declared} frames but only {got} decode")
-    if container == "OGG" and ogg_truncated(data):
-        raise AudioError("truncated", f"{name}: the Ogg stream ends without its end-of-stream page "
-                         f"({got} frames decode)")
-    if got == 0:
-        raise AudioError("no_audio", f"{name} decodes to zero frames")
+    _check_complete(data, name, declared, got, container)
     if window is not None:
         end = end or got
         if not 0 <= offset < end <= got:
