@@ -69,10 +69,7 @@ def package_versions() -> dict[str, str]:
 
 
 def _parquet_bytes(rows: list[dict[str, Any]], schema: pa.Schema) -> bytes:
-    table = pa.Table.from_pylist(rows, schema=schema)
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression="zstd")
-    return sink.getvalue().to_pybytes()
+    return _table_bytes(pa.Table.from_pylist(rows, schema=schema))
 
 
 def augmentation_summary(chains: Iterable[str]) -> dict[str, Any]:

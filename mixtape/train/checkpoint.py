@@ -1,7 +1,7 @@
 """Checkpoints: everything needed to resume a run exactly, or to rebuild its model for evaluation.
 
 A checkpoint holds only tensors and plain data (numbers, strings, lists, dicts), so it is loaded with
-``torch.load(weights_only=True)``: opening a checkpoint cannot execute code, even one from elsewhere.
+torch's loader in ``weights_only`` mode: opening a checkpoint cannot execute code, even one from elsewhere.
 It is written to a temporary name and renamed, so a run killed while saving keeps its previous checkpoint.
 """
 

@@ -105,12 +105,11 @@ def aggregate_targets(targets: dict[str, np.ndarray], groups: list[str]) -> dict
     return out
 
 
-def aggregate(pred: Predictions, level: str) -> tuple[list[str], dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """(group ids, mean outputs, targets) per ``snippet`` (sample key) or ``clip``."""
+def aggregate(pred: Predictions, level: str) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(mean outputs, targets) per ``snippet`` (sample key) or ``clip``, rows in sorted group order."""
     groups = pred.keys if level == "snippet" else pred.clips
-    order: list[str] = sorted(set(groups))
     outputs = {name: group_mean(v, groups)[1] for name, v in pred.outputs.items()}
-    return order, outputs, aggregate_targets(pred.targets, groups)
+    return outputs, aggregate_targets(pred.targets, groups)
 
 
 def evaluate_predictions(tasks: TaskSet, pred: Predictions) -> dict[str, Any]:
@@ -119,7 +118,7 @@ def evaluate_predictions(tasks: TaskSet, pred: Predictions) -> dict[str, Any]:
     if not pred.keys:
         return report
     for level in ("snippet", "clip"):
-        _, outputs, targets = aggregate(pred, level)
+        outputs, targets = aggregate(pred, level)
         report[level] = tasks.metrics(outputs, targets)
     return report
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -277,7 +276,7 @@ def _train(cfg: TrainConfig, dd: D.Dist, log: Callable[[str], None]) -> TrainRes
         history = list(resume.get("history", []))
         logger.say(f"resumed from {cfg.resume} at step {step}, epoch {epoch}")
 
-    loss_fn_parts: dict[str, list[float]] = {}
+    loss_parts: dict[str, list[float]] = {}
     losses: list[float] = []
     samples = 0
     stats_total = StreamStats()
@@ -368,14 +367,14 @@ def _train(cfg: TrainConfig, dd: D.Dist, log: Callable[[str], None]) -> TrainRes
             samples += wave.shape[0] * dd.world_size
             losses.append(float(loss.detach()))
             for k, v in parts.items():
-                loss_fn_parts.setdefault(k, []).append(v)
+                loss_parts.setdefault(k, []).append(v)
             rate = samples / max(1e-9, time.monotonic() - started)
             bar.set_postfix(loss=f"{np.mean(losses[-10:]):.4f}", sps=f"{rate:.0f}", epoch=epoch)
             bar.update(1)
             if step % log_every == 0 or step == total:
                 logger.event({"event": "train", "step": step, "epoch": epoch, "loss": float(np.mean(losses[-10:])),
                               "lr": sched.get_last_lr()[0], "samples_per_second": rate,
-                              **{f"loss_{k}": float(np.mean(v[-10:])) for k, v in loss_fn_parts.items()}})
+                              **{f"loss_{k}": float(np.mean(v[-10:])) for k, v in loss_parts.items()}})
                 if bar.disable:
                     logger.say(f"step {step}/{total} epoch {epoch} loss {np.mean(losses[-10:]):.4f} "
                                f"lr {sched.get_last_lr()[0]:.2e} {rate:.0f} samples/s")
@@ -474,7 +473,4 @@ def _resumed_config(cfg: TrainConfig, ckpt: dict[str, Any]) -> TrainConfig:
     saved["frontend"] = FrontendConfig(**saved["frontend"])
     keep = {"steps", "epochs", "out", "stop_after", "resume", "trace", "threads", "device", "patience",
             "eval_every", "checkpoint_every", "num_workers"}
-    merged = {**saved, **{k: getattr(cfg, k) for k in keep}}
-    if not os.path.isabs(merged["out"]) and not merged["out"]:
-        merged["out"] = saved["out"]
-    return TrainConfig(**merged)
+    return TrainConfig(**{**saved, **{k: getattr(cfg, k) for k in keep}})

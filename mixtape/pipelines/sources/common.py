@@ -20,10 +20,11 @@ def is_junk(relpath: str) -> bool:
     return any(p == "__MACOSX" or p.startswith("._") or p in JUNK_NAMES for p in parts)
 
 
-def audio_files(root: str, extensions: tuple[str, ...]) -> list[str]:
-    """Audio files under ``root`` (sorted relative paths), junk and hidden files excluded."""
+def audio_files(root: str, extensions: tuple[str, ...], listing: list[str] | None = None) -> list[str]:
+    """Audio files under ``root`` (sorted relative paths), junk and hidden files excluded; ``listing`` is
+    ``storage.list_files(root)`` when the caller has it already."""
     out = []
-    for rel in storage.list_files(root):
+    for rel in storage.list_files(root) if listing is None else listing:
         name = PurePosixPath(rel).name
         if is_junk(rel) or name.startswith("."):
             continue

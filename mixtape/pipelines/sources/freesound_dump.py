@@ -107,12 +107,15 @@ def list_freesound_dump(source: SourceSpec) -> Iterator[Clip | Reject]:
         yield reject(source, source.path, source.path, "missing_metadata", f"no {' or '.join(names)} in {root}")
         return
     meta_name = PurePosixPath(meta_uri).name
+    listing = storage.list_files(root)
+    audio = audio_files(root, source.extensions, listing)
     audio_by_id: dict[str, list[str]] = {}
-    for rel in audio_files(root, source.extensions):
-        audio_by_id.setdefault(PurePosixPath(rel).name.split(".", 1)[0], []).append(rel)
+    for rel in audio:
+        audio_by_id.setdefault(_stem(rel), []).append(rel)
     other_by_id: dict[str, list[str]] = {}  # files named by an id but with an extension mixtape does not read
-    for rel in storage.list_files(root):
-        if rel.startswith("audio/") and not is_junk(rel) and rel not in audio_by_id.get(_stem(rel), []):
+    readable = set(audio)
+    for rel in listing:
+        if rel.startswith("audio/") and not is_junk(rel) and rel not in readable:
             other_by_id.setdefault(_stem(rel), []).append(rel)
 
     try:
