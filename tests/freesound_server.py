@@ -131,7 +131,15 @@ class FakeFreesound:
             key = f"search:{query.get('page', ['1'])[0]}"
         entry = LogEntry(host, h.path, h.headers.get("Range"), auth, 0)
         self.log.append(entry)  # on arrival, so the log keeps request order even when a response hangs
-        entry.status = self._serve(h, host, url.path, query, auth, key)
+        h.log_entry = entry  # its status is set before the response goes out (see _respond)
+        self._serve(h, host, url.path, query, auth, key)
+
+    @staticmethod
+    def _respond(h, code: int) -> None:
+        """Record the status, then start the response: a client that has read the response must never
+        see the request logged without its status."""
+        h.log_entry.status = code
+        h.send_response(code)
 
     def _fault(self, key: str) -> tuple | None:
         queue = self.faults.get(key)
@@ -139,7 +147,7 @@ class FakeFreesound:
 
     def _json(self, h, code: int, body: Any, headers: dict[str, str] | None = None) -> int:
         data = json.dumps(body).encode()
-        h.send_response(code)
+        self._respond(h, code)
         h.send_header("Content-Type", "application/json")
         h.send_header("Content-Length", str(len(data)))
         for k, v in (headers or {}).items():
@@ -184,7 +192,7 @@ class FakeFreesound:
             start = int(rng[6:].split("-")[0])
         body = data[start:]
         code = 206 if start else 200
-        h.send_response(code)
+        self._respond(h, code)
         h.send_header("Content-Type", "audio/ogg")
         h.send_header("Content-Length", str(len(body)))
         if start:
