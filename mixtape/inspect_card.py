@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import io
 import json
 from collections import Counter
 
-import pyarrow.parquet as pq
-
 from mixtape.licences import licence_family
-from mixtape.storage import open_url
+from mixtape.storage import open_url, read_parquet
 
 
 def _read(url: str) -> bytes:
@@ -21,7 +18,7 @@ def describe(dataset: str, top: int = 8) -> list[str]:
     base = dataset[: -len("dataset.json")].rstrip("/") if dataset.endswith("dataset.json") else dataset.rstrip("/")
     card = json.loads(_read(f"{base}/dataset.json"))
     try:
-        index = pq.read_table(io.BytesIO(_read(f"{base}/{card['files']['index']}"))).to_pylist()
+        index = read_parquet(f"{base}/{card['files']['index']}").to_pylist()
     except (OSError, ValueError):
         index = []
     a = card["audio"]

@@ -20,8 +20,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-import pyarrow.parquet as pq
-
 from mixtape import storage
 from mixtape.features import MEMBER_SUFFIX
 from mixtape.hashing import rng_for
@@ -87,7 +85,7 @@ def check(dataset: str) -> tuple[VerifyReport, dict[str, Any]]:
     card = json.loads(storage.read_bytes(storage.join(dataset, "dataset.json")))
     fmt = card["audio"]["format"]
     index_path = storage.join(dataset, card["files"]["index"])
-    index = pq.read_table(io.BytesIO(storage.read_bytes(index_path))).to_pylist() if storage.exists(index_path) else []
+    index = storage.read_parquet(index_path).to_pylist() if storage.exists(index_path) else []
     if not index:
         report.problems.append(f"{card['files']['index']} is missing or empty")
     by_shard: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -150,11 +148,11 @@ def rerender(dataset: str, card: dict[str, Any], fraction: float, seed: int, roo
     shards = [s for info in card["splits"].values() for s in info["shards"]]
     k = min(len(shards), max(1, math.ceil(fraction * len(shards)))) if fraction > 0 and shards else 0
     chosen = sorted(rng_for(card["seed"], VERIFY_STREAM, str(seed)).choice(len(shards), size=k, replace=False))
-    plan = pq.read_table(io.BytesIO(storage.read_bytes(storage.join(dataset, card["files"]["plan"])))).to_pylist()
+    plan = storage.read_parquet(storage.join(dataset, card["files"]["plan"])).to_pylist()
     by_shard: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in plan:
         by_shard[r["shard"]].append(r)
-    index = pq.read_table(io.BytesIO(storage.read_bytes(storage.join(dataset, card["files"]["index"])))).to_pylist()
+    index = storage.read_parquet(storage.join(dataset, card["files"]["index"])).to_pylist()
     spec = spec_from_dict(card["spec"])  # the card's normalised spec: the same render settings as the build
     audio, logmel_spec = spec.audio, spec.logmel
     with tempfile.TemporaryDirectory(prefix="mixtape-verify-") as tmp:

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import apache_beam as beam
-import pyarrow.parquet as pq
 from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 
@@ -194,7 +193,7 @@ def load_previous(out_dir: str, log: Callable[[str], None]) -> dict[str, Any]:
         changed = sorted(k for k, v in package_versions().items() if card.get("versions", {}).get(k) != v)
         log(f"incremental: versions changed since the previous build ({', '.join(changed)}); rendering everything")
         return {}
-    index = pq.read_table(os.path.join(out_dir, INDEX_NAME)).to_pylist()
+    index = storage.read_parquet(os.path.join(out_dir, INDEX_NAME)).to_pylist()
     by_shard: dict[str, list[dict[str, Any]]] = {}
     for row in index:
         by_shard.setdefault(row["shard"], []).append(row)

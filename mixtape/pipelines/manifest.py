@@ -163,8 +163,7 @@ def write_part(out_dir: str, shard: str, kind: str, rows: list[dict[str, Any]]) 
 
 def _joined(out_dir: str, shards: list[str], kind: str) -> pa.Table:
     schema = INDEX_SCHEMA if kind == "index" else PLAN_SCHEMA
-    tables = [pq.read_table(pa.BufferReader(storage.read_bytes(part_uri(out_dir, s, kind))), schema=schema)
-              for s in shards]
+    tables = [storage.read_parquet(part_uri(out_dir, s, kind), schema=schema) for s in shards]
     return pa.concat_tables(tables) if tables else schema.empty_table()
 
 

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
 import soundfile as sf
 
 from mixtape import storage
@@ -59,7 +58,7 @@ def _read_json(uri: str) -> dict[str, Any]:
 def _table(uri: str) -> list[dict[str, Any]]:
     if not storage.exists(uri):
         return []
-    return pq.read_table(io.BytesIO(storage.read_bytes(uri))).to_pylist()
+    return storage.read_parquet(uri).to_pylist()
 
 
 class _Assets:

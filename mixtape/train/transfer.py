@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mixtape import storage
 from mixtape.labels import key_vocabulary
 from mixtape.train.labels import LabelEncoder, target_to_tempo
 
@@ -101,7 +102,7 @@ def probe(path: str | Path, label: str, classifier: str = "logreg", folds: int =
 
     if classifier not in CLASSIFIERS:
         raise ProbeError(f"classifier must be one of {', '.join(CLASSIFIERS)}, not {classifier!r}")
-    table = pq.read_table(str(path))
+    table = storage.read_parquet(str(path))
     y_all = _label_vector(table, label)
     keep = np.array([v is not None for v in y_all])
     X = np.stack([np.asarray(e, dtype=np.float32) for e in table.column("embedding").to_pylist()])[keep]
