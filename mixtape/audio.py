@@ -247,8 +247,10 @@ class _RunningLoudness:
         self._ms: list[np.ndarray] = []
 
     def add(self, chunk: np.ndarray) -> None:
-        self.peak = max(self.peak, float(np.abs(chunk).max()))
-        mono = np.concatenate([self._pending, chunk.T.mean(axis=0, dtype=np.float64)])
+        self.peak = max(self.peak, float(chunk.max()), -float(chunk.min()))
+        mono = _channel_mean64(chunk)
+        if len(self._pending):
+            mono = np.concatenate([self._pending, mono])
         whole = len(mono) // self.block * self.block
         if whole:
             sq = mono[:whole] * mono[:whole]
@@ -266,6 +268,18 @@ class _RunningLoudness:
             db = 10.0 * np.log10(values)
         db = np.where(np.isfinite(db), db, SILENCE_DB)
         return [round(float(x), 2) for x in np.maximum(db, SILENCE_DB)]
+
+
+def _channel_mean64(chunk: np.ndarray) -> np.ndarray:
+    """``chunk.T.mean(axis=0, dtype=float64)`` of interleaved (frames, channels) audio, bit for bit, about 8x
+    faster: numpy reduces a short strided axis with a slow inner loop; this adds whole channels instead,
+    in the same order."""
+    acc = chunk[:, 0].astype(np.float64)
+    for c in range(1, chunk.shape[1]):
+        acc += chunk[:, c]
+    if chunk.shape[1] > 1:
+        acc /= chunk.shape[1]
+    return acc
 
 
 def block_rms_db(audio: np.ndarray, sr: int, block_ms: int = LOUDNESS_BLOCK_MS) -> list[float]:
@@ -315,7 +329,10 @@ def convert(audio: np.ndarray, sr: int, target_sr: int, channels: int) -> np.nda
 
 def to_pcm16(audio: np.ndarray) -> np.ndarray:
     """Quantise explicitly (round, clip) so encoding never depends on a library's conversion rules."""
-    scaled = np.round(audio.astype(np.float64) * 32768.0)
+    if audio.dtype == np.float32:  # x * 2^15 is exact in float32 and rounds the same: no float64 copy needed
+        scaled = np.round(audio * np.float32(32768.0))
+    else:
+        scaled = np.round(audio.astype(np.float64) * 32768.0)
     return np.clip(scaled, -32768, 32767).astype(np.int16).T.copy()
 
 

@@ -65,7 +65,13 @@ def _cmd_build(args: argparse.Namespace, beam_args: list[str]) -> int:
     from mixtape.spec import load_spec
 
     spec = load_spec(args.spec)
-    card = build(spec, args.out, RunnerConfig(runner=args.runner, workers=args.workers, beam_args=tuple(beam_args)),
+    if args.cache_mb is not None and args.cache_mb < 0:
+        print("mixtape build: --cache-mb must be 0 or more (megabytes of decoded audio per render worker)",
+              file=sys.stderr)
+        return 2
+    cache = {} if args.cache_mb is None else {"cache_mb": args.cache_mb}
+    card = build(spec, args.out, RunnerConfig(runner=args.runner, workers=args.workers, beam_args=tuple(beam_args),
+                                              **cache),
                  overwrite=args.overwrite, incremental=args.incremental, log=print)
     if "dry_run" in card:
         job = card["dry_run"]
@@ -293,6 +299,10 @@ def make_parser() -> argparse.ArgumentParser:
     b.add_argument("--runner", default="direct", choices=["direct", "portable", "flink", "dataflow"],
                    help="Beam runner (default: direct = in-process FnApiRunner)")
     b.add_argument("--workers", type=int, default=1, help="direct runner: worker processes (default 1)")
+    b.add_argument("--cache-mb", type=int, default=None, metavar="MB",
+                   help="memory each render worker keeps for decoded source clips (default 256): a clip's "
+                        "samples are spread over many shards, so clips that stay cached are decoded once per "
+                        "worker; the output does not depend on it")
     b.add_argument("--overwrite", action="store_true", help="replace a dataset already in --out")
     b.add_argument("--incremental", action="store_true",
                    help="update the dataset in --out: keep unchanged shards, render the rest "

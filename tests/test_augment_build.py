@@ -137,7 +137,7 @@ def _render_in_fresh_process(payload):
     rows, audio = pickle.loads(payload)
     from mixtape.pipelines.render import SourceCache, render_sample
 
-    cache = SourceCache(audio, capacity=1)  # tiny cache: every row decodes again
+    cache = SourceCache(audio, capacity_bytes=1)  # tiny cache: every row decodes again
     return {row.key: render_sample(row, cache)[0] for row in rows}
 
 

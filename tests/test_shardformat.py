@@ -34,6 +34,37 @@ def test_members_have_fixed_metadata_and_bytes_repeat():
         assert tar.getnames() == ["freesound:1/0/0.flac", "freesound:1/0/0.json"]
 
 
+def _tarfile_bytes(members) -> bytes:
+    """What the standard library writes for the same members and metadata, in stream mode."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode, info.uid, info.gid = len(data), 0, 0o644, 0, 0
+            info.uname = info.gname = ""
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("names", [
+    ["freesound:400000/3000/1.flac", "freesound:400000/3000/1.json"],
+    ["n" * 95 + ".flac", "m" * 96 + ".flac"],                    # exactly 100 characters, then 101 (pax path)
+    ["folder:caf\u00e9 d\u00e9j\u00e0/0/0.flac", "folder:\u266b/0/0.json"],  # non-ASCII: pax path
+    ["folder:" + "deep/" * 40 + "x/0/0.wav"],
+])
+@pytest.mark.parametrize("sizes", [[0, 1], [511, 512], [513, 10240], [7777, 20000]])
+def test_the_direct_tar_writer_writes_what_tarfile_writes(names, sizes):
+    members = [(name, bytes((i * 7 + j) % 256 for j in range(size)))
+               for i, (name, size) in enumerate(zip(names * 2, sizes * 2))]
+    buf = io.BytesIO()
+    w = ShardWriter(buf)
+    for name, data in members:
+        w.add(name, data)
+    w.close()
+    assert buf.getvalue() == _tarfile_bytes(members)
+    assert len(buf.getvalue()) % tarfile.RECORDSIZE == 0
+
+
 def test_keys_split_like_webdataset():
     assert split_member_name("folder:a.b/c d/1000/2.flac") == ("folder:a.b/c d/1000/2", "flac")
     assert split_member_name("x/1.logmel.npy") == ("x/1", "logmel.npy")

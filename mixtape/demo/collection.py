@@ -329,22 +329,37 @@ def _ab_documents(plan: ClipPlan, mbid: str, file_name: str) -> tuple[dict, dict
     return low, high
 
 
+def _write_clip(job: tuple[ClipPlan, int, Path]) -> None:
+    plan, seed, folder = job
+    sid = 400_000 + plan.index * 37
+    ext, container, subtype = plan.fmt
+    audio = compose(plan, _clip_rng(seed, 1_000 + plan.index))
+    _write_audio(folder / f"{sid}.{ext}", audio, plan.sample_rate, container, subtype, serial=sid)
+
+
 def generate(out: str | Path, seed: int = 7, n_clips: int = 60, min_seconds: float = 5.0,
-             max_seconds: float = 15.0, bad_clips: bool = True) -> dict[str, Any]:
-    """Write the collection under ``out``: ``freesound/`` (dump) and ``acousticbrainz/`` (documents)."""
+             max_seconds: float = 15.0, bad_clips: bool = True, workers: int = 1) -> dict[str, Any]:
+    """Write the collection under ``out``: ``freesound/`` (dump) and ``acousticbrainz/`` (documents).
+    Each clip depends only on the seed and its index, so ``workers`` processes write the same bytes."""
     out = Path(out)
     dump, ab = out / "freesound", out / "acousticbrainz"
     for d in (dump / "audio", ab / "lowlevel", ab / "highlevel"):
         d.mkdir(parents=True, exist_ok=True)
     records = []
     plans = plan_collection(seed, n_clips, min_seconds, max_seconds)
+    jobs = [(plan, seed, dump / "audio") for plan in plans]
+    if workers > 1:
+        import multiprocessing
+
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            pool.map(_write_clip, jobs, chunksize=4)
+    else:
+        for job in jobs:
+            _write_clip(job)
     for plan in plans:
-        rng = _clip_rng(seed, 1_000 + plan.index)
-        audio = compose(plan, rng)
         sid = 400_000 + plan.index * 37
-        ext, container, subtype = plan.fmt
+        ext = plan.fmt[0]
         name = f"{sid}.{ext}"
-        _write_audio(dump / "audio" / name, audio, plan.sample_rate, container, subtype, serial=sid)
         tags = sorted({plan.style.name, *plan.instruments, *(["drums"] if plan.style.drums else []),
                        "music", "loop" if plan.index % 3 else "melody"})
         pack_no = UPLOADERS.index(plan.uploader) * 2 + plan.index % 2

@@ -72,7 +72,7 @@ def run_demo(out: str, clips: int = 60, steps: int = 150, seed: int = 7, workers
         if not marker.exists():
             raise FileExistsError(f"{collection} exists and was not written by `mixtape demo`: choose another --out")
         shutil.rmtree(collection)  # a previous demo's files must not leak into this one
-    col = generate(collection, seed=seed, n_clips=clips)
+    col = generate(collection, seed=seed, n_clips=clips, workers=max(1, workers))
     marker.write_text("written by `mixtape demo`; the whole folder is replaced by the next demo run\n")
     gen_seconds = time.monotonic() - t0
     spec_file = out_path / "spec.yaml"

@@ -28,7 +28,7 @@ from mixtape.pipelines.manifest import (
     Manifest,
 )
 from mixtape.pipelines.plan import Plan
-from mixtape.pipelines.render import Render
+from mixtape.pipelines.render import CACHE_MB, Render
 from mixtape.spec import DatasetSpec
 
 BUILD_INFO = "build.json"
@@ -47,6 +47,8 @@ class RunnerConfig:
     runner: str = "direct"
     workers: int = 1
     beam_args: tuple[str, ...] = ()
+    #: memory each render worker keeps for decoded sources (see ``render.SourceCache``)
+    cache_mb: int = CACHE_MB
 
 
 FLINK_VERSION = "1.20"
@@ -219,10 +221,11 @@ def _count_reject(reject: Any) -> None:
     Metrics.counter("mixtape", f"rejected_{reject.reason}").inc()
 
 
-def add_build(p: beam.Pipeline, spec: DatasetSpec, out_dir: str, previous: dict[str, Any] | None = None) -> None:
+def add_build(p: beam.Pipeline, spec: DatasetSpec, out_dir: str, previous: dict[str, Any] | None = None,
+              cache_mb: int = CACHE_MB) -> None:
     clips, ingest_rejects = p | "Ingest" >> Ingest(spec)
     rows, plan_rejects, used = clips | "Plan" >> Plan(spec)
-    rendered = rows | "Render" >> Render(spec.audio, out_dir, previous, spec.logmel)
+    rendered = rows | "Render" >> Render(spec.audio, out_dir, previous, spec.logmel, cache_mb)
     rejects = (ingest_rejects, plan_rejects) | "AllRejects" >> beam.Flatten()
     _ = rejects | "CountRejects" >> beam.Map(_count_reject)
     _ = (rendered, used, rejects) | "Manifest" >> Manifest(spec, out_dir)
@@ -255,7 +258,7 @@ def build(spec: DatasetSpec, out_dir: str, cfg: RunnerConfig = RunnerConfig(), o
     previous = load_previous(out_dir, log) if incremental else {}
     started = time.monotonic()
     p = make_pipeline(cfg)
-    add_build(p, spec, out_dir, previous)
+    add_build(p, spec, out_dir, previous, cfg.cache_mb)
     try:
         result = p.run()
         if cfg.runner == "dataflow" and _has(list(cfg.beam_args), "dry_run"):
@@ -278,7 +281,7 @@ def build(spec: DatasetSpec, out_dir: str, cfg: RunnerConfig = RunnerConfig(), o
         for f in sorted(os.listdir(out_dir)):
             if f.endswith(".tar") and f not in names:
                 os.remove(os.path.join(out_dir, f))  # a shard the new plan no longer has
-    info = {"runner": cfg.runner, "workers": cfg.workers, "beam_args": list(cfg.beam_args),
+    info = {"runner": cfg.runner, "workers": cfg.workers, "cache_mb": cfg.cache_mb, "beam_args": list(cfg.beam_args),
             "wall_seconds": round(seconds, 2), "spec_hash": card["spec_hash"],
             # where the inputs were: `verify --rerender` finds them here (the card stays location-free)
             "source_roots": {s.name: s.root for s in spec.sources},

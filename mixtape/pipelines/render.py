@@ -10,6 +10,7 @@ import io
 import json
 import logging
 import math
+import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict
@@ -19,9 +20,10 @@ import apache_beam as beam
 import numpy as np
 import soundfile as sf
 from apache_beam.metrics import Metrics
+from apache_beam.utils.shared import Shared
 
 from mixtape import storage
-from mixtape.audio import AudioError, convert, decode, encode_pcm16, to_pcm16
+from mixtape.audio import AudioError, convert, encode_pcm16, to_pcm16
 from mixtape.augment import apply_chain
 from mixtape.augment.ops import Context
 from mixtape.faults import inject
@@ -33,9 +35,10 @@ from mixtape.records import PlanRow
 from mixtape.shardformat import HashingWriter, ShardWriter, sample_json_bytes
 from mixtape.spec import AudioSpec
 
-#: Decoded, converted source audio kept per render task (float32 samples, ~128 MB): windows of one clip
-#: usually land in the same shard, and a clip is then decoded once per shard instead of once per sample.
-CACHE_SAMPLES = 32_000_000
+#: Memory a render worker keeps for source audio (converted blocks, verified encoded bytes), across the
+#: shards it renders: a clip's windows and variants are spread over every shard of its split (shards are
+#: hash ranges), so a cache per shard decoded a clip about once per sample.
+CACHE_MB = 256
 
 
 #: Attempts per shard before a render task gives up.
@@ -49,81 +52,127 @@ class InputChanged(RuntimeError):
     pass
 
 
-#: Sources longer than this are not decoded whole: each window is decoded by seeking, with resampler context
-#: around it, so an hour-long recording costs its encoded bytes plus a few seconds of audio, not gigabytes.
-LONG_SOURCE_SECONDS = 600.0
-#: Source audio decoded on either side of a window of a long source (the resampler's context).
-WINDOW_CONTEXT_SECONDS = 1.0
+#: Sources reach the target rate and channel count in blocks of this length on a fixed grid from the clip's
+#: start, each decoded after its own seek, with resampler context on both sides. A sample costs the blocks
+#: its window touches, not the whole recording (a 4-minute song decoded whole for each 3 s sample costs 80x
+#: the audio it yields), and a block is shared by every window and variant that touches it while cached.
+#: Each block depends only on the source and its index, never on what is cached, so neither does the output.
+BLOCK_MS = 2000
+#: Source audio decoded on either side of a block: the resampler's context. The soxr filter spans a few
+#: milliseconds; block-wise and whole-file conversion agree to float rounding (~2e-7) from 10 ms on.
+CONTEXT_SECONDS = 0.05
+#: Encoded sources a cache keeps besides its blocks, as a share of its capacity (1/16): reading and verifying
+#: a source again costs less than converting a block, so converted audio gets most of the memory.
+RECENT_SHARE = 16
 
 
 class SourceCache:
-    """Source clips at the target rate and channel count, least recently used evicted first; long sources
-    are kept as verified encoded bytes and decoded one window at a time."""
+    """Converted source blocks for a render worker process, least recently used evicted first, within
+    ``capacity_bytes`` (0: none kept), plus the last few encoded sources (a sixteenth more). Blocks are keyed
+    by content (sha256, the clip's part of the file, block index), so one cache serves any build; inputs are
+    checked against their planned sha256 each time their bytes are read. Safe to share between threads: the
+    locks guard only the bookkeeping, never a decode."""
 
-    def __init__(self, audio: AudioSpec, capacity: int = CACHE_SAMPLES):
+    def __init__(self, audio: AudioSpec, capacity_bytes: int = CACHE_MB << 20):
         self.audio = audio
-        self.capacity = capacity
-        self._items: OrderedDict[str, np.ndarray] = OrderedDict()
+        self.capacity = capacity_bytes
+        self._items: OrderedDict[tuple[str, int, int, int], np.ndarray] = OrderedDict()
         self._size = 0
-        self._long: OrderedDict[str, bytes] = OrderedDict()
+        self._recent: OrderedDict[str, bytes] = OrderedDict()
+        self._recent_size = 0
+        self._lock = threading.Lock()
+        #: source reads, blocks converted, blocks found in the cache
+        self.stats = {"reads": 0, "blocks": 0, "block_hits": 0}
 
-    def _verified(self, clip_id: str, uri: str, sha256: str) -> bytes:
+    def _lookup(self, key: tuple[str, int, int, int]) -> np.ndarray | None:
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None:
+                self._items.move_to_end(key)
+                self.stats["block_hits"] += 1
+            return hit
+
+    def _keep(self, key: tuple[str, int, int, int], value: np.ndarray) -> None:
+        with self._lock:
+            self.stats["blocks"] += 1
+            if key in self._items:  # another thread converted it meanwhile (the same samples)
+                return
+            self._items[key] = value
+            self._size += value.nbytes
+            while self._size > self.capacity and self._items:
+                self._size -= self._items.popitem(last=False)[1].nbytes
+
+    def _encoded(self, clip_id: str, uri: str, sha256: str) -> bytes:
+        """A source's verified bytes. The last few are kept apart from the blocks: a window's blocks are
+        converted one after another from them, but they are worth less than converted audio once it is done."""
+        with self._lock:
+            data = self._recent.get(sha256)
+            if data is not None:
+                self._recent.move_to_end(sha256)
+                return data
+            self.stats["reads"] += 1
         data = storage.read_bytes(uri)
         if sha256_hex(data) != sha256:
             raise InputChanged(f"{clip_id} changed since it was planned (sha256 differs): rebuild the plan")
+        with self._lock:
+            if sha256 not in self._recent:
+                self._recent[sha256] = data
+                self._recent_size += len(data)
+            while self._recent_size > self.capacity // RECENT_SHARE and len(self._recent) > 1:
+                self._recent_size -= len(self._recent.popitem(last=False)[1])
         return data
 
-    def get(self, clip_id: str, uri: str, sha256: str, offset_frames: int = 0, length_frames: int = 0,
-            data: bytes | None = None) -> np.ndarray:
-        """A clip (its window of the file, if it has one) at the target rate and channel count."""
-        hit = self._items.get(clip_id)
-        if hit is not None:
-            self._items.move_to_end(clip_id)
-            return hit
-        data = data if data is not None else self._verified(clip_id, uri, sha256)
-        samples, sr = decode(data, clip_id)
-        if length_frames:
-            samples = samples[:, offset_frames:offset_frames + length_frames]
-        converted = convert(samples, sr, self.audio.sample_rate, self.audio.channels)
-        self._items[clip_id] = converted
-        self._size += converted.size
-        while self._size > self.capacity and len(self._items) > 1:
-            _, old = self._items.popitem(last=False)
-            self._size -= old.size
-        return converted
+    def _blocks(self, clip_id: str, uri: str, sha256: str, offset_frames: int, length_frames: int,
+                first: int, last: int) -> list[np.ndarray]:
+        out = []
+        for k in range(first, last + 1):
+            key = (sha256, offset_frames, length_frames, k)
+            block = self._lookup(key)
+            if block is None:
+                data = self._encoded(clip_id, uri, sha256)
+                block = decode_window(data, clip_id, offset_frames, length_frames, k * BLOCK_MS, BLOCK_MS,
+                                      self.audio.sample_rate, self.audio.channels)
+                self._keep(key, block)
+            out.append(block)
+        return out
 
     def window(self, clip_id: str, uri: str, sha256: str, offset_frames: int, length_frames: int,
                start_ms: int, duration_ms: int) -> np.ndarray:
-        """``cut(get(...), start_ms, duration_ms)``, without decoding all of a long source."""
-        if clip_id not in self._items and clip_id not in self._long:
-            data = self._verified(clip_id, uri, sha256)
-            info = sf.info(io.BytesIO(data))
-            frames = length_frames or info.frames - offset_frames
-            if frames / max(1, info.samplerate) <= LONG_SOURCE_SECONDS:
-                return cut(self.get(clip_id, uri, sha256, offset_frames, length_frames, data=data),
-                           self.audio.sample_rate, start_ms, duration_ms)
-            self._long[clip_id] = data
-            while len(self._long) > 2:
-                self._long.popitem(last=False)
-        if clip_id in self._items:
-            return cut(self.get(clip_id, uri, sha256, offset_frames, length_frames), self.audio.sample_rate,
-                       start_ms, duration_ms)
-        self._long.move_to_end(clip_id)
-        return decode_window(self._long[clip_id], clip_id, offset_frames, length_frames, start_ms, duration_ms,
-                             self.audio.sample_rate, self.audio.channels)
+        """A window of a clip (of its part of the file, if it has one) at the target rate and channel count,
+        silence past its end."""
+        sr = self.audio.sample_rate
+        start, n = start_ms * sr // 1000, duration_ms * sr // 1000
+        if n <= 0:
+            return np.zeros((self.audio.channels, 0), dtype=np.float32)
+        per_block = BLOCK_MS * sr // 1000
+        first, last = start // per_block, (start + n - 1) // per_block
+        blocks = self._blocks(clip_id, uri, sha256, offset_frames, length_frames, first, last)
+        joined = blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=1)
+        at = start - first * per_block
+        return joined[:, at:at + n]
+
+    def get(self, clip_id: str, uri: str, sha256: str, offset_frames: int = 0, length_frames: int = 0
+            ) -> np.ndarray:
+        """A whole clip at the target rate and channel count (material such as an impulse response)."""
+        info = sf.info(io.BytesIO(self._encoded(clip_id, uri, sha256)))
+        frames = length_frames or info.frames - offset_frames
+        duration_ms = -(-frames * 1000 // info.samplerate)
+        n = -(-frames * self.audio.sample_rate // info.samplerate)
+        return self.window(clip_id, uri, sha256, offset_frames, length_frames, 0, duration_ms)[:, :n]
 
 
 def decode_window(data: bytes, name: str, offset_frames: int, length_frames: int, start_ms: int,
                   duration_ms: int, target_sr: int, channels: int) -> np.ndarray:
-    """One window of a source at the target rate: the source frames it needs plus context on both sides,
-    started on a frame where source and target sample grids meet, so the converted window lines up
-    exactly with the target grid."""
+    """A window of a source at the target rate, silence past its end: the source frames it needs plus
+    context on both sides, started on a frame where source and target sample grids meet, so the converted
+    window lines up exactly with the target grid. Always a fresh open and seek: libsndfile's Vorbis decoder
+    gives other samples after a seek on a handle that has already read."""
     with sf.SoundFile(io.BytesIO(data)) as f:
         sr = f.samplerate
         total = length_frames or f.frames - offset_frames
         first, n = start_ms * target_sr // 1000, duration_ms * target_sr // 1000
         step = sr // math.gcd(sr, target_sr)  # source frames between shared grid points
-        context = round(WINDOW_CONTEXT_SECONDS * sr)
+        context = round(CONTEXT_SECONDS * sr)
         a = max(0, (first * sr // target_sr - context) // step * step)
         b = min(total, -(-(first + n) * sr // target_sr) + context)
         if b <= a:
@@ -212,15 +261,25 @@ class RenderShard(beam.DoFn):
     still has the recorded sha256 is kept as it is: its summary and index rows are the previous ones.
     """
 
-    def __init__(self, audio: AudioSpec, out_dir: str, logmel_spec: LogMelSpec | None = None):
+    def __init__(self, audio: AudioSpec, out_dir: str, logmel_spec: LogMelSpec | None = None,
+                 cache_mb: int = CACHE_MB):
         self.audio = audio
         self.out_dir = out_dir
         self.logmel = logmel_spec
+        self.cache_mb = cache_mb
+        self.cache: SourceCache | None = None
+        self._shared = Shared()
         self.reused = Metrics.counter("mixtape", "shards_reused")
         self.rendered = Metrics.counter("mixtape", "shards_rendered")
         self.samples = Metrics.counter("mixtape", "samples_written")
         self.bytes = Metrics.counter("mixtape", "shard_bytes_written")
         self.retries = Metrics.counter("mixtape", "render_retries")
+
+    def setup(self) -> None:
+        # One cache per worker process, shared by the DoFn instances of its threads (a Dataflow worker runs
+        # a dozen), so the memory bound holds per process; it goes when the last instance does.
+        self.cache = self._shared.acquire(lambda: SourceCache(self.audio, self.cache_mb << 20),
+                                          tag=f"mixtape-source-cache/{self.audio}/{self.cache_mb}")
 
     def process(self, element: tuple[str, Iterable[PlanRow]], previous: dict[str, Any]) -> Iterator:
         name, rows = element
@@ -249,7 +308,7 @@ class RenderShard(beam.DoFn):
         changed input) fail at once."""
         for attempt in range(1, RENDER_ATTEMPTS + 1):
             try:
-                return render_shard(name, ordered, self.audio, self.out_dir, self.logmel)
+                return render_shard(name, ordered, self.audio, self.out_dir, self.logmel, self.cache)
             except OSError as e:
                 if e.errno in PERMANENT_ERRNOS or attempt == RENDER_ATTEMPTS:
                     raise
@@ -273,9 +332,11 @@ def _file_sha256(uri: str) -> str | None:
 
 
 def render_shard(name: str, ordered: list[PlanRow], audio: AudioSpec, out_dir: str,
-                 logmel_spec: LogMelSpec | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Write one shard (atomically) from its rows in order; its card entry and its index rows."""
-    cache = SourceCache(audio)
+                 logmel_spec: LogMelSpec | None = None, cache: SourceCache | None = None
+                 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Write one shard (atomically) from its rows in order; its card entry and its index rows. The bytes
+    never depend on ``cache`` (a worker's, shared by the shards it renders), only how often sources decode."""
+    cache = cache if cache is not None else SourceCache(audio)
     index = []
     with storage.atomic_write(storage.join(out_dir, name)) as f:
         sink = HashingWriter(f)
@@ -309,12 +370,13 @@ def render_shard(name: str, ordered: list[PlanRow], audio: AudioSpec, out_dir: s
 
 class Render(beam.PTransform):
     def __init__(self, audio: AudioSpec, out_dir: str, previous: dict[str, Any] | None = None,
-                 logmel_spec: LogMelSpec | None = None):
+                 logmel_spec: LogMelSpec | None = None, cache_mb: int = CACHE_MB):
         super().__init__()
         self.audio = audio
         self.out_dir = out_dir
         self.previous = previous or {}
         self.logmel = logmel_spec
+        self.cache_mb = cache_mb
 
     def expand(self, rows):
         previous = rows.pipeline | "PreviousShards" >> beam.Create([self.previous])
@@ -322,5 +384,5 @@ class Render(beam.PTransform):
                 | "KeyByShard" >> beam.Map(lambda r: (r.shard, r))
                 | "GroupShards" >> beam.GroupByKey()
                 | "SpreadShards" >> beam.Reshuffle()
-                | "RenderShard" >> beam.ParDo(RenderShard(self.audio, self.out_dir, self.logmel),
+                | "RenderShard" >> beam.ParDo(RenderShard(self.audio, self.out_dir, self.logmel, self.cache_mb),
                                               beam.pvalue.AsSingleton(previous)))

@@ -1,0 +1,138 @@
+"""The render worker's source cache: blocks on a fixed grid, shared by the shards a worker renders, and
+never a cause of different bytes."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import defaultdict
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from mixtape.audio import convert, decode
+from mixtape.hashing import sha256_hex
+from mixtape.pipelines.manifest import PARTS_DIR
+from mixtape.pipelines.render import BLOCK_MS, RenderShard, SourceCache, cut
+from mixtape.records import PlanRow
+from mixtape.spec import AudioSpec
+from mixtape.storage import read_parquet
+
+AUDIO = AudioSpec(sample_rate=16000, channels=1, format="flac")
+
+
+def write_source(path, sr, channels, seconds, fmt, subtype, seed=0):
+    t = np.arange(int(sr * seconds)) / sr
+    rng = np.random.default_rng(seed)
+    x = np.stack([0.3 * np.sin(2 * np.pi * (330 + 40 * c) * t) + 0.02 * rng.standard_normal(t.size)
+                  for c in range(channels)], axis=1)
+    sf.write(path, x.astype(np.float32), sr, format=fmt, subtype=subtype)
+    data = path.read_bytes()
+    return str(path), sha256_hex(data), data
+
+
+@pytest.mark.parametrize("sr,channels,fmt,subtype", [(44100, 2, "FLAC", "PCM_16"), (22050, 1, "OGG", "VORBIS"),
+                                                     (48000, 2, "MP3", "MPEG_LAYER_III"), (16000, 1, "WAV", "PCM_16")])
+def test_windows_made_of_blocks_match_the_whole_file_conversion(tmp_path, sr, channels, fmt, subtype):
+    uri, sha, data = write_source(tmp_path / f"x.{fmt.lower()}", sr, channels, 9.37, fmt, subtype)
+    whole = convert(decode(data)[0], sr, AUDIO.sample_rate, AUDIO.channels)
+    cache = SourceCache(AUDIO)
+    # inside one block, across one and two block boundaries, up to and past the end of the clip
+    for start_ms, duration_ms in ((0, 1000), (BLOCK_MS - 1, 3000), (500, 3 * BLOCK_MS), (7000, 3750), (9000, 2000),
+                                  (12000, 1000)):
+        window = cache.window("x", uri, sha, 0, 0, start_ms, duration_ms)
+        reference = cut(whole, AUDIO.sample_rate, start_ms, duration_ms)
+        assert window.shape == reference.shape == (1, duration_ms * 16)
+        assert np.abs(window - reference).max() < 1e-6
+    assert not cache.window("x", uri, sha, 0, 0, 12000, 1000).any()  # wholly past the end: silence
+    assert cache.stats["reads"] == 1  # the encoded bytes are read and verified once
+    full = cache.get("x", uri, sha)
+    assert full.shape == whole.shape and np.abs(full - whole).max() < 1e-6
+
+
+def test_the_output_never_depends_on_what_is_cached_or_in_what_order(tmp_path):
+    sources = [write_source(tmp_path / f"s{i}.{ext}", sr, ch, secs, fmt, sub, seed=i)
+               for i, (sr, ch, secs, fmt, sub, ext) in enumerate([(44100, 2, 7.3, "FLAC", "PCM_16", "flac"),
+                                                                  (22050, 1, 5.1, "OGG", "VORBIS", "ogg"),
+                                                                  (48000, 1, 6.0, "MP3", "MPEG_LAYER_III", "mp3")])]
+    rng = random.Random(4)
+    requests = [(i, rng.randrange(0, 7000), rng.choice([1000, 3000, 3750])) for i in range(3) for _ in range(12)]
+
+    def render(capacity, order):
+        cache = SourceCache(AUDIO, capacity)
+        return {r: cache.window(f"c{r[0]}", sources[r[0]][0], sources[r[0]][1], 0, 0, r[1], r[2]) for r in order}
+
+    roomy = render(1 << 30, requests)
+    shuffled = list(requests)
+    rng.shuffle(shuffled)
+    starved = render(1, shuffled)  # every block converted again for every window, in another order
+    assert all(np.array_equal(roomy[r], starved[r]) for r in requests)
+
+
+def test_a_long_source_costs_the_blocks_a_window_touches(tmp_path):
+    uri, sha, _ = write_source(tmp_path / "long.flac", 8000, 1, 12 * 60, "FLAC", "PCM_16")
+    cache = SourceCache(AUDIO)
+    window = cache.window("long", uri, sha, 0, 0, 400_500, 3000)
+    assert window.shape == (1, 48000)
+    assert cache.stats == {"reads": 1, "blocks": 2, "block_hits": 0}  # 400-402 s and 402-404 s of 720 s
+    cache.window("long", uri, sha, 0, 0, 401_000, 2000)  # another variant of the same window
+    assert cache.stats == {"reads": 1, "blocks": 2, "block_hits": 2}
+
+
+def test_a_changed_input_is_refused(tmp_path):
+    from mixtape.pipelines.render import InputChanged
+
+    uri, sha, _ = write_source(tmp_path / "x.flac", 16000, 1, 3.0, "FLAC", "PCM_16")
+    with pytest.raises(InputChanged):
+        SourceCache(AUDIO).window("x", uri, "0" * 64, 0, 0, 0, 1000)
+
+
+def test_a_render_worker_converts_each_block_once_across_its_shards_and_writes_the_same_bytes(tiny_build, tmp_path):
+    out, card = tiny_build
+    roots = json.loads((out / "build.json").read_text())["source_roots"]
+    by_shard: dict[str, list[PlanRow]] = defaultdict(list)
+    for r in read_parquet(str(out / "plan.parquet")).to_pylist():
+        by_shard[r["shard"]].append(PlanRow.from_record(json.loads(r["record"]), roots))
+    audio = AudioSpec(**card["spec"]["audio"])
+    per_block = BLOCK_MS * audio.sample_rate // 1000
+    touched = set()
+    for rows in by_shard.values():
+        for row in rows:
+            start = (row.src_start_ms if row.src_duration_ms else row.start_ms) * audio.sample_rate // 1000
+            n = (row.src_duration_ms or row.duration_ms) * audio.sample_rate // 1000
+            touched |= {(row.clip_id, k) for k in range(start // per_block, (start + n - 1) // per_block + 1)}
+    assert not any(row.material for rows in by_shard.values() for row in rows)  # the tiny spec mixes nothing
+
+    (tmp_path / PARTS_DIR).mkdir()
+    worker = RenderShard(audio, str(tmp_path))
+    worker.setup()  # as a Beam worker does, once for every bundle it processes
+    infos = {}
+    for name in sorted(by_shard):
+        for info in worker.process((name, by_shard[name]), {}):
+            infos[name] = info
+    assert worker.cache.stats["blocks"] == len(touched)
+    assert worker.cache.stats["reads"] == len({c for c, _ in touched})
+    expected = {s["name"]: s["sha256"] for split in card["splits"].values() for s in split["shards"]}
+    assert {n: i["sha256"] for n, i in infos.items()} == expected
+    for name in expected:
+        assert (tmp_path / name).read_bytes() == (out / name).read_bytes()
+
+
+def test_render_tasks_in_one_process_share_one_cache_and_threads_agree(tmp_path):
+    import pickle
+    from concurrent.futures import ThreadPoolExecutor
+
+    task = RenderShard(AUDIO, str(tmp_path))
+    copies = [pickle.loads(pickle.dumps(task)) for _ in range(3)]  # as a runner deserialises one per thread
+    for c in copies:
+        c.setup()
+    assert copies[0].cache is copies[1].cache is copies[2].cache
+
+    uri, sha, _ = write_source(tmp_path / "x.ogg", 44100, 2, 8.0, "OGG", "VORBIS")
+    requests = [(s, d) for s in range(0, 7000, 350) for d in (1000, 3000, 3750)]
+    serial = [SourceCache(AUDIO).window("x", uri, sha, 0, 0, s, d) for s, d in requests]
+    shared = copies[0].cache
+    with ThreadPoolExecutor(4) as pool:
+        threaded = list(pool.map(lambda r: shared.window("x", uri, sha, 0, 0, *r), requests))
+    assert all(np.array_equal(a, b) for a, b in zip(serial, threaded))
