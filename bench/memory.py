@@ -3,7 +3,9 @@
     .venv/bin/python bench/memory.py [--small 200] [--factor 10] [--hour-minutes 60]
 
 Each build runs in a fresh process (DirectRunner, 1 worker, in memory) and reports its peak RSS
-(``ru_maxrss``). Goal: peak RSS grows <= 1.2x when the collection grows 10x. The long-recording case builds
+(``ru_maxrss``). Goal: peak RSS grows <= 1.2x when the collection grows 10x. The render worker's source
+cache (``--cache-mb``) is bounded but fills as the collection grows: run with ``--cache-mb 0`` to see
+everything else. The long-recording case builds
 one 44.1 kHz stereo FLAC of ``--hour-minutes`` minutes, capped with ``snippets.max_per_clip``.
 """
 
@@ -19,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+
+from mixtape.pipelines.render import CACHE_MB
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,7 +46,7 @@ import json, resource, sys, time
 from mixtape.pipelines.build import RunnerConfig, build
 from mixtape.spec import load_spec
 t0 = time.monotonic()
-card = build(load_spec(sys.argv[1]), sys.argv[2], RunnerConfig(workers=1))
+card = build(load_spec(sys.argv[1]), sys.argv[2], RunnerConfig(workers=1, cache_mb=int(sys.argv[3])))
 print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "seconds": time.monotonic() - t0, "clips": card["accounting"]["clips_used"],
                   "samples": sum(s["samples"] for s in card["splits"].values())}))
@@ -72,9 +76,9 @@ def long_recording(folder: Path, minutes: float) -> None:
             f.write(np.stack([x, x * 0.8], axis=1).astype(np.float32))
 
 
-def run(root: Path, max_per_clip: int) -> dict:
+def run(root: Path, max_per_clip: int, cache_mb: int) -> dict:
     (root / "spec.yaml").write_text(SPEC.replace("MAX", str(max_per_clip)))
-    r = subprocess.run([sys.executable, "-c", CHILD, str(root / "spec.yaml"), str(root / "out")],
+    r = subprocess.run([sys.executable, "-c", CHILD, str(root / "spec.yaml"), str(root / "out"), str(cache_mb)],
                        capture_output=True, text=True, cwd=ROOT)
     if r.returncode:
         raise SystemExit(r.stderr[-3000:])
@@ -86,6 +90,9 @@ def main() -> None:
     p.add_argument("--small", type=int, default=200)
     p.add_argument("--factor", type=int, default=10)
     p.add_argument("--hour-minutes", type=float, default=60.0)
+    p.add_argument("--cache-mb", type=int, default=CACHE_MB,
+                   help=f"the render worker's source cache (default {CACHE_MB}); it fills up to this bound as "
+                        "the collection grows, so 0 shows the growth of everything else")
     args = p.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -94,19 +101,20 @@ def main() -> None:
             t0 = time.monotonic()
             collection(root / "audio", n)
             made = time.monotonic() - t0
-            r = run(root, 0)
+            r = run(root, 0, args.cache_mb)
             rows.append((f"{n} clips x 2 s", r))
             print(f"{n:6d} clips: peak RSS {r['peak_rss_mb']:7.0f} MB, {r['samples']} samples, build "
                   f"{r['seconds']:.1f} s (collection made in {made:.1f} s)", flush=True)
         root = Path(tmp) / "hour"
         long_recording(root / "audio", args.hour_minutes)
         size = (root / "audio" / "long.flac").stat().st_size / 1e6
-        r = run(root, 200)
+        r = run(root, 200, args.cache_mb)
         print(f"one {args.hour_minutes:g}-minute 44.1 kHz stereo FLAC ({size:.0f} MB): "
               f"peak RSS {r['peak_rss_mb']:.0f} MB, "
               f"{r['samples']} samples, build {r['seconds']:.1f} s")
     small, large = rows[0][1]["peak_rss_mb"], rows[1][1]["peak_rss_mb"]
-    print(f"peak RSS x{large / small:.2f} for x{args.factor} clips (goal <= 1.2)")
+    print(f"peak RSS x{large / small:.2f} for x{args.factor} clips with a {args.cache_mb} MB source cache "
+          "(goal <= 1.2)")
 
 
 if __name__ == "__main__":

@@ -300,7 +300,7 @@ def make_parser() -> argparse.ArgumentParser:
                    help="Beam runner (default: direct = in-process FnApiRunner)")
     b.add_argument("--workers", type=int, default=1, help="direct runner: worker processes (default 1)")
     b.add_argument("--cache-mb", type=int, default=None, metavar="MB",
-                   help="memory each render worker keeps for decoded source clips (default 256): a clip's "
+                   help="memory each render worker process keeps for decoded source audio (default 512): a clip's "
                         "samples are spread over many shards, so clips that stay cached are decoded once per "
                         "worker; the output does not depend on it")
     b.add_argument("--overwrite", action="store_true", help="replace a dataset already in --out")

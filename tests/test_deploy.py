@@ -26,6 +26,21 @@ def test_portable_defaults_to_the_embedded_job_service_and_loopback():
     assert "--environment_type=LOOPBACK" not in args
 
 
+def test_direct_runs_one_worker_in_process_unless_asked_for_worker_processes():
+    from apache_beam.options.pipeline_options import DirectOptions
+
+    from mixtape.pipelines.build import make_pipeline
+
+    def mode(cfg):
+        d = make_pipeline(cfg).options.view_as(DirectOptions)
+        return d.direct_running_mode, d.direct_num_workers
+
+    assert mode(RunnerConfig(workers=1)) == ("in_memory", 1)
+    assert mode(RunnerConfig(workers=2)) == ("multi_processing", 2)
+    assert mode(RunnerConfig(workers=1, beam_args=("--direct_running_mode=multi_processing",))) == (
+        "multi_processing", 1)
+
+
 def test_flink_needs_an_endpoint_and_defaults_to_the_worker_pool():
     with pytest.raises(BuildError, match="--job_endpoint=HOST:8099"):
         runner_args(RunnerConfig(runner="flink"))

@@ -83,7 +83,7 @@ def test_a_long_source_costs_the_blocks_a_window_touches(tmp_path):
 def test_a_changed_input_is_refused(tmp_path):
     from mixtape.pipelines.render import InputChanged
 
-    uri, sha, _ = write_source(tmp_path / "x.flac", 16000, 1, 3.0, "FLAC", "PCM_16")
+    uri, _, _ = write_source(tmp_path / "x.flac", 16000, 1, 3.0, "FLAC", "PCM_16")
     with pytest.raises(InputChanged):
         SourceCache(AUDIO).window("x", uri, "0" * 64, 0, 0, 0, 1000)
 
@@ -135,4 +135,4 @@ def test_render_tasks_in_one_process_share_one_cache_and_threads_agree(tmp_path)
     shared = copies[0].cache
     with ThreadPoolExecutor(4) as pool:
         threaded = list(pool.map(lambda r: shared.window("x", uri, sha, 0, 0, *r), requests))
-    assert all(np.array_equal(a, b) for a, b in zip(serial, threaded))
+    assert all(np.array_equal(a, b) for a, b in zip(serial, threaded, strict=True))

@@ -55,7 +55,7 @@ def _tarfile_bytes(members) -> bytes:
 @pytest.mark.parametrize("sizes", [[0, 1], [511, 512], [513, 10240], [7777, 20000]])
 def test_the_direct_tar_writer_writes_what_tarfile_writes(names, sizes):
     members = [(name, bytes((i * 7 + j) % 256 for j in range(size)))
-               for i, (name, size) in enumerate(zip(names * 2, sizes * 2))]
+               for i, (name, size) in enumerate(zip(names * 2, sizes * 2, strict=False))]
     buf = io.BytesIO()
     w = ShardWriter(buf)
     for name, data in members:

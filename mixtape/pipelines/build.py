@@ -110,11 +110,9 @@ def make_pipeline(cfg: RunnerConfig) -> beam.Pipeline:
             args.append("--default_sdk_harness_log_level=ERROR")
         options = PipelineOptions(args)
         direct = options.view_as(DirectOptions)
-        if cfg.workers > 1:
-            direct.direct_running_mode = "multi_processing"
-            direct.direct_num_workers = cfg.workers
-        else:
-            direct.direct_running_mode = "in_memory"
+        direct.direct_num_workers = cfg.workers
+        if not _has(args, "direct_running_mode"):  # -- --direct_running_mode=multi_processing: 1 worker process
+            direct.direct_running_mode = "multi_processing" if cfg.workers > 1 else "in_memory"
         return beam.Pipeline(runner=FnApiRunner(), options=options)
     runner_name, args = runner_args(cfg)
     return beam.Pipeline(options=PipelineOptions([f"--runner={runner_name}", *args]))
