@@ -143,7 +143,7 @@ def environment_differences(card: dict[str, Any]) -> list[str]:
 def rerender(dataset: str, card: dict[str, Any], fraction: float, seed: int, roots: dict[str, str],
              report: VerifyReport) -> None:
     """Render a seeded random subset of shards again from the stored plan and compare the bytes."""
-    from mixtape.pipelines.render import InputChanged, render_shard
+    from mixtape.pipelines.render import InputChanged, SourceCache, render_shard
 
     shards = [s for info in card["splits"].values() for s in info["shards"]]
     k = min(len(shards), max(1, math.ceil(fraction * len(shards)))) if fraction > 0 and shards else 0
@@ -155,6 +155,7 @@ def rerender(dataset: str, card: dict[str, Any], fraction: float, seed: int, roo
     index = storage.read_parquet(storage.join(dataset, card["files"]["index"])).to_pylist()
     spec = spec_from_dict(card["spec"])  # the card's normalised spec: the same render settings as the build
     audio, logmel_spec = spec.audio, spec.logmel
+    cache = SourceCache(audio)  # shared by the chosen shards, as a build's worker shares it
     with tempfile.TemporaryDirectory(prefix="mixtape-verify-") as tmp:
         for i in chosen:
             shard = shards[i]
@@ -162,7 +163,7 @@ def rerender(dataset: str, card: dict[str, Any], fraction: float, seed: int, roo
                     for r in sorted(by_shard[shard["name"]], key=lambda r: r["order"])]
             report.rerendered.append(shard["name"])
             try:
-                info, _ = render_shard(shard["name"], rows, audio, tmp, logmel_spec)
+                info, _ = render_shard(shard["name"], rows, audio, tmp, logmel_spec, cache)
             except (InputChanged, OSError) as e:
                 report.problems.append(f"{shard['name']}: cannot re-render: {e}")
                 continue

@@ -129,3 +129,19 @@ def test_a_window_decoded_by_seeking_matches_the_whole_file_conversion(sr, targe
         window = decode_window(data, "x", 0, 0, start_ms, 3000, target, target_channels)
         reference = cut(whole, target, start_ms, 3000)
         assert window.shape == reference.shape and np.abs(window - reference).max() < 1e-6
+
+
+def test_quantising_float32_needs_no_float64_copy_and_gives_the_same_samples():
+    rng = np.random.default_rng(3)
+    edges = np.array([0.0, 1.0, -1.0, 1.5, -1.5, 0.5 / 32768, 1.5 / 32768, -0.5 / 32768, 32767.5 / 32768], np.float32)
+    x = np.concatenate([edges, (rng.standard_normal(100_000) * 0.7).astype(np.float32)])[None, :]
+    assert x.dtype == np.float32
+    assert np.array_equal(to_pcm16(x), to_pcm16(x.astype(np.float64)))  # the float64 path, as before
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 6, 8])
+def test_the_probe_channel_mean_is_numpys_bit_for_bit(channels):
+    from mixtape.audio import _channel_mean64
+
+    chunk = np.random.default_rng(channels).standard_normal((50_001, channels)).astype(np.float32)
+    assert np.array_equal(_channel_mean64(chunk), chunk.T.mean(axis=0, dtype=np.float64))

@@ -136,3 +136,22 @@ def test_render_tasks_in_one_process_share_one_cache_and_threads_agree(tmp_path)
     with ThreadPoolExecutor(4) as pool:
         threaded = list(pool.map(lambda r: shared.window("x", uri, sha, 0, 0, *r), requests))
     assert all(np.array_equal(a, b) for a, b in zip(serial, threaded, strict=True))
+
+
+def test_an_incremental_build_keeps_nothing_rendered_by_another_render_version(tiny_build, tmp_path):
+    import shutil
+
+    from mixtape.pipelines.build import load_previous
+    from mixtape.pipelines.render import RENDER_VERSION
+
+    out, card = tiny_build
+    assert card["versions"]["mixtape-render"] == str(RENDER_VERSION)
+    old = tmp_path / "old"
+    shutil.copytree(out, old)
+    assert load_previous(str(old), lambda _m: None)  # same versions: its shards may be kept
+    doc = json.loads((old / "dataset.json").read_text())
+    doc["versions"]["mixtape-render"] = str(RENDER_VERSION - 1)  # rendered before block-wise conversion
+    (old / "dataset.json").write_text(json.dumps(doc))
+    said = []
+    assert load_previous(str(old), said.append) == {}
+    assert "mixtape-render" in said[0]

@@ -31,7 +31,8 @@ CARD_NAME = "dataset.json"
 INDEX_NAME = "index.parquet"
 REJECTS_NAME = "rejects.parquet"
 #: Packages whose versions can change the bytes of a dataset (DSP, codecs, container writers).
-VERSIONED_PACKAGES = ("apache-beam", "numpy", "soundfile", "soxr", "librosa", "audiomentations", "pyarrow")
+VERSIONED_PACKAGES = ("apache-beam", "numpy", "soundfile", "soxr", "librosa", "audiomentations", "pyarrow",
+                      "python-stretch")
 
 INDEX_SCHEMA = pa.schema([
     ("key", pa.string()), ("split", pa.string()), ("shard", pa.string()), ("order", pa.int32()),
@@ -58,7 +59,9 @@ CLIPS_SCHEMA = pa.schema([
 def package_versions() -> dict[str, str]:
     import soundfile
 
-    out = {"mixtape": mixtape.__version__, "python": platform.python_version(),
+    from mixtape.pipelines.render import RENDER_VERSION
+
+    out = {"mixtape": mixtape.__version__, "mixtape-render": str(RENDER_VERSION), "python": platform.python_version(),
            "libsndfile": soundfile.__libsndfile_version__}
     for name in VERSIONED_PACKAGES:
         try:

@@ -52,6 +52,10 @@ class InputChanged(RuntimeError):
     pass
 
 
+#: How source audio becomes samples; bumped whenever the same inputs would render other bytes, so that the card
+#: records it and an incremental build never keeps shards rendered the old way (2: block-wise conversion).
+RENDER_VERSION = 2
+
 #: Sources reach the target rate and channel count in blocks of this length on a fixed grid from the clip's
 #: start, each decoded after its own seek, with resampler context on both sides. A sample costs the blocks
 #: its window touches, not the whole recording (a 4-minute song decoded whole for each 3 s sample costs 80x
