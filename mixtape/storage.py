@@ -100,11 +100,12 @@ def list_files(root: str) -> list[str]:
 
 
 @contextmanager
-def atomic_write(uri: str) -> Iterator[IO[bytes]]:
+def atomic_write(uri: str, durable: bool = True) -> Iterator[IO[bytes]]:
     """Write to a temporary sibling and rename into place only when the block finishes without error.
 
     A reader never sees a partial file under the final name; a failed or killed writer leaves only a
-    ``.tmp-`` file, which the next build of the same output removes.
+    ``.tmp-`` file, which the next build of the same output removes. ``durable``: flushed to disk before the
+    rename (a build's scratch files, which a crashed build never reuses, skip it).
     """
     tmp_name = f".tmp-{uuid.uuid4().hex}-{posixpath.basename(uri)}"
     if is_remote(uri):
@@ -127,7 +128,8 @@ def atomic_write(uri: str) -> Iterator[IO[bytes]]:
     try:
         yield f
         f.flush()
-        os.fsync(f.fileno())
+        if durable:
+            os.fsync(f.fileno())
         f.close()
         os.replace(tmp, path)
     except BaseException:
@@ -140,6 +142,6 @@ def atomic_write(uri: str) -> Iterator[IO[bytes]]:
         raise
 
 
-def write_bytes(uri: str, data: bytes) -> None:
-    with atomic_write(uri) as f:
+def write_bytes(uri: str, data: bytes, durable: bool = True) -> None:
+    with atomic_write(uri, durable) as f:
         f.write(data)

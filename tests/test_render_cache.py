@@ -155,3 +155,19 @@ def test_an_incremental_build_keeps_nothing_rendered_by_another_render_version(t
     said = []
     assert load_previous(str(old), said.append) == {}
     assert "mixtape-render" in said[0]
+
+
+def test_shards_are_flushed_to_disk_before_their_rename_and_scratch_parts_are_not(tmp_path, monkeypatch):
+    import os
+
+    from mixtape import storage
+    from mixtape.pipelines.manifest import write_part
+
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(os.readlink(f"/proc/self/fd/{fd}")), real_fsync(fd)))
+    storage.write_bytes(str(tmp_path / "train-000000.tar"), b"x" * 10240)
+    (tmp_path / PARTS_DIR).mkdir()
+    write_part(str(tmp_path), "train-000000.tar", "plan", [])
+    assert len(synced) == 1 and ".tmp-" in synced[0] and synced[0].endswith("train-000000.tar")
+    assert (tmp_path / "train-000000.tar").read_bytes() == b"x" * 10240

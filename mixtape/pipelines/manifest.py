@@ -161,7 +161,8 @@ def write_part(out_dir: str, shard: str, kind: str, rows: list[dict[str, Any]]) 
     """One shard's index or plan rows, beside the shards: the manifest then never holds every row of the
     dataset as Python objects, only compact Arrow columns."""
     schema = INDEX_SCHEMA if kind == "index" else PLAN_SCHEMA
-    storage.write_bytes(part_uri(out_dir, shard, kind), _parquet_bytes(rows, schema))
+    # scratch joined by the manifest and then removed; a build that dies is rebuilt from scratch: no fsync
+    storage.write_bytes(part_uri(out_dir, shard, kind), _parquet_bytes(rows, schema), durable=False)
 
 
 def _joined(out_dir: str, shards: list[str], kind: str) -> pa.Table:
