@@ -69,29 +69,38 @@ def mixtape_render(spec, rows) -> tuple[float, float]:
     return time.process_time() - t0, sum(r.duration_ms for r in rows) / 1000
 
 
-def baseline_render(rows, sr: int = 16000) -> tuple[float, float]:
-    t0 = time.process_time()
-    for row in rows:
-        steps = {s["op"]: s for s in row.augment}
-        rate = steps["time_stretch"]["rate"] if "time_stretch" in steps else 1.0
-        semis = steps["pitch_shift"]["semitones"] if "pitch_shift" in steps else 0
-        y, _ = librosa.load(row.uri, sr=sr, mono=True, offset=row.src_start_ms / 1000,
-                            duration=row.src_duration_ms / 1000)
+def baseline_flac(row, sr: int = 16000) -> bytes:
+    """One sample as a user's script makes it: ``librosa.load`` of the window (and the partner's), the
+    plan's pitch shift and stretch through ``audiomentations.Compose``, a hand-written SNR mix, FLAC.
+    ``bench/build.py``'s baseline workers call this too."""
+    steps = {s["op"]: s for s in row.augment}
+    y, _ = librosa.load(row.uri, sr=sr, mono=True, offset=row.src_start_ms / 1000,
+                        duration=row.src_duration_ms / 1000)
+    if "pitch_shift" in steps or "time_stretch" in steps:
+        semis = steps.get("pitch_shift", {}).get("semitones", 0)
+        rate = steps.get("time_stretch", {}).get("rate", 1.0)
         aug = am.Compose([am.PitchShift(min_semitones=semis, max_semitones=semis, p=1.0),
                           am.TimeStretch(min_rate=rate, max_rate=rate, p=1.0, leave_length_unchanged=False)])
         y = aug(samples=y, sample_rate=sr)
-        n = row.duration_ms * sr // 1000
-        y = np.pad(y, (0, max(0, n - len(y))))[:n]
-        if "mix" in steps:
-            ref = next(m for m in row.material if m["role"] == "partner")
-            p, _ = librosa.load(ref["uri"], sr=sr, mono=True, offset=ref["start_ms"] / 1000,
-                                duration=ref["duration_ms"] / 1000)
-            p = np.pad(p, (0, max(0, n - len(p))))[:n]
-            ps, ss = np.sqrt(np.mean(p**2)), np.sqrt(np.mean(y**2))
-            if ps > 0:
-                y = y + p * (ss / (ps * 10 ** (steps["mix"]["snr_db"] / 20)))
-        buf = io.BytesIO()
-        sf.write(buf, y, sr, format="FLAC", subtype="PCM_16")
+    n = row.duration_ms * sr // 1000
+    y = np.pad(y, (0, max(0, n - len(y))))[:n]
+    if "mix" in steps:
+        ref = next(m for m in row.material if m["role"] == "partner")
+        p, _ = librosa.load(ref["uri"], sr=sr, mono=True, offset=ref["start_ms"] / 1000,
+                            duration=ref["duration_ms"] / 1000)
+        p = np.pad(p, (0, max(0, n - len(p))))[:n]
+        ps, ss = np.sqrt(np.mean(p**2)), np.sqrt(np.mean(y**2))
+        if ps > 0:
+            y = y + p * (ss / (ps * 10 ** (steps["mix"]["snr_db"] / 20)))
+    buf = io.BytesIO()
+    sf.write(buf, y, sr, format="FLAC", subtype="PCM_16")
+    return buf.getvalue()
+
+
+def baseline_render(rows, sr: int = 16000) -> tuple[float, float]:
+    t0 = time.process_time()
+    for row in rows:
+        baseline_flac(row, sr)
     return time.process_time() - t0, sum(r.duration_ms for r in rows) / 1000
 
 

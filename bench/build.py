@@ -107,37 +107,13 @@ def plan_of(dataset: Path) -> list[PlanRow]:
 
 
 def baseline_sample(row: PlanRow) -> tuple[str, str, bytes, bytes]:
-    """What a user's worker function does for one sample: load the window at 16 kHz mono, augment with
-    audiomentations, mix a partner by hand, encode FLAC."""
-    import audiomentations as am
-    import librosa
-    import numpy as np
-    import soundfile as sf
+    """What a user's worker function returns for one sample: its FLAC (``bench/augment.py``'s baseline) and
+    a JSON document of labels and parameters."""
+    from augment import baseline_flac  # bench/, beside this script
 
-    steps = {s["op"]: s for s in row.augment}
-    y, _ = librosa.load(row.uri, sr=SR, mono=True, offset=row.src_start_ms / 1000,
-                        duration=row.src_duration_ms / 1000)
-    if "pitch_shift" in steps or "time_stretch" in steps:
-        semis = steps.get("pitch_shift", {}).get("semitones", 0)
-        rate = steps.get("time_stretch", {}).get("rate", 1.0)
-        aug = am.Compose([am.PitchShift(min_semitones=semis, max_semitones=semis, p=1.0),
-                          am.TimeStretch(min_rate=rate, max_rate=rate, p=1.0, leave_length_unchanged=False)])
-        y = aug(samples=y, sample_rate=SR)
-    n = row.duration_ms * SR // 1000
-    y = np.pad(y, (0, max(0, n - len(y))))[:n]
-    if "mix" in steps:
-        ref = next(m for m in row.material if m["role"] == "partner")
-        p, _ = librosa.load(ref["uri"], sr=SR, mono=True, offset=ref["start_ms"] / 1000,
-                            duration=ref["duration_ms"] / 1000)
-        p = np.pad(p, (0, max(0, n - len(p))))[:n]
-        ps, ss = np.sqrt(np.mean(p**2)), np.sqrt(np.mean(y**2))
-        if ps > 0:
-            y = y + p * (ss / (ps * 10 ** (steps["mix"]["snr_db"] / 20)))
-    buf = io.BytesIO()
-    sf.write(buf, y, SR, format="FLAC", subtype="PCM_16")
     doc = json.dumps({"key": row.key, "labels": row.labels, "augment": list(row.augment),
                       "licence": row.licence}).encode()
-    return row.split, row.key, buf.getvalue(), doc
+    return row.split, row.key, baseline_flac(row, SR), doc
 
 
 def run_baseline(rows: list[PlanRow], out: Path, workers: int = 2) -> dict[str, Any]:

@@ -69,9 +69,9 @@ def _cmd_build(args: argparse.Namespace, beam_args: list[str]) -> int:
         print("mixtape build: --cache-mb must be 0 or more (megabytes of decoded audio per render worker)",
               file=sys.stderr)
         return 2
-    cache = {} if args.cache_mb is None else {"cache_mb": args.cache_mb}
+    cache_mb = RunnerConfig.cache_mb if args.cache_mb is None else args.cache_mb  # the dataclass default
     card = build(spec, args.out, RunnerConfig(runner=args.runner, workers=args.workers, beam_args=tuple(beam_args),
-                                              **cache),
+                                              cache_mb=cache_mb),
                  overwrite=args.overwrite, incremental=args.incremental, log=print)
     if "dry_run" in card:
         job = card["dry_run"]
@@ -286,6 +286,12 @@ def _cmd_fsd50k(args: argparse.Namespace, beam_args: list[str]) -> int:
     return 0
 
 
+def _add_evaluation_shards(p: argparse.ArgumentParser) -> None:
+    """The shards that evaluate, embed and baseline read: URLs, or a dataset and one of its splits."""
+    p.add_argument("--shards", required=True, help="shard URLs (brace-expanded) or a dataset folder/URL")
+    p.add_argument("--split", default="valid", help="which split of a dataset folder (default valid)")
+
+
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mixtape", description="Reproducible, augmented music-ML datasets: "
                                 "Beam builds WebDataset shards from open collections; PyTorch trains on them.")
@@ -361,8 +367,7 @@ def make_parser() -> argparse.ArgumentParser:
     for name, fn in (("evaluate", _cmd_evaluate), ("embed", _cmd_embed)):
         e = sub.add_parser(name, help=COMMANDS[name], description=COMMANDS[name])
         e.add_argument("run", help="run folder written by `mixtape train` (best.pt if present, else checkpoint.pt)")
-        e.add_argument("--shards", required=True, help="shard URLs (brace-expanded) or a dataset folder/URL")
-        e.add_argument("--split", default="valid", help="which split of a dataset folder (default valid)")
+        _add_evaluation_shards(e)
         e.add_argument("--batch-size", type=int, default=32)
         e.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
         if name == "evaluate":
@@ -380,8 +385,7 @@ def make_parser() -> argparse.ArgumentParser:
     pr.set_defaults(func=_cmd_probe)
 
     bl = sub.add_parser("baseline", help=COMMANDS["baseline"], description=COMMANDS["baseline"])
-    bl.add_argument("--shards", required=True, help="shard URLs (brace-expanded) or a dataset folder/URL")
-    bl.add_argument("--split", default="valid", help="which split of a dataset folder (default valid)")
+    _add_evaluation_shards(bl)
     bl.add_argument("--out", help="also write the baseline's per-clip features (Parquet) for `mixtape probe`")
     bl.set_defaults(func=_cmd_baseline)
 

@@ -6,6 +6,7 @@ other scheme (gs://, s3://, ...) goes through Beam's FileSystems, which every ru
 
 from __future__ import annotations
 
+import errno
 import os
 import posixpath
 import urllib.parse
@@ -21,6 +22,14 @@ HTTP_TIMEOUT = 60
 
 class ShardURLError(ValueError):
     pass
+
+
+#: errno values that mean "this output cannot be written": no retry fixes them, and whichever worker met
+#: them, the build reports them as one line (see ``pipelines.build.write_failure``).
+WRITE_ERRNOS = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
+                errno.EROFS: "read-only file system", errno.EACCES: "permission denied",
+                errno.EPERM: "operation not permitted", errno.EFBIG: "file too large (a file-size limit)",
+                errno.ENOTDIR: "a path component is not a folder"}
 
 
 def open_url(url: str) -> IO[bytes]:

@@ -329,9 +329,13 @@ def _ab_documents(plan: ClipPlan, mbid: str, file_name: str) -> tuple[dict, dict
     return low, high
 
 
+def _sound_id(plan: ClipPlan) -> int:
+    return 400_000 + plan.index * 37
+
+
 def _write_clip(job: tuple[ClipPlan, int, Path]) -> None:
     plan, seed, folder = job
-    sid = 400_000 + plan.index * 37
+    sid = _sound_id(plan)
     ext, container, subtype = plan.fmt
     audio = compose(plan, _clip_rng(seed, 1_000 + plan.index))
     _write_audio(folder / f"{sid}.{ext}", audio, plan.sample_rate, container, subtype, serial=sid)
@@ -357,7 +361,7 @@ def generate(out: str | Path, seed: int = 7, n_clips: int = 60, min_seconds: flo
         for job in jobs:
             _write_clip(job)
     for plan in plans:
-        sid = 400_000 + plan.index * 37
+        sid = _sound_id(plan)
         ext = plan.fmt[0]
         name = f"{sid}.{ext}"
         tags = sorted({plan.style.name, *plan.instruments, *(["drums"] if plan.style.drums else []),

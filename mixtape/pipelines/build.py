@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import re
@@ -128,25 +127,18 @@ def dataflow_job(result: Any, options: PipelineOptions) -> dict[str, Any]:
     return {"job": json.loads(job.json()), "environment": json.loads(type(env.proto).to_json(env.proto))}
 
 
-#: errno values that mean "this output cannot be written", whichever worker met them.
-WRITE_ERRNOS = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
-                errno.EROFS: "read-only file system", errno.EACCES: "permission denied",
-                errno.EPERM: "operation not permitted", errno.EFBIG: "file too large (a file-size limit)",
-                errno.ENOTDIR: "a path component is not a folder"}
-
-
 def write_failure(e: BaseException) -> str | None:
     """The write problem behind a failed pipeline, if that is what it was. Runners wrap worker exceptions
     (often as text with the remote traceback), so both the exception chain and its text are searched."""
     seen: BaseException | None = e
     while seen is not None:
-        if isinstance(seen, OSError) and seen.errno in WRITE_ERRNOS:
+        if isinstance(seen, OSError) and seen.errno in storage.WRITE_ERRNOS:
             where = f": {seen.filename}" if seen.filename else ""
-            return f"{WRITE_ERRNOS[seen.errno]} ({seen.strerror}{where})"
+            return f"{storage.WRITE_ERRNOS[seen.errno]} ({seen.strerror}{where})"
         seen = seen.__cause__ or seen.__context__
     match = re.search(r"\[Errno (\d+)\] ([^\n'\"]+)", str(e))
-    if match and int(match.group(1)) in WRITE_ERRNOS:
-        return f"{WRITE_ERRNOS[int(match.group(1))]} ({match.group(2).strip()})"
+    if match and int(match.group(1)) in storage.WRITE_ERRNOS:
+        return f"{storage.WRITE_ERRNOS[int(match.group(1))]} ({match.group(2).strip()})"
     return None
 
 
@@ -189,8 +181,9 @@ def load_previous(out_dir: str, log: Callable[[str], None]) -> dict[str, Any]:
         log("incremental: no previous dataset here; building everything")
         return {}
     card = json.loads(storage.read_bytes(card_path))
-    if card.get("versions") != package_versions():
-        changed = sorted(k for k, v in package_versions().items() if card.get("versions", {}).get(k) != v)
+    now = package_versions()
+    if card.get("versions") != now:
+        changed = sorted(k for k, v in now.items() if card.get("versions", {}).get(k) != v)
         log(f"incremental: versions changed since the previous build ({', '.join(changed)}); rendering everything")
         return {}
     index = storage.read_parquet(os.path.join(out_dir, INDEX_NAME)).to_pylist()

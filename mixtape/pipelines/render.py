@@ -5,7 +5,6 @@ Decode, augment and encode stay fused in one step, so nothing heavy is pickled b
 
 from __future__ import annotations
 
-import errno
 import io
 import json
 import logging
@@ -43,9 +42,6 @@ CACHE_MB = 512
 
 #: Attempts per shard before a render task gives up.
 RENDER_ATTEMPTS = 3
-#: Write errors no retry can fix: a full disk or quota, a read-only or forbidden folder, a file-size limit.
-PERMANENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG,
-                              errno.ENOTDIR})
 
 
 class InputChanged(RuntimeError):
@@ -202,8 +198,8 @@ def decode_window(data: bytes, name: str, offset_frames: int, length_frames: int
 
 
 def cut(audio: np.ndarray, sr: int, start_ms: int, duration_ms: int) -> np.ndarray:
-    """A window in milliseconds, padded with silence where the audio ends early (resampling can leave
-    the last window a sample short; a stretched window may reach past a short clip)."""
+    """A window in milliseconds of a whole converted clip, padded with silence where the audio ends early:
+    the reference that ``SourceCache.window`` (block-wise) matches to float rounding."""
     start, n = start_ms * sr // 1000, duration_ms * sr // 1000
     window = audio[:, start:start + n]
     if window.shape[1] < n:
@@ -324,7 +320,7 @@ class RenderShard(beam.DoFn):
             try:
                 return render_shard(name, ordered, self.audio, self.out_dir, self.logmel, self.cache)
             except OSError as e:
-                if e.errno in PERMANENT_ERRNOS or attempt == RENDER_ATTEMPTS:
+                if e.errno in storage.WRITE_ERRNOS or attempt == RENDER_ATTEMPTS:
                     raise
                 error: Exception = e
             except (InputChanged, AudioError):

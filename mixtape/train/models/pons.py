@@ -13,6 +13,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from mixtape.train.models.layers import max_mean_pool
+
 TIMBRE_HEIGHTS = (0.9, 0.4)
 TIMBRE_WIDTHS = (1, 3, 7)
 TEMPORAL_LENGTHS = (16, 32, 64)  # frames: 0.25-1 s at a 16 ms hop
@@ -46,5 +48,4 @@ class PonsCNN(nn.Module):
         m1 = self.mid1(front)
         m2 = self.mid2(m1) + m1
         feats = torch.cat([front, m1, m2], dim=1)
-        pooled = torch.cat([feats.amax(dim=2), feats.mean(dim=2)], dim=1)
-        return self.dense(pooled)
+        return self.dense(max_mean_pool(feats))

@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mixtape.train.models.layers import max_mean_pool, stack
+
 
 def _stage(c_in: int, c_out: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv1d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm1d(c_out), nn.ReLU(),
@@ -25,14 +27,8 @@ class SampleCNN(nn.Module):
             raise ValueError("samplecnn needs at least 2 blocks")
         self.input_samples = 3 ** (blocks + 1)
         self.stem = nn.Sequential(nn.Conv1d(1, width, 3, stride=3, bias=False), nn.BatchNorm1d(width), nn.ReLU())
-        chans = [width * 2 ** min(2, 3 * i // blocks) for i in range(blocks)]
-        stages, c = [], width
-        for c_out in chans:
-            stages.append(_stage(c, c_out))
-            c = c_out
-        self.stages = nn.Sequential(*stages)
+        self.stages, c = stack(_stage, width, [width * 2 ** min(2, 3 * i // blocks) for i in range(blocks)])
         self.embed_dim = 2 * c
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        x = self.stages(self.stem(wave))
-        return torch.cat([x.amax(dim=2), x.mean(dim=2)], dim=1)
+        return max_mean_pool(self.stages(self.stem(wave)))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mixtape.train.models.layers import max_mean_pool, stack
+
 
 def _block(c_in: int, c_out: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(),
@@ -19,14 +21,8 @@ class ShortChunkCNN(nn.Module):
 
     def __init__(self, width: int = 16, blocks: int = 4):
         super().__init__()
-        chans = [width * 2 ** min(2, (i + 1) // 2) for i in range(blocks)]
-        layers, c = [], 1
-        for c_out in chans:
-            layers.append(_block(c, c_out))
-            c = c_out
-        self.features = nn.Sequential(*layers)
+        self.features, c = stack(_block, 1, [width * 2 ** min(2, (i + 1) // 2) for i in range(blocks)])
         self.embed_dim = 2 * c
 
     def forward(self, spec: torch.Tensor) -> torch.Tensor:
-        x = self.features(spec).flatten(2)
-        return torch.cat([x.amax(dim=2), x.mean(dim=2)], dim=1)
+        return max_mean_pool(self.features(spec).flatten(2))
