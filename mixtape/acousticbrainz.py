@@ -15,18 +15,18 @@ No audio here: these labels join to audio by MusicBrainz recording id.
 
 from __future__ import annotations
 
-import bz2
-import gzip
 import io
 import os
 import re
 import tarfile
+import zlib
 from collections.abc import Iterator
 from pathlib import PurePosixPath
 from typing import Any
 
 from mixtape import storage
 from mixtape.pipelines.sources.common import is_junk
+from mixtape.untrusted import show
 
 MBID_IN_NAME = re.compile(r"([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})")
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.zst", ".tar.zstd")
@@ -38,22 +38,54 @@ class BadDocument(ValueError):
         super().__init__(f"{name}: {detail}")
 
 
+#: The largest document read from an archive (real low-level documents are about 100 KB): a member that
+#: claims more is refused before it is read, so a crafted archive cannot exhaust memory.
+MAX_DOCUMENT_BYTES = 64 << 20
+
+
+class BadArchive(ValueError):
+    """An archive that cannot be read to its end; ``documents`` were read before the problem."""
+
+    def __init__(self, name: str, documents: int, detail: str):
+        self.name, self.documents = name, documents
+        super().__init__(f"{name}: {detail} after {documents} document(s); the documents before it are used")
+
+
 def _open_archive(data: bytes, name: str) -> tarfile.TarFile:
+    """A streaming reader of a dump archive, decompressing as it goes (never the whole archive at once)."""
     lower = name.lower()
     if lower.endswith((".tar.zst", ".tar.zstd")):
         import zstandard
 
         raw = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data))
         return tarfile.open(fileobj=raw, mode="r|")
-    if lower.endswith(".tar.bz2"):
-        return tarfile.open(fileobj=io.BytesIO(bz2.decompress(data)), mode="r|")
-    if lower.endswith((".tar.gz", ".tgz")):
-        return tarfile.open(fileobj=io.BytesIO(gzip.decompress(data)), mode="r|")
-    return tarfile.open(fileobj=io.BytesIO(data), mode="r|")
+    mode = "r|bz2" if lower.endswith(".tar.bz2") else "r|gz" if lower.endswith((".tar.gz", ".tgz")) else "r|"
+    return tarfile.open(fileobj=io.BytesIO(data), mode=mode)
 
 
-def iter_json_files(path: str) -> Iterator[tuple[str, bytes]]:
-    """(name, bytes) of every JSON document under ``path``: a file, a folder tree, or archives in it."""
+def _archive_documents(data: bytes, rel: str) -> Iterator[tuple[str, bytes]]:
+    """The JSON members of one archive; a truncated or corrupt archive raises :class:`BadArchive` after
+    yielding every document before the damage."""
+    count = 0
+    try:
+        with _open_archive(data, rel) as tar:
+            for member in tar:
+                if not (member.isreg() and member.name.lower().endswith(".json") and not is_junk(member.name)):
+                    continue
+                if member.size > MAX_DOCUMENT_BYTES:
+                    raise BadArchive(rel, count, f"member {show(member.name)} claims {member.size} bytes")
+                f = tar.extractfile(member)
+                yield f"{rel}!{member.name}", f.read() if f else b""
+                count += 1
+    except BadArchive:
+        raise
+    except (tarfile.TarError, EOFError, OSError, zlib.error, ValueError) as e:
+        raise BadArchive(rel, count, f"the archive is damaged or truncated ({type(e).__name__}: {e})") from None
+
+
+def iter_json_files(path: str) -> Iterator[tuple[str, bytes | BadArchive]]:
+    """(name, bytes) of every JSON document under ``path``: a file, a folder tree, or archives in it. A
+    damaged archive yields its readable documents, then ``(archive name, BadArchive)``."""
     if os.path.isdir(path) or (storage.is_remote(path) and not path.endswith((".json", *ARCHIVE_SUFFIXES))):
         entries = [(rel, storage.join(path, rel)) for rel in storage.list_files(path)]
     else:
@@ -63,11 +95,10 @@ def iter_json_files(path: str) -> Iterator[tuple[str, bytes]]:
             continue
         lower = rel.lower()
         if lower.endswith(ARCHIVE_SUFFIXES):
-            with _open_archive(storage.read_bytes(uri), rel) as tar:
-                for member in tar:
-                    if member.isreg() and member.name.lower().endswith(".json") and not is_junk(member.name):
-                        f = tar.extractfile(member)
-                        yield f"{rel}!{member.name}", f.read() if f else b""
+            try:
+                yield from _archive_documents(storage.read_bytes(uri), rel)
+            except BadArchive as e:
+                yield rel, e
         elif lower.endswith(".json"):
             yield rel, storage.read_bytes(uri)
 

@@ -14,10 +14,15 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from mixtape.untrusted import clean_detail
+
 #: Length of the blocks whose loudness the probe records; snippet windows are judged from these.
 LOUDNESS_BLOCK_MS = 100
 #: dBFS floor written for digital silence (log of zero).
 SILENCE_DB = -200.0
+#: Sample rates mixtape accepts from a source (and from a shard): outside them a file is rejected
+#: (``unsupported_rate``): 1 Hz misaligns every loudness block, 10 MHz is not audio a model hears.
+SOURCE_RATES = (1000, 768000)
 
 
 class AudioError(Exception):
@@ -85,11 +90,22 @@ def _open_checked(data: bytes, name: str) -> sf.SoundFile:
     try:
         f = sf.SoundFile(io.BytesIO(data))
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as e:
-        raise AudioError("undecodable", f"{name}: {e}") from e
+        raise AudioError("undecodable", f"{name}: {_decoder_message(e)}") from e
     if f.samplerate <= 0 or f.channels <= 0:
         f.close()
         raise AudioError("undecodable", f"{name}: header says {f.samplerate} Hz, {f.channels} channels")
+    lo, hi = SOURCE_RATES
+    if not lo <= f.samplerate <= hi:
+        f.close()
+        raise AudioError("unsupported_rate", f"{name}: {f.samplerate} Hz is outside the {lo}-{hi} Hz mixtape reads")
     return f
+
+
+def _decoder_message(e: Exception) -> str:
+    """What the decoder said, without the repr of the in-memory file it was handed (which carries a memory
+    address, so a reject's detail would differ between two builds of the same input)."""
+    text = getattr(e, "error_string", None) or str(e)
+    return clean_detail(text.replace("Error opening <_io.BytesIO object>: ", ""))
 
 
 def _read_checked(f: sf.SoundFile, data: bytes, name: str, frames: int) -> np.ndarray:
@@ -100,7 +116,8 @@ def _read_checked(f: sf.SoundFile, data: bytes, name: str, frames: int) -> np.nd
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as e:
         got = _frames_before_error(data)  # how far it really decodes, in small blocks
         raise AudioError("truncated" if got else "undecodable",
-                         f"{name}: decoding fails after {got} of {f.frames} declared frames ({e})") from e
+                         f"{name}: decoding fails after {got} of {f.frames} declared frames "
+                         f"({_decoder_message(e)})") from e
     if not np.isfinite(chunk).all():
         raise AudioError("non_finite", f"{name} holds NaN or infinite samples")
     return chunk

@@ -106,7 +106,8 @@ def _cmd_train(args: argparse.Namespace, beam_args: list[str]) -> int:
                       resampled=args.resampled, eval_every=args.eval_every, patience=args.patience,
                       checkpoint_every=args.checkpoint_every, num_workers=args.workers, seed=args.seed,
                       threads=args.threads, device=args.device, amp=not args.no_amp, resume=args.resume,
-                      stop_after=args.stop_after, trace=args.trace)
+                      stop_after=args.stop_after, trace=args.trace, force=args.force,
+                      verify_remote=args.verify_remote)
     r = train(cfg)
     if int(os.environ.get("RANK", "0")) != 0:
         return 0
@@ -281,7 +282,10 @@ def _cmd_freesound(args: argparse.Namespace, beam_args: list[str]) -> int:
 def _cmd_fsd50k(args: argparse.Namespace, beam_args: list[str]) -> int:
     from mixtape.fsd50k import unpack_release
 
-    written = unpack_release(args.dist, args.out)
+    skipped: list[str] = []
+    written = unpack_release(args.dist, args.out, skipped)
+    for name in skipped:
+        print(f"skipped {name}: only regular files are extracted")
     print(f"{len(written)} files -> {args.out} (read it with `kind: fsd50k, path: {args.out}`)")
     return 0
 
@@ -355,6 +359,10 @@ def make_parser() -> argparse.ArgumentParser:
     g.add_argument("--checkpoint-every", type=int, default=0, help="also checkpoint every N steps")
     g.add_argument("--resume", help="continue the run in this folder (or checkpoint) exactly where it stopped")
     g.add_argument("--stop-after", type=int, help="leave after N steps of this invocation (resume later)")
+    g.add_argument("--force", action="store_true",
+                   help="with --resume: continue even on a dataset with another spec hash or vocabulary")
+    g.add_argument("--verify-remote", action="store_true",
+                   help="check remote shards against the card's sha256 before reading (local ones always are)")
     g = t.add_argument_group("machine")
     g.add_argument("--workers", type=int, default=0, help="DataLoader worker processes per rank")
     g.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
@@ -461,7 +469,10 @@ def quiet_logging() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     quiet_logging()
+    from mixtape.dataset.card import CardError
+    from mixtape.dataset.names import UnsafeName
     from mixtape.freesound.client import FreesoundError
+    from mixtape.fsd50k import UnpackError
     from mixtape.pipelines.build import BuildError
     from mixtape.report import ReportError
     from mixtape.spec import SpecError
@@ -471,6 +482,7 @@ def main(argv: list[str] | None = None) -> int:
     from mixtape.train.runs import RunError
     from mixtape.train.tasks import TaskError
     from mixtape.train.transfer import ProbeError
+    from mixtape.untrusted import UntrustedInputError
 
     own, beam_args = _split_beam_args(list(sys.argv[1:] if argv is None else argv))
     args = make_parser().parse_args(own)
@@ -481,6 +493,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args, beam_args)
     except (SpecError, BuildError, TrainError, ShardURLError, FileExistsError, FileNotFoundError,
-            FreesoundError, UsageError, CheckpointError, RunError, TaskError, ProbeError, ReportError) as e:
+            FreesoundError, UsageError, CheckpointError, RunError, TaskError, ProbeError, ReportError, CardError,
+            UntrustedInputError, UnsafeName, UnpackError) as e:
         print(f"mixtape {args.command}: {e}", file=sys.stderr)
         return 2

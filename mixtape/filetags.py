@@ -46,19 +46,26 @@ def _text(value: Any) -> str:
 def read_tags(source: bytes | str) -> dict[str, str]:
     """The tags above that a file carries (keys of ``_FIELDS``); empty when it has none or is not audio.
 
-    ``source`` is the file's bytes, or a URI: a local path is opened by mutagen, which reads only the tag
-    blocks (not the audio the probe will read anyway); other URIs are fetched whole.
+    ``source`` is the file's bytes, or a URI: of a local file mutagen reads only the tag blocks (not the
+    audio the probe will read anyway), and only if it is a regular file; other URIs are fetched whole.
     """
-    try:
-        if isinstance(source, str):
-            from mixtape import storage
+    from mixtape import storage
 
-            target = source if not storage.is_remote(source) else io.BytesIO(storage.read_bytes(source))
+    handle = None
+    try:
+        if isinstance(source, str) and not storage.is_remote(source):
+            # opened by mixtape, which refuses FIFOs and devices without blocking; mutagen reads the tags only
+            handle = target = storage.open_local(source)
+        elif isinstance(source, str):
+            target = io.BytesIO(storage.read_bytes(source))
         else:
             target = io.BytesIO(source)
         f = mutagen.File(target)
     except Exception:  # mutagen raises many types on junk and unreadable files; tags are optional
         return {}
+    finally:
+        if handle is not None:
+            handle.close()
     if f is None or f.tags is None:
         return {}
     tags = f.tags

@@ -3,22 +3,37 @@
 
 from __future__ import annotations
 
+import struct
+import zipfile
 from pathlib import Path
 
 from mixtape.splitzip import extract
+from mixtape.untrusted import show
 
 
-def unpack_release(dist: str | Path, out: str | Path) -> list[str]:
+class UnpackError(RuntimeError):
+    """A release that cannot be unpacked; the message names the archive and the problem."""
+
+
+def unpack_release(dist: str | Path, out: str | Path, skipped: list[str] | None = None) -> list[str]:
     """Extract every ``*.zip`` of the release folder (with its ``.zNN`` parts) into ``out``.
 
     The release's ``FSD50K.doc.zip`` has been seen holding the ground truth instead of the docs; whatever
-    each archive holds lands at its own path, so the result is the same either way.
+    each archive holds lands at its own path, so the result is the same either way. A damaged archive (bad
+    CRC, a missing or truncated part) is one :class:`UnpackError` naming it; members extracted before it are
+    complete files, and rerunning continues where it stopped.
     """
     dist, out = Path(dist), Path(out)
     archives = sorted(dist.glob("*.zip"))
     if not archives:
-        raise FileNotFoundError(f"{dist} holds no .zip archives of the FSD50K release")
+        raise UnpackError(f"{dist} holds no .zip archives of the FSD50K release")
     written: list[str] = []
     for archive in archives:
-        written += extract(archive, out)
+        try:
+            written += extract(archive, out, skipped)
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, struct.error) as e:
+            if isinstance(e, FileExistsError):
+                raise UnpackError(str(e)) from None
+            raise UnpackError(f"{archive.name} is damaged or incomplete ({type(e).__name__}: {show(e)}); check that "
+                              "every .zNN part is present and fully downloaded") from None
     return sorted(set(written))

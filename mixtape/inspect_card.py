@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 
+from mixtape.dataset.card import read_card
+from mixtape.dataset.names import CARD_NAME, INDEX_NAME
 from mixtape.licences import licence_family
-from mixtape.storage import open_url, read_parquet
-
-
-def _read(url: str) -> bytes:
-    with open_url(url) as f:
-        return f.read()
+from mixtape.storage import read_parquet
+from mixtape.untrusted import show
 
 
 def describe(dataset: str, top: int = 8) -> list[str]:
-    base = dataset[: -len("dataset.json")].rstrip("/") if dataset.endswith("dataset.json") else dataset.rstrip("/")
-    card = json.loads(_read(f"{base}/dataset.json"))
+    """Lines for people; every text read from the card or index is escaped (it may hold anything)."""
+    base = dataset[: -len(CARD_NAME)].rstrip("/") if dataset.endswith(CARD_NAME) else dataset.rstrip("/")
+    card = read_card(f"{base}/{CARD_NAME}")
     try:
-        index = read_parquet(f"{base}/{card['files']['index']}").to_pylist()
+        index = read_parquet(f"{base}/{INDEX_NAME}").to_pylist()
     except (OSError, ValueError):
         index = []
+    return [show(line, 2000) for line in _lines(card, index, top)]
+
+
+def _lines(card: dict, index: list[dict], top: int) -> list[str]:
     a = card["audio"]
     lines = [f"{card['name']} {card.get('version', '')} — spec {card['spec_hash'][:12]}, seed {card['seed']}, "
              f"{a['sample_rate']} Hz × {a['channels']} ch {a['format']}, {a['snippet_seconds']:g} s samples, "

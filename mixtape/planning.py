@@ -16,6 +16,7 @@ from mixtape.audio import window_rms_db
 from mixtape.augment import apply_chain_labels, draw_chain
 from mixtape.augment.label_transforms import window as window_labels
 from mixtape.augment.ops import OPS, Context, warp_params
+from mixtape.dataset.names import shard_name
 from mixtape.hashing import SHARD_SALT, SPLIT_SALT, digest128, rng_for, unit_interval
 from mixtape.records import Clip, PlanRow, Reject
 from mixtape.spec import DatasetSpec
@@ -266,10 +267,6 @@ def _fullest_range(values: list[int], n: int) -> int:
 
 def shard_index(hash_hex: str, boundaries: Sequence[str]) -> int:
     return bisect.bisect_right(boundaries, hash_hex) - 1
-
-
-def shard_name(split: str, index: int) -> str:
-    return f"{split}-{index:06d}.tar"
 
 
 def shard_pattern(base: str, names: list[str]) -> str:

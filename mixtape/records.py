@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from mixtape.untrusted import clean_detail, show
+
 
 @dataclass(frozen=True)
 class Clip:
@@ -88,6 +90,11 @@ class Reject:
     reason: str
     detail: str
 
+    def __post_init__(self) -> None:
+        # The rejects table must be the same bytes on every run: no memory addresses, no raw control characters.
+        object.__setattr__(self, "detail", clean_detail(self.detail))
+        object.__setattr__(self, "path", show(self.path, limit=1000))
+
 
 @dataclass(frozen=True)
 class PlanRow:
@@ -133,7 +140,10 @@ class PlanRow:
 
         def locate(source: str, relpath: str) -> str:
             if source not in roots:
-                raise KeyError(f"the plan reads source {source!r}, which no spec source provides")
+                raise KeyError(f"the plan reads source {show(source)}, which no spec source provides")
+            parts = str(relpath).replace("\\", "/").split("/")
+            if not relpath or str(relpath).startswith("/") or ".." in parts:
+                raise ValueError(f"the plan names an input outside its source: {show(relpath)}")
             return storage.join(roots[source], relpath)
 
         fields = {k: v for k, v in rec.items() if k in cls.__dataclass_fields__}

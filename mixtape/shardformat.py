@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
+import re
 import tarfile
 from collections.abc import Iterator
 from typing import IO, Any
 
 from mixtape.hashing import canonical_json
+from mixtape.untrusted import UntrustedInputError, load_json, show
 
 AUDIO_EXTENSIONS = ("flac", "wav")
 #: The only member suffixes a reader will ever load; anything else (.pyd, .pth, ...) is skipped unread.
@@ -27,13 +28,27 @@ class UnsafeMemberName(ValueError):
     pass
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
 def check_member_name(name: str) -> str:
-    """Refuse names that could escape an extraction directory or confuse key grouping."""
+    """Refuse names that could escape an extraction directory, confuse key grouping or forge a line of
+    output when printed: empty, absolute, ``.`` / ``..`` / empty components, backslashes, control characters."""
     parts = name.split("/")
-    if (not name or name.startswith("/") or "\\" in name or "\x00" in name
+    if (not name or name.startswith("/") or "\\" in name or _CONTROL.search(name)
             or any(p in ("", ".", "..") for p in parts)):
-        raise UnsafeMemberName(f"unsafe tar member name {name!r}")
+        raise UnsafeMemberName(f"unsafe tar member name {show(name)}")
     return name
+
+
+def unsafe_key_problem(clip_id: str) -> str | None:
+    """Why a clip id cannot start sample keys (its members would be refused by every reader), or None."""
+    try:
+        check_member_name(f"{clip_id}/0/0.json")
+    except UnsafeMemberName:
+        return (f"{show(clip_id)} cannot name shard members (tar member names may not hold backslashes, control "
+                "characters or empty, '.' or '..' path parts); rename the file")
+    return None
 
 
 def split_member_name(name: str) -> tuple[str, str]:
@@ -139,33 +154,69 @@ class ShardWriter:
         self.closed = True
 
 
-def iter_members(stream: IO[bytes], on_skip: Any = None) -> Iterator[tuple[str, str, bytes]]:
+#: The largest member a reader loads when it is not told better (a dataset's card sets the bound: no member
+#: is larger than the largest shard it lists).
+MAX_MEMBER_BYTES = 1 << 30
+#: Member types a reader loads: plain files. Sparse files, links, devices, FIFOs are skipped and counted.
+_PLAIN = (tarfile.REGTYPE, tarfile.AREGTYPE)
+
+
+def _skip_reason(info: tarfile.TarInfo, max_bytes: int) -> str | None:
+    if info.type not in _PLAIN or info.issparse():
+        kind = {tarfile.SYMTYPE: "a symlink", tarfile.LNKTYPE: "a hard link", tarfile.CHRTYPE: "a device",
+                tarfile.BLKTYPE: "a device", tarfile.FIFOTYPE: "a FIFO", tarfile.DIRTYPE: "a folder"}.get(
+            info.type, "a sparse file" if info.issparse() else f"of type {info.type!r}")
+        return None if info.type == tarfile.DIRTYPE else f"{kind}, not a plain file"
+    try:
+        check_member_name(info.name)
+    except UnsafeMemberName:
+        return "an unsafe name"
+    if info.size > max_bytes:
+        return f"{info.size} bytes, over the {max_bytes}-byte limit"
+    if split_member_name(info.name)[1].lower() not in SAFE_SUFFIXES:
+        return "a member type mixtape never loads"
+    return None
+
+
+def iter_members(stream: IO[bytes], on_skip: Any = None, max_member_bytes: int = MAX_MEMBER_BYTES
+                 ) -> Iterator[tuple[str, str, bytes]]:
     """Yield (key, suffix, bytes) for the safe members of a tar stream, in order, without extracting.
 
-    Members with unknown suffixes are skipped without reading them; unsafe names raise.
+    Only uncompressed (ustar / pax) tars are read: a compressed stream is refused at its first header, so a
+    few kilobytes can never expand to gigabytes. A member that is not a plain file, has an unsafe name, is
+    larger than ``max_member_bytes`` or has a suffix mixtape does not load is skipped unread; ``on_skip``
+    hears ``(escaped name, reason)`` for each, and the members after it are still read.
     """
-    with tarfile.open(fileobj=stream, mode="r|*") as tar:
+    with tarfile.open(fileobj=stream, mode="r|") as tar:
         for info in tar:
-            if not info.isreg():
-                continue
-            check_member_name(info.name)
-            key, suffix = split_member_name(info.name)
-            if suffix.lower() not in SAFE_SUFFIXES:
+            reason = _skip_reason(info, max_member_bytes)
+            if reason is not None:
                 if on_skip is not None:
-                    on_skip(info.name)
+                    on_skip(show(info.name), reason)
                 continue
+            if info.type == tarfile.DIRTYPE:
+                continue
+            key, suffix = split_member_name(info.name)
             f = tar.extractfile(info)
             yield key, suffix.lower(), f.read() if f is not None else b""
 
 
-def iter_samples(stream: IO[bytes], on_skip: Any = None) -> Iterator[dict[str, Any]]:
-    """Group consecutive members by key into samples: {"__key__", "<audio ext>": bytes, "json": dict}."""
+def iter_samples(stream: IO[bytes], on_skip: Any = None, max_member_bytes: int = MAX_MEMBER_BYTES
+                 ) -> Iterator[dict[str, Any]]:
+    """Group consecutive members by key into samples: {"__key__", "<audio ext>": bytes, "json": dict}; a
+    JSON member that does not parse is kept as its bytes under ``"json_bytes"`` for the caller to judge."""
     current: dict[str, Any] | None = None
-    for key, suffix, data in iter_members(stream, on_skip):
+    for key, suffix, data in iter_members(stream, on_skip, max_member_bytes):
         if current is None or current["__key__"] != key:
             if current is not None:
                 yield current
             current = {"__key__": key}
-        current[suffix] = json.loads(data.decode("utf-8")) if suffix == "json" else data
+        if suffix == "json":
+            try:
+                current["json"] = load_json(data, f"{show(key)}.json")
+            except UntrustedInputError:
+                current["json_bytes"] = data
+        else:
+            current[suffix] = data
     if current is not None:
         yield current

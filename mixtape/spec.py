@@ -15,6 +15,8 @@ from typing import Any
 import yaml
 
 from mixtape.hashing import canonical_json, sha256_hex
+from mixtape.storage import open_local
+from mixtape.untrusted import brief, show
 
 SOURCE_KINDS = ("freesound_dump", "folder")
 GROUP_FIELDS = ("clip", "uploader", "pack", "artist", "album", "release_group", "source_id", "fold")
@@ -32,6 +34,14 @@ class SpecError(ValueError):
         self.problems = problems
         super().__init__("invalid dataset spec:\n" + "\n".join(f"  - {p}" for p in problems))
 
+
+#: Bounds on what a spec may be: a spec is a page of YAML, and YAML aliases can make a few hundred bytes
+#: stand for gigabytes of nested lists (an "alias bomb"), so the loader counts the values it would visit.
+MAX_SPEC_BYTES = 1 << 20
+MAX_SPEC_VALUES = 100_000
+#: hash-range shards need room: with fewer samples per range, the ranges needed grow with the square of
+#: the sample count (a birthday bound), so `stable` takes at least this many; `balanced` takes any number.
+MIN_STABLE_SHARD_SAMPLES = 4
 
 REQUIRED = object()
 DEFAULT_EXTENSIONS = ["flac", "mp3", "ogg", "wav"]
@@ -52,7 +62,12 @@ SOURCE_OPTIONS: dict[str, dict[str, tuple[str, Any]]] = {
                "read_tags": ("bool", True)},
 }
 COMMON_SOURCE_OPTIONS: dict[str, tuple[str, Any]] = {"extensions": ("exts", DEFAULT_EXTENSIONS),
-                                                     "licence": ("str", None)}
+                                                     "licence": ("str", None),
+                                                     # symlinks leading out of the source are rejects unless set
+                                                     "follow_symlinks": ("bool", False)}
+#: Options added after datasets were built with their spec hashes: left out of the normalised spec while
+#: they hold their default, so those hashes still hold.
+LATER_SOURCE_DEFAULTS = {"follow_symlinks": False}
 SOURCE_KINDS = tuple(SOURCE_OPTIONS)
 #: The id namespace of a source when the spec gives it no ``name``: clip ids read ``<name>:<id>``.
 DEFAULT_SOURCE_NAMES = {"freesound_dump": "freesound", "freesound_pack": "freesound", "fsd50k": "fsd50k",
@@ -219,6 +234,9 @@ class DatasetSpec:
         for source in d["sources"]:
             if source["kind"] == "freesound_dump" and source.get("ac_min_confidence") == 0.5:
                 del source["ac_min_confidence"]  # likewise
+            for key, default in LATER_SOURCE_DEFAULTS.items():
+                if source.get(key) == default:
+                    del source[key]
         return d
 
     @property
@@ -249,7 +267,8 @@ class _Reader:
             self.fail(where, f"must be a mapping, got {type(raw).__name__}")
             return {}
         for k in sorted(set(raw) - known, key=str):
-            self.fail(f"{where}.{k}", f"unknown field; allowed here: {', '.join(sorted(known))}")
+            self.fail(f"{where}.{k if isinstance(k, str) and len(k) <= 40 else brief(k)}",
+                      f"unknown field; allowed here: {', '.join(sorted(known))}")
         return raw
 
     def number(self, raw: dict, key: str, where: str, default: float, *, lo: float | None = None,
@@ -257,23 +276,23 @@ class _Reader:
         v = raw.get(key, default)
         path = f"{where}.{key}"
         if isinstance(v, bool) or not isinstance(v, (int, float)) or (isinstance(v, float) and not math.isfinite(v)):
-            self.fail(path, f"must be a {'whole ' if integer else ''}number, got {v!r}")
+            self.fail(path, f"must be a {'whole ' if integer else ''}number, got {brief(v)}")
             return default
         if integer and v != int(v):
-            self.fail(path, f"must be a whole number, got {v!r}")
+            self.fail(path, f"must be a whole number, got {brief(v)}")
             return default
         if lo is not None and (v <= lo if lo_open else v < lo):
-            self.fail(path, f"must be {'>' if lo_open else '>='} {lo}, got {v!r}")
+            self.fail(path, f"must be {'>' if lo_open else '>='} {lo}, got {brief(v)}")
             return default
         if hi is not None and v > hi:
-            self.fail(path, f"must be <= {hi}, got {v!r}")
+            self.fail(path, f"must be <= {hi}, got {brief(v)}")
             return default
         return int(v) if integer else float(v)
 
     def choice(self, raw: dict, key: str, where: str, default: Any, options: tuple) -> Any:
         v = raw.get(key, default)
         if v not in options:
-            self.fail(f"{where}.{key}", f"must be one of {', '.join(map(str, options))}; got {v!r}")
+            self.fail(f"{where}.{key}", f"must be one of {', '.join(map(str, options))}; got {brief(v)}")
             return default
         return v
 
@@ -288,37 +307,37 @@ def _resolve(path: str, base: Path | None) -> str:
 def _parse_option(r: _Reader, kind: str, value: Any, where: str) -> Any:
     if kind == "str":
         if not isinstance(value, str):
-            r.fail(where, f"must be a string; got {value!r}")
+            r.fail(where, f"must be a string; got {brief(value)}")
         return value
     if kind == "path":
         if not isinstance(value, str) or not value:
-            r.fail(where, f"must be a path (relative to the source's `path`); got {value!r}")
+            r.fail(where, f"must be a path (relative to the source's `path`); got {brief(value)}")
         return value
     if kind == "paths":
         if isinstance(value, str):
             value = [value]
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            r.fail(where, f"must be a path or a list of paths; got {value!r}")
+            r.fail(where, f"must be a path or a list of paths; got {brief(value)}")
             return []
         return value
     if kind == "exts":
         if not isinstance(value, list) or not all(isinstance(e, str) and e for e in value):
-            r.fail(where, f"must be a list of file extensions such as [flac, wav]; got {value!r}")
+            r.fail(where, f"must be a list of file extensions such as [flac, wav]; got {brief(value)}")
             return DEFAULT_EXTENSIONS
         return sorted({e.lower().lstrip(".") for e in value})
     if kind == "float":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            r.fail(where, f"must be a number; got {value!r}")
+            r.fail(where, f"must be a number; got {brief(value)}")
             return 0.0
         return float(value)
     if kind == "bool":
         if not isinstance(value, bool):
-            r.fail(where, f"must be true or false; got {value!r}")
+            r.fail(where, f"must be true or false; got {brief(value)}")
         return value
     if kind.startswith("choice:"):
         options = kind.split(":", 1)[1].split(",")
         if value not in options:
-            r.fail(where, f"must be one of {', '.join(options)}; got {value!r}")
+            r.fail(where, f"must be one of {', '.join(options)}; got {brief(value)}")
         return value
     if kind == "columns":
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
@@ -340,7 +359,7 @@ def _parse_source(r: _Reader, raw: Any, where: str, base: Path | None) -> Source
         return None
     kind = raw.get("kind")
     if kind not in SOURCE_OPTIONS:
-        r.fail(f"{where}.kind", f"must be one of {', '.join(SOURCE_KINDS)}; got {kind!r}")
+        r.fail(f"{where}.kind", f"must be one of {', '.join(SOURCE_KINDS)}; got {brief(kind)}")
         return None
     schema = {**COMMON_SOURCE_OPTIONS, **SOURCE_OPTIONS[kind]}
     r.mapping(raw, where, {"kind", "name", "path", *schema})
@@ -351,7 +370,7 @@ def _parse_source(r: _Reader, raw: Any, where: str, base: Path | None) -> Source
         return None
     name = raw.get("name", DEFAULT_SOURCE_NAMES[kind])
     if not isinstance(name, str) or not SOURCE_NAME.match(name):
-        r.fail(f"{where}.name", f"must be a short lower-case word (it prefixes clip ids); got {name!r}")
+        r.fail(f"{where}.name", f"must be a short lower-case word (it prefixes clip ids); got {brief(name)}")
     options: dict[str, Any] = {}
     resolved: dict[str, Any] = {}
     root = _resolve(path, base)
@@ -377,7 +396,7 @@ def _parse_range(r: _Reader, v: Any, where: str) -> tuple[float, float] | None:
     if (isinstance(v, list) and len(v) == 2 and all(isinstance(x, (int, float)) and not isinstance(x, bool)
                                                     for x in v) and v[0] <= v[1]):
         return (float(v[0]), float(v[1]))
-    r.fail(where, f"must be a number or a [low, high] pair with low <= high; got {v!r}")
+    r.fail(where, f"must be a number or a [low, high] pair with low <= high; got {brief(v)}")
     return None
 
 
@@ -389,7 +408,7 @@ def _parse_op(r: _Reader, raw: Any, where: str) -> OpSpec | None:
         return None
     name = raw["op"]
     if name not in OPS:
-        r.fail(f"{where}.op", f"unknown op {name!r}; available: {', '.join(sorted(OPS))}")
+        r.fail(f"{where}.op", f"unknown op {brief(name)}; available: {', '.join(sorted(OPS))}")
         return None
     op = OPS[name]
     r.mapping(raw, where, {"op", "p", *op.params})
@@ -411,26 +430,43 @@ def _parse_op(r: _Reader, raw: Any, where: str) -> OpSpec | None:
             value = raw.get(pname, list(schema.default))
             value = [value] if isinstance(value, str) else value
             if not isinstance(value, list) or not value or any(v not in schema.values for v in value):
-                r.fail(path, f"must be one or more of {', '.join(schema.values)}; got {value!r}")
+                r.fail(path, f"must be one or more of {', '.join(schema.values)}; got {brief(value)}")
                 continue
             params.append((pname, tuple(value)))
         elif isinstance(schema, Setting):
             value = raw.get(pname, schema.default)
             if value not in schema.values:
-                r.fail(path, f"must be one of {', '.join(schema.values)}; got {value!r}")
+                r.fail(path, f"must be one of {', '.join(schema.values)}; got {brief(value)}")
                 continue
             params.append((pname, value))
     return OpSpec(op=name, p=p, params=tuple(params))
 
 
+def _check_size(raw: Any) -> None:
+    """Refuse a spec that expands (aliases followed) to more than ``MAX_SPEC_VALUES`` values."""
+    pending, seen = [raw], 0
+    while pending:
+        value = pending.pop()
+        seen += 1
+        if seen > MAX_SPEC_VALUES:
+            raise SpecError([f"spec: more than {MAX_SPEC_VALUES} values once YAML aliases are expanded; a dataset "
+                             "spec is a page of settings (is it an alias bomb?)"])
+        if isinstance(value, dict):
+            pending.extend(value.keys())
+            pending.extend(value.values())
+        elif isinstance(value, (list, tuple)):
+            pending.extend(value)
+
+
 def parse_spec(raw: Any, base_dir: Path | None = None) -> DatasetSpec:
     """Validate a raw spec mapping; relative paths resolve against ``base_dir`` (the spec file's folder)."""
+    _check_size(raw)
     r = _Reader()
     top = r.mapping(raw, "spec", {"name", "seed", "version", "sources", "audio", "snippets", "splits", "augment",
                                   "shards", "labels", "licences", "features"})
     version = top.get("version", "0.1.0")
     if not isinstance(version, str) or not SEMVER.match(version):
-        r.fail("version", f"must be a semantic version such as 1.0.0 (MAJOR.MINOR.PATCH); got {version!r}")
+        r.fail("version", f"must be a semantic version such as 1.0.0 (MAJOR.MINOR.PATCH); got {brief(version)}")
         version = "0.1.0"
     features: list[tuple[str, Any]] = []
     fe = r.mapping(top.get("features"), "features", {"logmel"})
@@ -447,7 +483,7 @@ def parse_spec(raw: Any, base_dir: Path | None = None) -> DatasetSpec:
         features.append(("logmel", tuple(sorted(params.items()))))
     name = top.get("name")
     if not isinstance(name, str) or not DATASET_NAME.match(name):
-        r.fail("name", f"required: letters, digits, '.', '_' or '-' (up to 64); got {name!r}")
+        r.fail("name", f"required: letters, digits, '.', '_' or '-' (up to 64); got {brief(name)}")
         name = "invalid"
     seed = r.number(top, "seed", "spec", 0, lo=0, hi=2**32 - 1, integer=True)
     if "seed" not in top:
@@ -502,7 +538,7 @@ def parse_spec(raw: Any, base_dir: Path | None = None) -> DatasetSpec:
                     continue
                 for v in vals:
                     if str(v) in seen:
-                        r.fail(f"splits.folds.{split_name}", f"fold {v!r} is already in split `{seen[str(v)]}`")
+                        r.fail(f"splits.folds.{split_name}", f"fold {brief(v)} is already in split `{seen[str(v)]}`")
                     seen[str(v)] = split_name
                 folds.append((split_name, tuple(str(v) for v in vals)))
     elif folds_raw:
@@ -518,7 +554,7 @@ def parse_spec(raw: Any, base_dir: Path | None = None) -> DatasetSpec:
             if not isinstance(k, str) or not SPLIT_NAME.match(k):
                 r.fail(f"splits.fractions.{k}", "split names are lower-case words such as train, valid, test")
             elif isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1:
-                r.fail(f"splits.fractions.{k}", f"must be a fraction in (0, 1]; got {v!r}")
+                r.fail(f"splits.fractions.{k}", f"must be a fraction in (0, 1]; got {brief(v)}")
             else:
                 fractions.append((k, float(v)))
         total = sum(v for _, v in fractions)
@@ -545,11 +581,11 @@ def parse_spec(raw: Any, base_dir: Path | None = None) -> DatasetSpec:
         r.fail("augment.variants", f"is {variants} but augment.chain is empty: add ops or set variants: 0")
     keep_original = au.get("keep_original", True)
     if not isinstance(keep_original, bool):
-        r.fail("augment.keep_original", f"must be true or false; got {keep_original!r}")
+        r.fail("augment.keep_original", f"must be true or false; got {brief(keep_original)}")
         keep_original = True
     aug_splits = au.get("splits", ["train"])
     if not isinstance(aug_splits, list) or any(s not in dict(splits.fractions) for s in aug_splits):
-        r.fail("augment.splits", f"must list split names from splits.fractions; got {aug_splits!r}")
+        r.fail("augment.splits", f"must list split names from splits.fractions; got {brief(aug_splits)}")
         aug_splits = ["train"]
     if not keep_original and variants == 0:
         r.fail("augment.keep_original", "is false and variants is 0: no sample would be written")
@@ -558,7 +594,7 @@ def parse_spec(raw: Any, base_dir: Path | None = None) -> DatasetSpec:
     for key in ("mix_with", "impulse_responses"):
         value = au.get(key)
         if value is not None and value not in source_names:
-            r.fail(f"augment.{key}", f"must name a source (one of {', '.join(source_names)}); got {value!r}")
+            r.fail(f"augment.{key}", f"must name a source (one of {', '.join(source_names)}); got {brief(value)}")
             value = None
         material[key] = value
     if material["mix_with"] and not any(o.op == "mix" for o in chain):
@@ -574,6 +610,10 @@ def parse_spec(raw: Any, base_dir: Path | None = None) -> DatasetSpec:
     sh = r.mapping(top.get("shards"), "shards", {"max_samples", "scheme"})
     shards = ShardSpec(max_samples=r.number(sh, "max_samples", "shards", 256, lo=1, hi=10_000_000, integer=True),
                        scheme=r.choice(sh, "scheme", "shards", "stable", ("stable", "balanced")))
+    if shards.scheme == "stable" and shards.max_samples < MIN_STABLE_SHARD_SAMPLES:
+        r.fail("shards.max_samples", f"must be at least {MIN_STABLE_SHARD_SAMPLES} with scheme stable (hash ranges of "
+               f"{shards.max_samples} sample(s) would need about n^2 ranges for n samples); raise it, or set "
+               "shards.scheme: balanced for shards this small")
 
     lb = r.mapping(top.get("labels"), "labels", {"tags", "classes"})
     tg = r.mapping(lb.get("tags"), "labels.tags", {"min_count"})
@@ -595,7 +635,7 @@ def parse_spec(raw: Any, base_dir: Path | None = None) -> DatasetSpec:
     for key, default in (("allow", LICENCE_FAMILIES), ("deny", ())):
         v = li.get(key, list(default))
         if not isinstance(v, list) or any(x not in LICENCE_FAMILIES for x in v):
-            r.fail(f"licences.{key}", f"must list licence families from: {', '.join(LICENCE_FAMILIES)}; got {v!r}")
+            r.fail(f"licences.{key}", f"must list licence families from: {', '.join(LICENCE_FAMILIES)}; got {brief(v)}")
             v = list(default)
         licence_lists[key] = tuple(v)
     licences = LicenceSpec(allow=licence_lists["allow"], deny=licence_lists["deny"])
@@ -611,13 +651,19 @@ def load_spec(path: str | Path) -> DatasetSpec:
     """Read and validate a spec file (YAML, loaded safely)."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        with open_local(str(p)) as f:
+            data = f.read(MAX_SPEC_BYTES + 1)
+        text = data.decode("utf-8")
     except OSError as e:
         raise SpecError([f"{p}: cannot read the spec file ({e.strerror})"]) from e
+    except UnicodeDecodeError as e:
+        raise SpecError([f"{p}: not UTF-8 text (byte {e.start})"]) from e
+    if len(data) > MAX_SPEC_BYTES:
+        raise SpecError([f"{p}: larger than {MAX_SPEC_BYTES >> 10} KB; a dataset spec is a page of settings"])
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise SpecError([f"{p}: not valid YAML: {e}"]) from e
+        raise SpecError([f"{p}: not valid YAML: {show(e, 400)}"]) from e
     return parse_spec(raw, p.resolve().parent)
 
 

@@ -13,12 +13,16 @@ import io
 import os
 import re
 import shutil
+import stat
 import struct
+import uuid
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 from mixtape.shardformat import UnsafeMemberName, check_member_name
+from mixtape.untrusted import show
 
 SPLIT_SIGNATURE = b"PK\x07\x08"
 ZIP64_LOCATOR = b"PK\x06\x07"
@@ -123,6 +127,11 @@ def _central_directory_offset(view: ConcatenatedParts) -> int:
     return struct.unpack("<I", tail[at + 16:at + 20])[0]
 
 
+def is_symlink(info: zipfile.ZipInfo) -> bool:
+    """A member stored as a Unix symlink (its data is the link target, not content)."""
+    return stat.S_ISLNK(info.external_attr >> 16)
+
+
 def iter_members(last_part: str | Path) -> Iterator[tuple[str, zipfile.ZipFile, zipfile.ZipInfo]]:
     """Regular members with safe names, macOS junk (``__MACOSX/``, ``._*``, ``.DS_Store``) skipped."""
     archive, view = open_split_zip(last_part)
@@ -139,15 +148,46 @@ def iter_members(last_part: str | Path) -> Iterator[tuple[str, zipfile.ZipFile, 
         view.close()
 
 
-def extract(last_part: str | Path, out_dir: str | Path) -> list[str]:
-    """Extract every member (CRC-checked by zipfile) under ``out_dir``; returns the names written."""
+def _same_file(path: Path, info: zipfile.ZipInfo) -> bool:
+    if path.stat().st_size != info.file_size:
+        return False
+    crc = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            crc = zlib.crc32(chunk, crc)
+    return crc == info.CRC
+
+
+def extract(last_part: str | Path, out_dir: str | Path, skipped: list[str] | None = None) -> list[str]:
+    """Extract every member under ``out_dir``; returns the names written (or already there, identical).
+
+    Each member is written to a temporary name and renamed only after zipfile has checked its CRC, so a
+    damaged archive never leaves a corrupt file under a real name. Symlink members are not extracted (their
+    names go to ``skipped``); an existing file with other content is never overwritten."""
     written = []
+    out = Path(out_dir)
     for name, archive, info in iter_members(last_part):
-        target = Path(out_dir) / name
-        if os.path.commonpath([Path(out_dir).resolve(), target.resolve()]) != str(Path(out_dir).resolve()):
-            raise UnsafeMemberName(f"unsafe member name {name!r}")
+        target = out / name
+        if os.path.commonpath([out.resolve(), target.resolve()]) != str(out.resolve()):
+            raise UnsafeMemberName(f"unsafe member name {show(name)}")
+        if is_symlink(info):
+            if skipped is not None:
+                skipped.append(f"{name} (a symlink)")
+            continue
+        if target.exists():
+            if target.is_file() and not target.is_symlink() and _same_file(target, info):
+                written.append(name)  # a previous unpack wrote it: nothing to do
+                continue
+            raise FileExistsError(f"{target} exists with other content; mixtape does not overwrite files it did "
+                                  "not write: unpack into an empty folder")
         target.parent.mkdir(parents=True, exist_ok=True)
-        with archive.open(info) as src, open(target, "wb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
+        tmp = target.with_name(f".tmp-{uuid.uuid4().hex}-{target.name}")
+        try:
+            with archive.open(info) as src, open(tmp, "xb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)  # the CRC is checked when the member's end is read
+            os.replace(tmp, target)  # ok: our own temporary file, renamed onto a name nothing holds
+        finally:
+            if tmp.exists():
+                tmp.unlink()  # ok: our own temporary file (the member failed its CRC or could not be read)
         written.append(name)
     return written

@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import os
 import posixpath
+import stat
 import urllib.parse
 import urllib.request
 import uuid
@@ -18,10 +19,48 @@ from pathlib import Path
 from typing import IO
 
 HTTP_TIMEOUT = 60
+#: The largest dataset card a reader accepts (a card lists shards and attribution: megabytes, not gigabytes).
+MAX_CARD_BYTES = 1 << 30
 
 
 class ShardURLError(ValueError):
     pass
+
+
+class NotRegularFile(OSError):
+    """A path that is not a regular file (a FIFO, a socket, a device, a folder): reading it could block
+    forever or never end, so mixtape never does."""
+
+
+_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISDIR, "a folder"))
+
+
+def file_kind(mode: int) -> str:
+    """What a stat mode describes, in words ("a FIFO (named pipe)", ...); "a regular file" for files."""
+    return next((what for test, what in _KINDS if test(mode)), "a regular file" if stat.S_ISREG(mode) else
+                "not a regular file")
+
+
+def open_local(path: str) -> IO[bytes]:
+    """Open a local file for reading, refusing anything but a regular file (after following symlinks)
+    without blocking: a FIFO is opened non-blocking, so no writer is waited for, then refused."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotRegularFile(errno.EINVAL, f"{file_kind(mode)}, not an audio or metadata file", path)
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def within(path: str, root: str) -> bool:
+    """Whether ``path``, with every symlink resolved, lies inside ``root`` (also resolved)."""
+    real, base = os.path.realpath(path), os.path.realpath(root)
+    return real == base or real.startswith(base.rstrip(os.sep) + os.sep)
 
 
 #: errno values that mean "this output cannot be written": no retry fixes them, and whichever worker met
@@ -37,7 +76,7 @@ def open_url(url: str) -> IO[bytes]:
     fsspec URL (gs://, s3://, ...)."""
     scheme = urllib.parse.urlsplit(url).scheme
     if scheme in ("", "file"):
-        return open(_local(url), "rb")
+        return open_local(_local(url))
     if scheme in ("http", "https"):
         return urllib.request.urlopen(urllib.request.Request(url, headers={"User-Agent": "mixtape"}),
                                       timeout=HTTP_TIMEOUT)
@@ -67,7 +106,7 @@ def read_bytes(uri: str) -> bytes:
 
         with FileSystems.open(uri) as f:
             return f.read()
-    with open(_local(uri), "rb") as f:
+    with open_local(_local(uri)) as f:
         return f.read()
 
 
@@ -92,7 +131,9 @@ def exists(uri: str) -> bool:
 
 
 def list_files(root: str) -> list[str]:
-    """Every regular file under ``root`` (recursively), as sorted paths relative to it, '/'-separated."""
+    """Every entry under ``root`` (recursively) that is not a folder, as sorted paths relative to it,
+    '/'-separated: regular files, but also symlinks, FIFOs, sockets and devices, which a reader must account
+    for (and never read: see :func:`open_local`)."""
     if is_remote(root):
         from apache_beam.io.filesystems import FileSystems
 
@@ -154,3 +195,56 @@ def atomic_write(uri: str, durable: bool = True) -> Iterator[IO[bytes]]:
 def write_bytes(uri: str, data: bytes, durable: bool = True) -> None:
     with atomic_write(uri, durable) as f:
         f.write(data)
+
+
+def list_dir(uri: str) -> list[str]:
+    """The names directly inside a folder (files and folders), sorted; empty if it does not exist."""
+    if is_remote(uri):
+        from apache_beam.io.filesystems import FileSystems
+
+        prefix = uri.rstrip("/") + "/"
+        found = FileSystems.match([prefix + "*"])[0].metadata_list
+        return sorted({m.path[len(prefix):].split("/", 1)[0] for m in found})
+    try:
+        return sorted(os.listdir(_local(uri)))
+    except FileNotFoundError:
+        return []
+
+
+def rename(src: str, dst: str) -> None:
+    """Move a file into place, replacing ``dst`` (atomic for local files on one file system)."""
+    if is_remote(src):
+        from apache_beam.io.filesystems import FileSystems
+
+        FileSystems.rename([src], [dst])  # object stores copy, then delete: the copy replaces dst
+        return
+    os.replace(_local(src), _local(dst))
+
+
+def delete(uri: str) -> None:
+    """Remove one file (nothing if it is already gone)."""
+    if is_remote(uri):
+        from apache_beam.io.filesystems import FileSystems
+
+        if FileSystems.exists(uri):
+            FileSystems.delete([uri])
+        return
+    try:
+        os.remove(_local(uri))
+    except FileNotFoundError:
+        pass
+
+
+def remove_empty_dir(uri: str) -> None:
+    """Remove a folder if it is empty (object stores have no folders to remove)."""
+    if is_remote(uri):
+        return
+    try:
+        os.rmdir(_local(uri))
+    except OSError:
+        pass
+
+
+def makedirs(uri: str) -> None:
+    if not is_remote(uri):
+        os.makedirs(_local(uri), exist_ok=True)

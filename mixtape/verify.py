@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import math
 import os
 import tarfile
@@ -21,11 +20,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mixtape import storage
+from mixtape.audio import AudioError
+from mixtape.dataset.card import read_card
+from mixtape.dataset.names import BUILD_INFO, CARD_NAME, INDEX_NAME, PLAN_NAME, UnsafeName, check_shard_name
 from mixtape.features import MEMBER_SUFFIX
 from mixtape.hashing import rng_for
 from mixtape.records import PlanRow
-from mixtape.shardformat import split_member_name
+from mixtape.shardformat import iter_members, split_member_name
 from mixtape.spec import spec_from_dict
+from mixtape.untrusted import load_json, show
 
 VERIFY_STREAM = "verify"
 
@@ -43,22 +46,24 @@ class VerifyReport:
         return not self.problems
 
 
-def _members(shard: bytes) -> tuple[dict[str, str], str | None]:
-    """member name -> sha256 of its bytes, and the error that stopped reading (a damaged header), if any."""
+def _members(shard: bytes, max_member_bytes: int) -> tuple[dict[str, str], list[str], str | None]:
+    """member name -> sha256 of its bytes (the members a reader loads), the members a reader skips (with the
+    reason), and the error that stopped reading (a damaged header), if any."""
     out: dict[str, str] = {}
+    skipped: list[str] = []
     try:
-        with tarfile.open(fileobj=io.BytesIO(shard), mode="r:") as tar:
-            for info in tar:
-                if info.isreg():
-                    f = tar.extractfile(info)
-                    out[info.name] = hashlib.sha256(f.read() if f else b"").hexdigest()
+        for key, suffix, data in iter_members(io.BytesIO(shard), lambda name, why: skipped.append(f"{name} ({why})"),
+                                              max_member_bytes):
+            out[f"{key}.{suffix}"] = hashlib.sha256(data).hexdigest()
     except (tarfile.TarError, OSError, EOFError) as e:
-        return out, f"{type(e).__name__}: {e}"
-    return out, None
+        return out, skipped, f"{type(e).__name__}: {show(e)}"
+    return out, skipped, None
 
 
 def _compare_members(name: str, shard: bytes, rows: list[dict[str, Any]], fmt: str, report: VerifyReport) -> None:
-    members, error = _members(shard)
+    members, skipped, error = _members(shard, len(shard))
+    for member in skipped:
+        report.problems.append(f"{name}: member {member} is not one a reader loads")
     expected = {}
     for r in rows:
         expected[f"{r['key']}.{fmt}"] = (r["key"], r["audio_sha256"])
@@ -68,26 +73,27 @@ def _compare_members(name: str, shard: bytes, rows: list[dict[str, Any]], fmt: s
     for member, (key, sha) in sorted(expected.items()):
         if member not in members:
             if error is None:
-                report.problems.append(f"{name}: sample {key} has no member {member}")
+                report.problems.append(f"{name}: sample {show(key)} has no member {show(member)}")
         elif members[member] != sha:
-            report.problems.append(f"{name}: sample {key}: member {member} differs from the index "
+            report.problems.append(f"{name}: sample {show(key)}: member {member} differs from the index "
                                    f"(sha256 {members[member][:12]}…, expected {sha[:12]}…)")
     for member in sorted(set(members) - set(expected)):
-        report.problems.append(f"{name}: member {member} (sample {split_member_name(member)[0]}) is not in the index")
+        report.problems.append(f"{name}: member {show(member)} (sample {show(split_member_name(member)[0])}) is not "
+                               "in the index")
     if error is not None:
         read = sorted({split_member_name(m)[0] for m in members})
-        after = f" after {len(read)} readable samples (last: {read[-1]})" if read else " at its start"
+        after = f" after {len(read)} readable samples (last: {show(read[-1])})" if read else " at its start"
         report.problems.append(f"{name}: the tar is damaged{after}: {error}")
 
 
 def check(dataset: str) -> tuple[VerifyReport, dict[str, Any]]:
     report = VerifyReport()
-    card = json.loads(storage.read_bytes(storage.join(dataset, "dataset.json")))
+    card = read_card(storage.join(dataset, CARD_NAME))
     fmt = card["audio"]["format"]
-    index_path = storage.join(dataset, card["files"]["index"])
+    index_path = storage.join(dataset, INDEX_NAME)
     index = storage.read_parquet(index_path).to_pylist() if storage.exists(index_path) else []
     if not index:
-        report.problems.append(f"{card['files']['index']} is missing or empty")
+        report.problems.append(f"{INDEX_NAME} is missing or empty")
     by_shard: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in index:
         by_shard[r["shard"]].append(r)
@@ -112,11 +118,11 @@ def check(dataset: str) -> tuple[VerifyReport, dict[str, Any]]:
             report.problems.append(f"{name}: sha256 {sha[:12]}… ({size} bytes) but the card says "
                                    f"{shard['sha256'][:12]}… ({shard['bytes']} bytes)")
             _compare_members(name, data, rows, fmt, report)
-    for stray in sorted(set(by_shard) - listed):
-        report.problems.append(f"{stray}: in the index but not in the card")
-    for f in storage.list_files(dataset):
-        if f.endswith(".tar") and "/" not in f and f not in listed:
-            report.problems.append(f"{f}: a shard file the card does not list")
+    for stray in sorted(set(by_shard) - listed, key=str):
+        report.problems.append(f"{show(stray)}: in the index but not in the card")
+    for f in storage.list_dir(dataset):
+        if f.endswith(".tar") and f not in listed:
+            report.problems.append(f"{show(f)}: a shard file the card does not list")
     return report, card
 
 
@@ -126,10 +132,14 @@ def source_roots(dataset: str, spec_path: str | None = None) -> dict[str, str]:
         from mixtape.spec import load_spec
 
         return {s.name: s.root for s in load_spec(spec_path).sources}
-    info_path = storage.join(dataset, "build.json")
+    info_path = storage.join(dataset, BUILD_INFO)
     if not storage.exists(info_path):
         raise FileNotFoundError(f"{info_path} is missing: pass --spec SPEC.yaml so the inputs can be found")
-    return json.loads(storage.read_bytes(info_path))["source_roots"]
+    info = load_json(storage.read_bytes(info_path), BUILD_INFO)
+    roots = info.get("source_roots") if isinstance(info, dict) else None
+    if not isinstance(roots, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in roots.items()):
+        raise FileNotFoundError(f"{info_path} does not say where the inputs are: pass --spec SPEC.yaml")
+    return roots
 
 
 def environment_differences(card: dict[str, Any]) -> list[str]:
@@ -148,24 +158,25 @@ def rerender(dataset: str, card: dict[str, Any], fraction: float, seed: int, roo
     shards = [s for info in card["splits"].values() for s in info["shards"]]
     k = min(len(shards), max(1, math.ceil(fraction * len(shards)))) if fraction > 0 and shards else 0
     chosen = sorted(rng_for(card["seed"], VERIFY_STREAM, str(seed)).choice(len(shards), size=k, replace=False))
-    plan = storage.read_parquet(storage.join(dataset, card["files"]["plan"])).to_pylist()
+    plan = storage.read_parquet(storage.join(dataset, PLAN_NAME)).to_pylist()
     by_shard: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in plan:
         by_shard[r["shard"]].append(r)
-    index = storage.read_parquet(storage.join(dataset, card["files"]["index"])).to_pylist()
+    index = storage.read_parquet(storage.join(dataset, INDEX_NAME)).to_pylist()
     spec = spec_from_dict(card["spec"])  # the card's normalised spec: the same render settings as the build
     audio, logmel_spec = spec.audio, spec.logmel
     cache = SourceCache(audio)  # shared by the chosen shards, as a build's worker shares it
     with tempfile.TemporaryDirectory(prefix="mixtape-verify-") as tmp:
         for i in chosen:
             shard = shards[i]
-            rows = [PlanRow.from_record(json.loads(r["record"]), roots)
+            rows = [PlanRow.from_record(load_json(r["record"], PLAN_NAME), roots)
                     for r in sorted(by_shard[shard["name"]], key=lambda r: r["order"])]
             report.rerendered.append(shard["name"])
             try:
-                info, _ = render_shard(shard["name"], rows, audio, tmp, logmel_spec, cache)
-            except (InputChanged, OSError) as e:
-                report.problems.append(f"{shard['name']}: cannot re-render: {e}")
+                # shard names come from the card: checked, and the bytes go to a temporary folder only
+                info, _ = render_shard(check_shard_name(shard["name"]), rows, audio, tmp, logmel_spec, cache)
+            except (InputChanged, OSError, AudioError, UnsafeName) as e:
+                report.problems.append(f"{shard['name']}: cannot re-render: {show(e)}")
                 continue
             if info["sha256"] != shard["sha256"]:
                 report.problems.append(f"{shard['name']}: re-rendered bytes differ from the card "

@@ -157,3 +157,78 @@ def test_a_build_where_every_clip_is_rejected_still_writes_its_card(tmp_path):
     assert acc["rejects_by_reason"] == {"empty_file": 1, "undecodable": 1}
     assert all(s["samples"] == 0 for s in card["splits"].values())
     assert not list((tmp_path / "out").glob("*.tar"))
+
+
+# ------------------------------------------------------------------------------- files the build does not own
+
+
+def _folder_spec(audio_dir, **extra):
+    return parse_spec({"name": "own", "seed": 1, "sources": [{"kind": "folder", "path": str(audio_dir)}],
+                       "audio": {"sample_rate": 8000}, "snippets": {"duration": 2.0},
+                       "splits": {"fractions": {"train": 1.0}}, "shards": {"max_samples": 100}, **extra})
+
+
+def test_an_out_folder_inside_or_equal_to_a_source_is_refused(tmp_path, tiny_root):
+    import shutil
+
+    audio = tmp_path / "music"
+    shutil.copytree(tiny_root / "collection" / "freesound" / "audio", audio)
+    before = sorted(p.name for p in audio.iterdir())
+    for out in (audio, audio / "dataset"):
+        with pytest.raises(BuildError, match="inside the source folder"):
+            build(_folder_spec(audio), str(out))
+    assert sorted(p.name for p in audio.iterdir()) == before  # nothing written, nothing removed
+
+
+def test_user_files_in_the_out_folder_survive_every_kind_of_build(tmp_path, tiny_root):
+    """A build deletes only what its previous card lists: files named like its own temporaries or shards
+    but not written by it stay, through --overwrite and --incremental alike."""
+    out = tmp_path / "out"
+    out.mkdir()
+    mine = {"my-backup.tar": b"precious", ".tmp-notes.txt": b"notes", ".parts": None, "report.html": b"<p>"}
+    for name, data in mine.items():
+        (out / name).mkdir() if data is None else (out / name).write_bytes(data)
+    (out / ".parts" / "keep.txt").write_text("mine too")
+    spec = _folder_spec(tiny_root / "collection" / "freesound" / "audio")
+    build(spec, str(out))
+    build(spec, str(out), overwrite=True)
+    build(_folder_spec(tiny_root / "collection" / "freesound" / "audio", snippets={"duration": 1.5}), str(out),
+          incremental=True)  # other windows: the previous shards go, the user's files stay
+    for name, data in mine.items():
+        assert (out / name).exists() and (data is None or (out / name).read_bytes() == data), name
+    assert (out / ".parts" / "keep.txt").read_text() == "mine too"
+
+
+def test_a_user_file_named_like_a_shard_stops_the_build_before_anything_is_written(tmp_path, tiny_root):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "train-000000.tar").write_bytes(b"not mixtape's")
+    with pytest.raises(BuildError, match="did not write them and will not overwrite them"):
+        build(_folder_spec(tiny_root / "collection" / "freesound" / "audio"), str(out), overwrite=True)
+    assert sorted(p.name for p in out.iterdir()) == ["train-000000.tar"]
+    assert (out / "train-000000.tar").read_bytes() == b"not mixtape's"
+
+
+def test_a_second_build_into_a_locked_folder_is_refused_in_one_line(tmp_path, tiny_root):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".mixtape.lock").write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(json.dumps({"name": "own", "seed": 1, "sources": [
+        {"kind": "folder", "path": str(tiny_root / "collection" / "freesound" / "audio")}],
+        "splits": {"fractions": {"train": 1.0}}}))
+    r = subprocess.run([sys.executable, "-m", "mixtape", "build", str(spec_file), "--out", str(out)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert f"pid {os.getpid()}" in r.stderr and ".mixtape.lock" in r.stderr
+    assert sorted(p.name for p in out.iterdir()) == [".mixtape.lock"]  # the holder's lock stays
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # a pid whose process has ended: its lock is stale and is taken over
+    (out / ".mixtape.lock").write_text(json.dumps({"pid": gone.pid, "host": socket.gethostname()}))
+    card = build(_folder_spec(tiny_root / "collection" / "freesound" / "audio"), str(out))
+    assert card["splits"]["train"]["samples"] > 0 and not (out / ".mixtape.lock").exists()

@@ -16,7 +16,8 @@ pytestmark = pytest.mark.slow
 
 
 def _files(out: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.name != "build.json"}
+    return {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.name != "build.json" and p.is_file()
+            and not p.name.startswith(".")}
 
 
 def _cli(*args: str, env: dict | None = None, preexec=None) -> subprocess.CompletedProcess:
@@ -43,19 +44,39 @@ def test_a_build_killed_mid_render_leaves_no_partial_shard_and_reruns_identicall
     killed = _cli("build", str(tiny_root / "spec.yaml"), "--out", str(target),
                   env={"MIXTAPE_FAULTS": f"render:{victim}=kill"})
     assert killed.returncode == -signal.SIGKILL
-    left = {p.name for p in target.iterdir()}
-    assert victim not in left and "dataset.json" not in left
-    assert any(n.startswith(".tmp-") and n.endswith(victim) for n in left)  # the partial write, hidden
-    for name in left:
+    visible = {p.name for p in target.iterdir() if not p.name.startswith(".")}
+    assert visible == set()  # nothing under a final name: the build writes into its staging folder
+    staged = {p.name for p in (target / ".mixtape-staging").iterdir()}
+    assert any(n.startswith(".tmp-") and n.endswith(victim) for n in staged)  # the partial write, hidden
+    for name in staged:
         if name.endswith(".tar") and not name.startswith(".tmp-"):
-            assert (target / name).read_bytes() == (out / name).read_bytes()  # finished shards are whole
-    if any(n.endswith(".tar") and not n.startswith(".tmp-") for n in left):
-        refused = _cli("build", str(tiny_root / "spec.yaml"), "--out", str(target))
-        assert refused.returncode == 2 and "--overwrite" in refused.stderr  # never mixes two builds silently
-    rerun = _cli("build", str(tiny_root / "spec.yaml"), "--out", str(target), "--overwrite")
+            assert (target / ".mixtape-staging" / name).read_bytes() == (out / name).read_bytes()  # whole
+    assert (target / ".mixtape.lock").exists()  # the killed build's lock, whose process is gone
+    rerun = _cli("build", str(tiny_root / "spec.yaml"), "--out", str(target))
     assert rerun.returncode == 0, rerun.stderr[-2000:]
-    assert not [p for p in target.iterdir() if p.name.startswith(".tmp-")]  # temporary files cleaned
+    assert {p.name for p in target.iterdir() if p.name.startswith(".")} == set()  # lock and staging cleaned
     assert _files(target) == _files(out)
+
+
+def test_a_build_killed_over_a_dataset_leaves_that_dataset_intact(tiny_build, tiny_root, tmp_path):
+    """--overwrite and --incremental keep the previous dataset until the new one is complete: a kill at any
+    point of the render leaves it verifiable, with its card and every shard it lists."""
+    from mixtape.verify import verify
+
+    _, card = tiny_build
+    target = tmp_path / "out"
+    build_again = ("build", str(tiny_root / "spec.yaml"), "--out", str(target))
+    assert _cli(*build_again).returncode == 0
+    before = _files(target)
+    victim = card["splits"]["train"]["shards"][1]["name"]
+    changed = tmp_path / "changed.yaml"  # another gain range: every augmented shard must be rendered again
+    changed.write_text((tiny_root / "spec.yaml").read_text().replace("db: [-6, 0]", "db: [-5, 0]").replace(
+        "path: collection/freesound", f"path: {tiny_root / 'collection' / 'freesound'}"))
+    for mode in ("--overwrite", "--incremental"):
+        killed = _cli("build", str(changed), "--out", str(target), mode,
+                      env={"MIXTAPE_FAULTS": f"render:{victim}=kill"})
+        assert killed.returncode == -signal.SIGKILL
+        assert _files(target) == before and verify(str(target)).ok, mode
 
 
 def _file_size_limit(limit: int):
@@ -72,14 +93,20 @@ def test_a_full_disk_gives_one_clear_error(tiny_root, tmp_path):
     r = _cli("build", str(tiny_root / "spec.yaml"), "--out", str(target), preexec=_file_size_limit(20_000))
     assert r.returncode == 2, r.stderr[-3000:]
     assert "cannot write the dataset" in r.stderr and "file too large" in r.stderr
+    assert "nothing was written there" in r.stderr
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
-    import tarfile
+    assert [p.name for p in target.iterdir()] == []  # staging, lock and temporary files all removed
 
-    for p in target.iterdir():
-        assert not p.name.startswith(".tmp-")  # the failed write removed its temporary file
-        if p.name.endswith(".tar"):
-            with tarfile.open(p) as t:  # a shard under its final name is complete
-                assert t.getmembers()
+
+def test_a_failed_overwrite_keeps_the_previous_dataset_and_says_so(tiny_build, tiny_root, tmp_path):
+    out, _ = tiny_build
+    target = tmp_path / "out"
+    assert _cli("build", str(tiny_root / "spec.yaml"), "--out", str(target)).returncode == 0
+    before = _files(target)
+    r = _cli("build", str(tiny_root / "spec.yaml"), "--out", str(target), "--overwrite",
+             preexec=_file_size_limit(20_000))
+    assert r.returncode == 2 and "the previous dataset there is unchanged" in r.stderr, r.stderr[-2000:]
+    assert _files(target) == before == _files(out)
 
 
 def test_an_unwritable_output_folder_fails_before_any_work(tiny_spec, tmp_path):

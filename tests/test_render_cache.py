@@ -148,12 +148,11 @@ def test_an_incremental_build_keeps_nothing_rendered_by_another_render_version(t
     assert card["versions"]["mixtape-render"] == str(RENDER_VERSION)
     old = tmp_path / "old"
     shutil.copytree(out, old)
-    assert load_previous(str(old), lambda _m: None)  # same versions: its shards may be kept
+    assert load_previous(str(old), card, lambda _m: None)  # same versions: its shards may be kept
     doc = json.loads((old / "dataset.json").read_text())
     doc["versions"]["mixtape-render"] = str(RENDER_VERSION - 1)  # rendered before block-wise conversion
-    (old / "dataset.json").write_text(json.dumps(doc))
     said = []
-    assert load_previous(str(old), said.append) == {}
+    assert load_previous(str(old), doc, said.append) == {}
     assert "mixtape-render" in said[0]
 
 

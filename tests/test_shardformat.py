@@ -9,6 +9,7 @@ from mixtape.shardformat import (
     ShardWriter,
     UnsafeMemberName,
     check_member_name,
+    iter_members,
     iter_samples,
     split_member_name,
 )
@@ -91,14 +92,75 @@ def test_reader_never_loads_pickles_and_rejects_traversal():
             info.size = len(payload)
             tar.addfile(info, io.BytesIO(payload))
     skipped = []
-    samples = list(iter_samples(io.BytesIO(buf.getvalue()), on_skip=skipped.append))
+    samples = list(iter_samples(io.BytesIO(buf.getvalue()), on_skip=lambda name, why: skipped.append(name)))
     assert samples == [{"__key__": "k/0/0", "flac": b"audio", "json": {"a": 1}}]
     assert skipped == ["k/0/0.pyd", "k/0/0.pth"]
 
-    evil = io.BytesIO()
-    with tarfile.open(fileobj=evil, mode="w") as tar:
-        info = tarfile.TarInfo("../../escape.json")
-        info.size = 2
-        tar.addfile(info, io.BytesIO(b"{}"))
-    with pytest.raises(UnsafeMemberName):
-        list(iter_samples(io.BytesIO(evil.getvalue())))
+
+def _tar(members: list[tarfile.TarInfo | tuple[str, bytes]], fmt: int = tarfile.PAX_FORMAT) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=fmt) as tar:
+        for m in members:
+            if isinstance(m, tarfile.TarInfo):
+                tar.addfile(m)
+            else:
+                info = tarfile.TarInfo(m[0])
+                info.size = len(m[1])
+                tar.addfile(info, io.BytesIO(m[1]))
+    return buf.getvalue()
+
+
+def test_a_traversal_member_is_skipped_and_the_samples_around_it_are_kept():
+    data = _tar([("a/0/0.flac", b"A"), ("a/0/0.json", b"{}"), ("../../escape.json", b"{}"),
+                 ("/etc/passwd.json", b"{}"), ("b\\x/0/0.json", b"{}"), ("b/0/0.flac", b"B"), ("b/0/0.json", b"{}")])
+    skipped = []
+    samples = list(iter_samples(io.BytesIO(data), on_skip=lambda name, why: skipped.append((name, why))))
+    assert [s["__key__"] for s in samples] == ["a/0/0", "b/0/0"]
+    assert [why for _, why in skipped] == ["an unsafe name"] * 3
+
+
+def test_links_devices_fifos_and_sparse_members_are_skipped_with_a_count():
+    kinds = []
+    for name, kind in (("l/0/0.flac", tarfile.SYMTYPE), ("h/0/0.flac", tarfile.LNKTYPE),
+                       ("c/0/0.flac", tarfile.CHRTYPE), ("f/0/0.flac", tarfile.FIFOTYPE)):
+        info = tarfile.TarInfo(name)
+        info.type = kind
+        info.linkname = "/dev/zero" if kind in (tarfile.SYMTYPE, tarfile.LNKTYPE) else ""
+        kinds.append(info)
+    data = _tar([*kinds, ("ok/0/0.flac", b"fine")], tarfile.GNU_FORMAT)
+    skipped = []
+    members = list(iter_members(io.BytesIO(data), lambda name, why: skipped.append(why)))
+    assert [m[0] for m in members] == ["ok/0/0"]
+    assert skipped == ["a symlink, not a plain file", "a hard link, not a plain file", "a device, not a plain file",
+                       "a FIFO, not a plain file"]
+    # a GNU sparse member: a few bytes on disk that claim a huge file
+    sparse = bytearray(_tar([("s/0/0.flac", b"x" * 512)], tarfile.GNU_FORMAT))
+    sparse[156:157] = tarfile.GNUTYPE_SPARSE
+    chksum = sum(sparse[:148]) + 8 * 32 + sum(sparse[156:512])
+    sparse[148:156] = b"%06o\0 " % chksum
+    skipped.clear()
+    assert list(iter_members(io.BytesIO(bytes(sparse)), lambda name, why: skipped.append(why))) == []
+    assert skipped == ["a sparse file, not a plain file"]
+
+
+def test_a_compressed_tar_is_refused_before_it_expands():
+    import gzip
+
+    bomb = gzip.compress(_tar([("z/0/0.flac", b"\0" * (50 << 20))]), compresslevel=9)
+    assert len(bomb) < 100_000  # 50 MB of zeros in a few kilobytes
+    with pytest.raises(tarfile.ReadError):
+        list(iter_members(io.BytesIO(bomb)))
+
+
+def test_a_member_over_the_size_limit_is_skipped_unread():
+    data = _tar([("big/0/0.flac", b"x" * 5000), ("small/0/0.flac", b"y")])
+    skipped = []
+    got = list(iter_members(io.BytesIO(data), lambda name, why: skipped.append(why), max_member_bytes=4096))
+    assert [m[0] for m in got] == ["small/0/0"] and skipped == ["5000 bytes, over the 4096-byte limit"]
+
+
+def test_names_with_control_characters_are_refused_and_escaped_when_shown():
+    forged = "x\nOK: 1 shards, 0 problems\n/0/0.json"
+    with pytest.raises(UnsafeMemberName) as e:
+        check_member_name(forged)
+    assert "\n" not in str(e.value) and "\\n" in str(e.value)

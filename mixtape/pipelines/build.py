@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,21 +16,23 @@ from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 
 from mixtape import storage
-from mixtape.pipelines.ingest import Ingest
-from mixtape.pipelines.manifest import (
-    CARD_NAME,
-    CLIPS_NAME,
-    INDEX_NAME,
-    PARTS_DIR,
-    PLAN_NAME,
-    REJECTS_NAME,
-    Manifest,
+from mixtape.dataset.folder import (
+    BuildLock,
+    OutputError,
+    check_not_inside_sources,
+    check_output,
+    clean_staging,
+    inspect_output,
+    prepare_staging,
+    swap_in,
 )
+from mixtape.dataset.names import BUILD_INFO, CARD_NAME, INDEX_NAME
+from mixtape.pipelines.ingest import Ingest
+from mixtape.pipelines.manifest import Manifest
 from mixtape.pipelines.plan import Plan
 from mixtape.pipelines.render import CACHE_MB, Render
 from mixtape.spec import DatasetSpec
 
-BUILD_INFO = "build.json"
 RUNNERS = ("direct", "portable", "flink", "dataflow")
 
 
@@ -142,57 +144,52 @@ def write_failure(e: BaseException) -> str | None:
     return None
 
 
-def prepare_output(out_dir: str, overwrite: bool, incremental: bool = False) -> None:
-    """Make the output folder; refuse to mix two datasets in one folder unless asked to replace it (or to
-    update it incrementally, which keeps the previous shards for reuse). A folder that cannot be written
-    fails here, with one message, before any work is done."""
+def check_writable(out_dir: str) -> None:
+    """A folder that cannot be written fails here, with one message, before any work is done."""
     if storage.is_remote(out_dir):
         return
     try:
         os.makedirs(out_dir, exist_ok=True)
-        probe = os.path.join(out_dir, ".tmp-write-probe")
-        with open(probe, "wb") as f:
+        probe = os.path.join(out_dir, f".tmp-{uuid.uuid4().hex}-{CARD_NAME}")
+        with open(probe, "xb") as f:
             f.write(b"mixtape")
-        os.remove(probe)
+        os.remove(probe)  # ok: the probe file created just above
     except OSError as e:
         raise BuildError(f"cannot write to the output folder {out_dir}: {e.strerror or e}; choose another --out "
                          "or fix its permissions") from None
-    ours = {CARD_NAME, INDEX_NAME, REJECTS_NAME, PLAN_NAME, CLIPS_NAME, BUILD_INFO}
-    existing = sorted(os.listdir(out_dir))
-    previous = [n for n in existing if n in ours or (n.endswith(".tar") and not n.startswith(".tmp-"))]
-    stale = [n for n in existing if n.startswith(".tmp-")]
-    if previous and not (overwrite or incremental):
-        raise BuildError(f"{out_dir} already holds a dataset ({', '.join(previous[:3])}, ...): "
-                         "pass --incremental to update it, --overwrite to replace it, or choose another --out")
-    for n in ([] if incremental else previous) + stale:
-        os.remove(os.path.join(out_dir, n))
-    parts = os.path.join(out_dir, PARTS_DIR)
-    shutil.rmtree(parts, ignore_errors=True)  # an interrupted build's leftovers
-    os.makedirs(parts)
 
 
-def load_previous(out_dir: str, log: Callable[[str], None]) -> dict[str, Any]:
+def load_previous(out_dir: str, card: dict[str, Any] | None, log: Callable[[str], None]) -> dict[str, Any]:
     """Shards of the dataset already in ``out_dir`` that an incremental build may keep: name -> card entry
     and index rows. Nothing is kept when the versions that can change output differ from the card's."""
     from mixtape.pipelines.manifest import package_versions
 
-    card_path = os.path.join(out_dir, CARD_NAME)
-    if not os.path.exists(card_path):
+    if card is None:
         log("incremental: no previous dataset here; building everything")
         return {}
-    card = json.loads(storage.read_bytes(card_path))
     now = package_versions()
     if card.get("versions") != now:
         changed = sorted(k for k, v in now.items() if card.get("versions", {}).get(k) != v)
         log(f"incremental: versions changed since the previous build ({', '.join(changed)}); rendering everything")
         return {}
-    index = storage.read_parquet(os.path.join(out_dir, INDEX_NAME)).to_pylist()
+    index = storage.read_parquet(storage.join(out_dir, INDEX_NAME)).to_pylist()
     by_shard: dict[str, list[dict[str, Any]]] = {}
     for row in index:
         by_shard.setdefault(row["shard"], []).append(row)
     return {s["name"]: {"info": {**s, "split": split},
                         "index": sorted(by_shard.get(s["name"], []), key=lambda r: r["order"])}
             for split, info in card["splits"].items() for s in info["shards"] if s.get("plan_hash")}
+
+
+def source_folders(spec: DatasetSpec) -> list[tuple[str, str]]:
+    """(where in the spec, folder) of every source folder and folder option: what a build only reads."""
+    out = []
+    for i, src in enumerate(spec.sources):
+        out.append((f"sources[{i}].path", src.root))
+        for key, value in src.resolved.items():
+            for path in value if isinstance(value, list) else [value]:
+                out.append((f"sources[{i}].{key}", path))
+    return out
 
 
 def check_sources(spec: DatasetSpec) -> None:
@@ -212,11 +209,14 @@ def _count_reject(reject: Any) -> None:
     Metrics.counter("mixtape", f"rejected_{reject.reason}").inc()
 
 
-def add_build(p: beam.Pipeline, spec: DatasetSpec, out_dir: str, previous: dict[str, Any] | None = None,
-              cache_mb: int = CACHE_MB) -> None:
+def add_build(p: beam.Pipeline, spec: DatasetSpec, out_dir: str, previous_dir: str | None = None,
+              previous: dict[str, Any] | None = None, cache_mb: int = CACHE_MB) -> None:
+    """Ingest -> Plan -> Render -> Manifest, writing into ``out_dir``; ``previous`` shards (an incremental
+    build's) are kept from ``previous_dir`` when their plan is unchanged."""
     clips, ingest_rejects = p | "Ingest" >> Ingest(spec)
     rows, plan_rejects, used = clips | "Plan" >> Plan(spec)
-    rendered = rows | "Render" >> Render(spec.audio, out_dir, previous, spec.logmel, cache_mb)
+    rendered = rows | "Render" >> Render(spec.audio, out_dir, previous, spec.logmel, cache_mb,
+                                         previous_dir or out_dir)
     rejects = (ingest_rejects, plan_rejects) | "AllRejects" >> beam.Flatten()
     _ = rejects | "CountRejects" >> beam.Map(_count_reject)
     _ = (rendered, used, rejects) | "Manifest" >> Manifest(spec, out_dir)
@@ -240,38 +240,51 @@ def build(spec: DatasetSpec, out_dir: str, cfg: RunnerConfig = RunnerConfig(), o
           incremental: bool = False, log: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
     """Run a build to completion and return its card; runner, timing and host go to ``build.json``.
 
-    ``incremental``: keep every shard of the dataset already in ``out_dir`` whose plan and inputs are
-    unchanged, render the rest, and delete shards the new plan no longer has. The result is the same,
-    byte for byte, as a full build of the spec."""
+    The build is written into the output folder's staging area and moved into place only when complete
+    (``mixtape.dataset.folder``): a failed or killed build leaves the previous dataset there as it was.
+    ``incremental``: keep every shard of the previous dataset whose plan and inputs are unchanged, render the
+    rest, and delete shards the new plan no longer has; the result is the same, byte for byte, as a full
+    build of the spec."""
     check_sources(spec)
-    prepare_output(out_dir, overwrite, incremental)
-    out_dir = os.path.abspath(out_dir) if not storage.is_remote(out_dir) else out_dir
-    previous = load_previous(out_dir, log) if incremental else {}
+    out_dir = os.path.abspath(out_dir) if not storage.is_remote(out_dir) else out_dir.rstrip("/")
+    if cfg.runner == "dataflow" and _has(list(cfg.beam_args), "dry_run"):
+        p = make_pipeline(cfg)  # a dry run builds the job offline and writes nothing
+        add_build(p, spec, out_dir, out_dir, {}, cfg.cache_mb)
+        return {"dry_run": dataflow_job(p.run(), p.options)}
+    try:
+        check_not_inside_sources(out_dir, source_folders(spec))
+        check_writable(out_dir)
+        with BuildLock(out_dir):
+            return _build_locked(spec, out_dir, cfg, overwrite, incremental, log)
+    except OutputError as e:
+        raise BuildError(str(e)) from None
+
+
+def _build_locked(spec: DatasetSpec, out_dir: str, cfg: RunnerConfig, overwrite: bool, incremental: bool,
+                  log: Callable[[str], None]) -> dict[str, Any]:
+    existing = inspect_output(out_dir)
+    check_output(out_dir, existing, overwrite, incremental)
+    stage = prepare_staging(out_dir)
+    previous = load_previous(out_dir, existing.card, log) if incremental else {}
     started = time.monotonic()
     p = make_pipeline(cfg)
-    add_build(p, spec, out_dir, previous, cfg.cache_mb)
+    add_build(p, spec, stage, out_dir, previous, cfg.cache_mb)
     try:
         result = p.run()
-        if cfg.runner == "dataflow" and _has(list(cfg.beam_args), "dry_run"):
-            return {"dry_run": dataflow_job(result, p.options)}
         result.wait_until_finish()
     except Exception as e:
+        clean_staging(out_dir)
+        kept = "the previous dataset there is unchanged" if existing.has_dataset else "nothing was written there"
         problem = write_failure(e)
         if problem is None:
             raise
-        raise BuildError(f"cannot write the dataset in {out_dir}: {problem}. Nothing partial is visible there; "
-                         "free space or fix permissions, then rerun with --overwrite (or choose another --out)"
-                         ) from None
+        raise BuildError(f"cannot write the dataset in {out_dir}: {problem}; {kept}. Free space or fix "
+                         "permissions, then run the build again") from None
     seconds = time.monotonic() - started
     metrics = counters(result)
     for name, value in metrics.items():
         log(f"metric {name}: {value}")
-    card = json.loads(storage.read_bytes(storage.join(out_dir, CARD_NAME)))
-    names = {s["name"] for split in card["splits"].values() for s in split["shards"]}
-    if incremental and not storage.is_remote(out_dir):
-        for f in sorted(os.listdir(out_dir)):
-            if f.endswith(".tar") and f not in names:
-                os.remove(os.path.join(out_dir, f))  # a shard the new plan no longer has
+    card = swap_in(out_dir, existing)
     info = {"runner": cfg.runner, "workers": cfg.workers, "cache_mb": cfg.cache_mb, "beam_args": list(cfg.beam_args),
             "wall_seconds": round(seconds, 2), "spec_hash": card["spec_hash"],
             # where the inputs were: `verify --rerender` finds them here (the card stays location-free)

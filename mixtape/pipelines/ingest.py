@@ -14,30 +14,58 @@ from mixtape import storage
 from mixtape.audio import AudioError, probe
 from mixtape.hashing import sha256_hex
 from mixtape.licences import licence_family
-from mixtape.pipelines.sources import list_source
+from mixtape.pipelines.sources import audio_roots, list_source
+from mixtape.pipelines.sources.common import audio_files
 from mixtape.records import Clip, Reject
+from mixtape.shardformat import unsafe_key_problem
 from mixtape.spec import DatasetSpec, SourceSpec
+from mixtape.untrusted import clean_detail, show
 
 REJECTS = "rejects"
 
 
 def _list(indexed_source: tuple[int, SourceSpec]) -> Iterator:
+    """Every clip and reject of one source. A reader that fails part-way (a file it cannot parse, a bug)
+    costs only what it had not listed yet: the source gets an ``unreadable_source`` reject, and so does each
+    of its audio files not yet accounted for, so ``clips_in`` still counts every file and the build goes on."""
     index, source = indexed_source
     listed = Metrics.counter("mixtape", "clips_in")
+    seen: set[str] = set()
     try:
         for item in list_source(source):
             listed.inc()
+            seen.add(item.relpath if isinstance(item, Clip) else item.path)
             if isinstance(item, Reject):
                 yield pvalue.TaggedOutput(REJECTS, item)
             else:
                 yield replace(item, source_index=index)
-    except (OSError, ValueError, UnicodeDecodeError) as e:
+    except Exception as e:  # one broken source must not end the build: its remaining files are rejects
+        problem = clean_detail(f"{type(e).__name__}: {e}")
         yield pvalue.TaggedOutput(REJECTS, Reject(f"{source.name}:{source.path}", source.path, "source",
-                                                  "unreadable_source", f"{type(e).__name__}: {e}"))
+                                                  "unreadable_source", problem))
+        for item in _unlisted(source, seen, problem):
+            listed.inc()
+            yield pvalue.TaggedOutput(REJECTS, item)
+
+
+def _unlisted(source: SourceSpec, seen: set[str], problem: str) -> Iterator[Reject]:
+    for folder, prefix in audio_roots(source):
+        try:
+            files = audio_files(folder, source.extensions)
+        except OSError:
+            continue
+        for rel in files:
+            if f"{prefix}{rel}" not in seen:
+                yield Reject(f"{source.name}:{prefix}{rel}", f"{prefix}{rel}", "source", "unreadable_source",
+                             f"not listed: reading the source failed ({problem})")
 
 
 def admission_problem(clip: Clip, spec: DatasetSpec) -> tuple[str, str] | None:
-    """Why a clip may not enter, from its metadata alone (licence, label vocabulary); None if it may."""
+    """Why a clip may not enter, from its metadata alone (a name that cannot be a sample key, licence, label
+    vocabulary); None if it may."""
+    unsafe = unsafe_key_problem(clip.clip_id)
+    if unsafe:
+        return "unsafe_name", unsafe
     family = licence_family(clip.licence)
     if not spec.licences.permits(family):
         return "licence_not_allowed", f"licence {clip.licence or '(none)'} ({family}) is not allowed by the spec"
@@ -76,8 +104,11 @@ class ProbeClip(beam.DoFn):
 
         try:
             data = storage.read_bytes(clip.uri)
+        except storage.NotRegularFile as e:
+            yield rejected("not_a_file", f"{show(clip.relpath)} is {e.strerror}")
+            return
         except OSError as e:
-            yield rejected("unreadable", f"{clip.relpath}: {e.strerror or e}")
+            yield rejected("unreadable", f"{show(clip.relpath)}: {e.strerror or e}")
             return
         windowed = clip.window_start or clip.window_end
         try:

@@ -7,9 +7,7 @@ runs of the same build (runner, wall time and host go to ``build.json`` instead)
 from __future__ import annotations
 
 import json
-import os
 import platform
-import shutil
 from collections import Counter
 from collections.abc import Iterable
 from importlib import metadata
@@ -21,15 +19,13 @@ import pyarrow.parquet as pq
 
 import mixtape
 from mixtape import storage
+from mixtape.dataset.names import CARD_NAME, CLIPS_NAME, INDEX_NAME, PART_NAME, PARTS_DIR, PLAN_NAME, REJECTS_NAME
 from mixtape.hashing import canonical_json, sha256_hex
 from mixtape.labels import build_vocabularies
 from mixtape.records import Reject
 from mixtape.spec import DatasetSpec
 
 CARD_FORMAT = "mixtape-dataset/1"
-CARD_NAME = "dataset.json"
-INDEX_NAME = "index.parquet"
-REJECTS_NAME = "rejects.parquet"
 #: Packages whose versions can change the bytes of a dataset (DSP, codecs, container writers).
 VERSIONED_PACKAGES = ("apache-beam", "numpy", "soundfile", "soxr", "librosa", "audiomentations", "pyarrow",
                       "python-stretch")
@@ -42,11 +38,9 @@ INDEX_SCHEMA = pa.schema([
     ("audio_bytes", pa.int64()), ("audio_sha256", pa.string()), ("json_sha256", pa.string()),
     ("logmel_sha256", pa.string()),
 ])
-PLAN_NAME = "plan.parquet"
 PLAN_SCHEMA = pa.schema([("shard", pa.string()), ("order", pa.int32()), ("key", pa.string()), ("record", pa.string())])
 REJECTS_SCHEMA = pa.schema([("clip_id", pa.string()), ("path", pa.string()), ("stage", pa.string()),
                             ("reason", pa.string()), ("detail", pa.string())])
-CLIPS_NAME = "clips.parquet"
 #: One row per clip used (as samples or as augmentation material): what reports and audits aggregate over
 #: without opening a shard.
 CLIPS_SCHEMA = pa.schema([
@@ -149,10 +143,6 @@ def make_card(spec: DatasetSpec, shards: list[dict], used: list[dict], rejects: 
 # gives it back: bench/memory.py measured peak RSS x1.27 -> x1.19 for 10x the clips.
 pa.set_memory_pool(pa.system_memory_pool())
 
-#: Where render tasks leave each shard's index and plan rows; the manifest joins them and removes the folder.
-PARTS_DIR = ".parts"
-
-
 def part_uri(out_dir: str, shard: str, kind: str) -> str:
     return storage.join(out_dir, PARTS_DIR, f"{shard}.{kind}.parquet")
 
@@ -178,14 +168,12 @@ def _table_bytes(table: pa.Table) -> bytes:
 
 
 def remove_parts(out_dir: str) -> None:
-    if storage.is_remote(out_dir):
-        from apache_beam.io.filesystems import FileSystems
-
-        matches = FileSystems.match([storage.join(out_dir, PARTS_DIR, "*")])[0].metadata_list
-        if matches:
-            FileSystems.delete([m.path for m in matches])
-        return
-    shutil.rmtree(os.path.join(out_dir, PARTS_DIR), ignore_errors=True)
+    """Remove the parts folder's files (only those of the names render tasks write) and the folder."""
+    folder = storage.join(out_dir, PARTS_DIR)
+    for name in storage.list_dir(folder):
+        if PART_NAME.match(name):
+            storage.delete(storage.join(folder, name))
+    storage.remove_empty_dir(folder)
 
 
 class WriteManifest(beam.DoFn):

@@ -272,9 +272,11 @@ class RenderShard(beam.DoFn):
     """
 
     def __init__(self, audio: AudioSpec, out_dir: str, logmel_spec: LogMelSpec | None = None,
-                 cache_mb: int = CACHE_MB):
+                 cache_mb: int = CACHE_MB, previous_dir: str | None = None):
         self.audio = audio
         self.out_dir = out_dir
+        #: where the previous dataset's shards are (an incremental build writes its own elsewhere)
+        self.previous_dir = previous_dir or out_dir
         self.logmel = logmel_spec
         self.cache_mb = cache_mb
         self.cache: SourceCache | None = None
@@ -299,7 +301,7 @@ class RenderShard(beam.DoFn):
                                                 for order, row in enumerate(ordered)])
         kept = previous.get(name)
         if kept is not None and kept["info"]["plan_hash"] == plan_hash(ordered, self.audio, self.logmel) and \
-                _file_sha256(storage.join(self.out_dir, name)) == kept["info"]["sha256"]:
+                _file_sha256(storage.join(self.previous_dir, name)) == kept["info"]["sha256"]:
             self.reused.inc()
             info, index = kept["info"], kept["index"]
         else:
@@ -380,10 +382,11 @@ def render_shard(name: str, ordered: list[PlanRow], audio: AudioSpec, out_dir: s
 
 class Render(beam.PTransform):
     def __init__(self, audio: AudioSpec, out_dir: str, previous: dict[str, Any] | None = None,
-                 logmel_spec: LogMelSpec | None = None, cache_mb: int = CACHE_MB):
+                 logmel_spec: LogMelSpec | None = None, cache_mb: int = CACHE_MB, previous_dir: str | None = None):
         super().__init__()
         self.audio = audio
         self.out_dir = out_dir
+        self.previous_dir = previous_dir or out_dir
         self.previous = previous or {}
         self.logmel = logmel_spec
         self.cache_mb = cache_mb
@@ -395,5 +398,6 @@ class Render(beam.PTransform):
         return (rows
                 | "KeyByShard" >> beam.Map(lambda r: (r.shard, r))
                 | "GroupShards" >> beam.GroupByKey()
-                | "RenderShard" >> beam.ParDo(RenderShard(self.audio, self.out_dir, self.logmel, self.cache_mb),
+                | "RenderShard" >> beam.ParDo(RenderShard(self.audio, self.out_dir, self.logmel, self.cache_mb,
+                                                          self.previous_dir),
                                               beam.pvalue.AsSingleton(previous)))

@@ -11,7 +11,8 @@ from __future__ import annotations
 import html
 import io
 import json
-import shutil
+import re
+import tarfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,12 +22,20 @@ import numpy as np
 import soundfile as sf
 
 from mixtape import storage
+from mixtape.dataset.card import CardError, read_card
+from mixtape.dataset.names import BUILD_INFO, CARD_NAME, CLIPS_NAME, INDEX_NAME, REJECTS_NAME, check_shard_name
 from mixtape.hashing import rng_for
 from mixtape.licences import licence_family
 from mixtape.report import ReportError, figures
 from mixtape.shardformat import iter_samples
+from mixtape.untrusted import UntrustedInputError, load_json, show
 
 ASSETS = "assets"
+#: In the assets folder: the names this report wrote (all a later report may remove).
+ASSET_LIST = ".mixtape-assets"
+ASSET_NAME = re.compile(r"^[0-9]{4}\.(png|flac|wav)$")
+#: Marks a page as a mixtape report, so that a later report may replace it.
+GENERATOR = '<meta name="generator" content="mixtape report">'
 TOP_TAGS = 30
 MAX_AUG_PLOTS = 8
 
@@ -45,14 +54,17 @@ def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
+def _n(value: Any, fmt: str = "") -> str:
+    """A number as the page shows it; anything else (a card can hold anything) is shown escaped, as text."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return format(value, fmt)
+    return _e(value if value is not None else "?")
+
+
 def _link(url: str, text: str) -> str:
     if url.startswith(("https://", "http://")):
         return f'<a href="{_e(url)}" rel="noopener noreferrer">{_e(text)}</a>'
     return _e(text)
-
-
-def _read_json(uri: str) -> dict[str, Any]:
-    return json.loads(storage.read_bytes(uri).decode("utf-8"))
 
 
 def _table(uri: str) -> list[dict[str, Any]]:
@@ -62,33 +74,75 @@ def _table(uri: str) -> list[dict[str, Any]]:
 
 
 class _Assets:
+    """The report's files in ``<out>/assets``. The folder is the report's only if a report wrote it: the
+    names a report wrote are kept in ``assets/.mixtape-assets``, a new report removes exactly those, and a
+    file it did not write is never replaced."""
+
     def __init__(self, folder: Path):
         self.folder = folder
         self.n = 0
+        self.names: list[str] = []
+
+    def clear_previous(self) -> None:
+        listing = self.folder / ASSETS / ASSET_LIST
+        if listing.is_file():
+            try:
+                names = load_json(listing.read_bytes(), str(listing))
+            except UntrustedInputError:
+                names = []
+            for name in names if isinstance(names, list) else []:
+                if isinstance(name, str) and ASSET_NAME.match(name):
+                    (self.folder / ASSETS / name).unlink(missing_ok=True)  # ok: a file the previous report listed
+            listing.unlink()  # ok: the previous report's own list
+        (self.folder / ASSETS).mkdir(parents=True, exist_ok=True)
 
     def add(self, data: bytes, ext: str) -> str:
         self.n += 1
-        name = f"{ASSETS}/{self.n:04d}.{ext}"
-        (self.folder / name).write_bytes(data)
-        return name
+        name = f"{self.n:04d}.{ext}"
+        path = self.folder / ASSETS / name
+        if path.exists():
+            raise ReportError(f"{path} exists and no earlier report lists it: mixtape does not overwrite files it "
+                              "did not write; choose another --out")
+        path.write_bytes(data)
+        self.names.append(name)
+        return f"{ASSETS}/{name}"
+
+    def finish(self) -> None:
+        (self.folder / ASSETS / ASSET_LIST).write_text(json.dumps(self.names) + "\n")
 
 
 def write_report(dataset: str, out: str | None = None, examples: int = 3, seed: int = 0) -> Path:
-    """Write ``<out>/index.html`` and ``<out>/assets/``; ``out`` defaults to ``<dataset>/report``."""
+    """Write ``<out>/index.html`` and ``<out>/assets/``; ``out`` defaults to ``<dataset>/report``. Anything
+    wrong with the dataset (a damaged card, table or shard) is one :class:`ReportError`."""
+    try:
+        return _write_report(dataset, out, examples, seed)
+    except ReportError:
+        raise
+    except CardError as e:
+        raise ReportError(str(e)) from None
+    except (OSError, ValueError, KeyError, TypeError, tarfile.TarError, sf.LibsndfileError) as e:
+        raise ReportError(f"cannot report on {dataset}: {type(e).__name__}: {show(e)}") from None
+
+
+def _own_folder(folder: Path) -> None:
+    page = folder / "index.html"
+    if page.exists() and GENERATOR.encode() not in page.read_bytes()[:4096]:
+        raise ReportError(f"{page} is not a mixtape report and would be overwritten: choose another --out")
+
+
+def _write_report(dataset: str, out: str | None, examples: int, seed: int) -> Path:
     base = dataset.rstrip("/")
-    if not storage.exists(storage.join(base, "dataset.json")):
+    if not storage.exists(storage.join(base, CARD_NAME)):
         raise ReportError(f"{dataset} has no dataset.json: pass the folder `mixtape build --out` wrote")
-    card = _read_json(storage.join(base, "dataset.json"))
-    build_info = _read_json(storage.join(base, "build.json")) if storage.exists(storage.join(base, "build.json")) \
-        else {}
-    index = _table(storage.join(base, "index.parquet"))
-    rejects = _table(storage.join(base, "rejects.parquet"))
-    clips = _table(storage.join(base, "clips.parquet"))
+    card = read_card(storage.join(base, CARD_NAME))
+    build_info = _build_info(storage.join(base, BUILD_INFO))
+    index = _table(storage.join(base, INDEX_NAME))
+    rejects = _table(storage.join(base, REJECTS_NAME))
+    clips = _table(storage.join(base, CLIPS_NAME))
     folder = Path(out or (Path(base) / "report"))
-    if (folder / ASSETS).exists():
-        shutil.rmtree(folder / ASSETS)
-    (folder / ASSETS).mkdir(parents=True)
+    _own_folder(folder)
     assets = _Assets(folder)
+    assets.clear_previous()
     splits = list(card["splits"])
     sections = [
         _summary(card, build_info, rejects),
@@ -100,9 +154,21 @@ def write_report(dataset: str, out: str | None = None, examples: int = 3, seed: 
         _attribution(card),
     ]
     page = PAGE.format(title=_e(f"{card['name']} {card.get('version', '')} — mixtape report"),
-                       body="\n".join(sections))
+                       generator=GENERATOR, body="\n".join(sections))
+    assets.finish()
     (folder / "index.html").write_text(page, encoding="utf-8")
     return folder / "index.html"
+
+
+def _build_info(uri: str) -> dict[str, Any]:
+    """``build.json``, if it is a JSON object (its values are shown escaped or as numbers only)."""
+    if not storage.exists(uri):
+        return {}
+    try:
+        doc = load_json(storage.read_bytes(uri), BUILD_INFO)
+    except UntrustedInputError:
+        return {}
+    return doc if isinstance(doc, dict) else {}
 
 
 # ----------------------------------------------------------------------------------------------- sections
@@ -111,30 +177,42 @@ def write_report(dataset: str, out: str | None = None, examples: int = 3, seed: 
 def _summary(card: dict[str, Any], build_info: dict[str, Any], rejects: list[dict[str, Any]]) -> str:
     acc = card["accounting"]
     hours = sum(s["sample_seconds"] for s in card["splits"].values()) / 3600
-    rows = "".join(f"<tr><td>{_e(n)}</td><td>{s['samples']}</td><td>{len(s['shards'])}</td><td>{s['clips']}</td>"
-                   f"<td>{s['sample_seconds'] / 60:.1f}</td></tr>" for n, s in card["splits"].items())
+    rows = "".join(f"<tr><td>{_e(n)}</td><td>{_n(s['samples'])}</td><td>{len(s['shards'])}</td>"
+                   f"<td>{_n(s['clips'])}</td><td>{_n(s['sample_seconds'] / 60, '.1f')}</td></tr>"
+                   for n, s in card["splits"].items())
     by_reason: dict[str, list[str]] = {}
     for r in rejects:
         by_reason.setdefault(r["reason"], []).append(r["clip_id"])
     rej = "".join(f"<tr><td>{_e(reason)}</td><td>{len(ids)}</td><td>{_e(', '.join(sorted(ids)[:3]))}"
                   f"{' …' if len(ids) > 3 else ''}</td></tr>" for reason, ids in sorted(by_reason.items()))
-    built = (f"{build_info['wall_seconds']:.1f} s on the {_e(build_info.get('runner', '?'))} runner, "
-             f"{build_info.get('workers', '?')} worker(s)") if build_info else "not recorded"
+    built = (f"{_n(build_info.get('wall_seconds'), '.1f')} s on the {_e(build_info.get('runner', '?'))} runner, "
+             f"{_n(build_info.get('workers'))} worker(s)") if build_info else "not recorded"
     return f"""<section id="summary"><h1>{_e(card['name'])} <small>{_e(card.get('version', ''))}</small></h1>
 <table class="kv">
 <tr><th>spec hash</th><td><code>{_e(card['spec_hash'])}</code></td></tr>
-<tr><th>audio</th><td>{card['audio']['sample_rate']} Hz, {card['audio']['channels']} channel(s),
- {_e(card['audio']['format'])}, {card['audio']['snippet_seconds']:g} s snippets</td></tr>
-<tr><th>hours of samples</th><td>{hours:.2f}</td></tr>
+<tr><th>audio</th><td>{_n(card['audio']['sample_rate'])} Hz, {_n(card['audio']['channels'])} channel(s),
+ {_e(card['audio']['format'])}, {_n(card['audio']['snippet_seconds'], 'g')} s snippets</td></tr>
+<tr><th>hours of samples</th><td>{_n(hours, '.2f')}</td></tr>
 <tr><th>build time</th><td>{built}</td></tr>
-<tr><th>accounting</th><td>clips in {acc['clips_in']} = used {acc['clips_used']} + rejected
- {acc['clips_rejected']}</td></tr>
+<tr><th>accounting</th><td>clips in {_n(acc['clips_in'])} = used {_n(acc['clips_used'])} + rejected
+ {_n(acc['clips_rejected'])}</td></tr>
 </table>
 <h2>Splits</h2>
 <table><tr><th>split</th><th>samples</th><th>shards</th><th>clips</th><th>minutes</th></tr>{rows}</table>
 <h2>Rejects</h2>
 {f'<table><tr><th>reason</th><th>count</th><th>example clips</th></tr>{rej}</table>' if rej else '<p>none</p>'}
 </section>"""
+
+
+def _json_field(text: Any, empty: Any) -> Any:
+    """A JSON column of the index (classes, augment), or ``empty`` when it is not of that shape."""
+    try:
+        value = load_json(text, INDEX_NAME) if isinstance(text, str) and text else empty
+    except UntrustedInputError:
+        return empty
+    if not isinstance(value, type(empty)):
+        return empty
+    return [v for v in value if isinstance(v, dict) and "op" in v] if isinstance(empty, list) else value
 
 
 def _img(assets: _Assets, png: bytes, alt: str) -> str:
@@ -154,7 +232,7 @@ def _labels(index: list[dict[str, Any]], splits: list[str], assets: _Assets) -> 
                                                     "samples"), "tag histogram per split"))
     fields: dict[str, dict[str, Counter]] = {}
     for r in index:
-        for field, value in json.loads(r["classes"] or "{}").items():
+        for field, value in _json_field(r["classes"], {}).items():
             fields.setdefault(field, {s: Counter() for s in splits})[r["split"]][str(value)] += 1
     for field, per_split in sorted(fields.items()):
         values = sorted(set().union(*per_split.values()))
@@ -192,7 +270,7 @@ def _augmentation(index: list[dict[str, Any]], assets: _Assets) -> str:
     params: dict[str, list[float]] = {}
     ops: Counter = Counter()
     for r in index:
-        for step in json.loads(r["augment"] or "[]"):
+        for step in _json_field(r["augment"], []):
             ops[step["op"]] += 1
             for k, v in step.items():
                 if k != "op" and isinstance(v, (int, float)) and not isinstance(v, bool):
@@ -244,9 +322,10 @@ def _examples(base: str, card: dict[str, Any], index: list[dict[str, Any]], spli
             if row is not None:
                 wanted.setdefault(row["shard"], set()).add(row["key"])
     found: dict[str, dict[str, Any]] = {}
-    for shard, keys in sorted(wanted.items()):
-        with storage.open_url(storage.join(base, shard)) as stream:
-            for sample in iter_samples(stream):
+    largest = max((s["bytes"] for info in card["splits"].values() for s in info["shards"]), default=0)
+    for shard, keys in sorted(wanted.items(), key=lambda kv: str(kv[0])):
+        with storage.open_url(storage.join(base, check_shard_name(shard))) as stream:  # an index row's name
+            for sample in iter_samples(stream, max_member_bytes=largest):
                 if sample["__key__"] in keys:
                     found[sample["__key__"]] = sample
                     if keys <= set(found):
@@ -269,8 +348,17 @@ def _examples(base: str, card: dict[str, Any], index: list[dict[str, Any]], spli
 
 def _example_cell(sample: dict[str, Any] | None, fmt: str, card: dict[str, Any], assets: _Assets,
                   role: str) -> str:
-    if sample is None or fmt not in sample or "json" not in sample:
+    if sample is None or fmt not in sample or not isinstance(sample.get("json"), dict):
         return '<div class="cell"><p>sample missing from its shard</p></div>'
+    try:
+        return _example_html(sample, fmt, assets, role)
+    except ReportError:
+        raise
+    except Exception as e:  # a damaged sample is shown as such; the report goes on
+        return f'<div class="cell"><p>sample {_e(sample["__key__"])} cannot be shown: {_e(type(e).__name__)}</p></div>'
+
+
+def _example_html(sample: dict[str, Any], fmt: str, assets: _Assets, role: str) -> str:
     audio, sr = sf.read(io.BytesIO(sample[fmt]), dtype="float32", always_2d=True)
     mono = audio.mean(axis=1) if audio.shape[1] > 1 else audio[:, 0]
     doc = sample["json"]
@@ -284,7 +372,7 @@ def _example_cell(sample: dict[str, Any] | None, fmt: str, card: dict[str, Any],
     if labels.get("key"):
         label_bits.append(f"key: {labels['key'].get('tonic')} {labels['key'].get('mode')}")
     if labels.get("tempo"):
-        label_bits.append(f"tempo: {labels['tempo']:g} bpm")
+        label_bits.append(f"tempo: {labels['tempo']} bpm")
     chain = doc.get("augment") or []
     aug = "; ".join(", ".join(f"{k}={v}" for k, v in step.items()) for step in chain) or "none (clean)"
     mime = "audio/flac" if fmt == "flac" else "audio/wav"
@@ -304,6 +392,7 @@ def _attribution(card: dict[str, Any]) -> str:
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
+{generator}
 <style>
 body {{ font: 14px/1.45 system-ui, sans-serif; margin: 1.5em auto; max-width: 1100px; color: #222; padding: 0 1em; }}
 h1 small {{ color: #777; font-weight: normal; }}

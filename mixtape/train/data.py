@@ -21,7 +21,6 @@ shell, unlike webdataset's own ``pipe:curl`` opener.
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,10 +32,12 @@ import torch
 from braceexpand import braceexpand
 from torch.utils.data import IterableDataset, get_worker_info
 
-from mixtape.hashing import rng_for
-from mixtape.shardformat import iter_members
-from mixtape.storage import ShardURLError, open_url
+from mixtape.audio import SOURCE_RATES
+from mixtape.hashing import rng_for, sha256_hex
+from mixtape.shardformat import MAX_MEMBER_BYTES, iter_members
+from mixtape.storage import ShardURLError, is_remote, open_url
 from mixtape.train.labels import LabelEncoder
+from mixtape.untrusted import load_json, show
 
 CROP_MODES = ("random", "centre", "windows")
 #: How many error messages a batch carries back at most (the counts are always exact).
@@ -58,14 +59,32 @@ def sibling_url(shard_url: str, name: str) -> str:
     return f"{head}/{name}" if head else name
 
 
-def read_json_url(url: str) -> dict[str, Any]:
+def read_json_url(url: str) -> Any:
     with open_url(url) as f:
-        return json.loads(f.read().decode("utf-8"))
+        return load_json(f.read(), url)
+
+
+#: The longest sample a stream decodes: snippets are seconds long, and a member that claims hours (or a rate
+#: that would resample into billions of samples) is refused before it is decoded.
+MAX_SAMPLE_SECONDS = 600.0
+
+
+def _checked(f: sf.SoundFile) -> sf.SoundFile:
+    """An opened member, if its rate and length are ones a dataset sample can have."""
+    lo, hi = SOURCE_RATES
+    if not lo <= f.samplerate <= hi:
+        raise ValueError(f"sample rate {f.samplerate} Hz is outside {lo}-{hi} Hz")
+    if f.frames > MAX_SAMPLE_SECONDS * f.samplerate:
+        raise ValueError(f"{f.frames} frames ({f.frames / f.samplerate:.0f} s) is longer than a sample can be "
+                         f"({MAX_SAMPLE_SECONDS:g} s)")
+    return f
 
 
 def decode_audio(data: bytes, sample_rate: int) -> np.ndarray:
     """Mono float32 at ``sample_rate`` from encoded bytes, decoded in memory (no temporary files)."""
-    audio, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    with _checked(sf.SoundFile(io.BytesIO(data))) as f:
+        sr = f.samplerate
+        audio = f.read(dtype="float32", always_2d=True)
     return _mono_at(audio, sr, sample_rate)
 
 
@@ -73,7 +92,7 @@ def decode_random_crop(data: bytes, sample_rate: int, length: int, rng: np.rando
     """The same crop as ``crop(decode_audio(data), length, rng)``, decoding only the cropped frames when the
     file is already at ``sample_rate`` (FLAC and WAV seek sample-exactly): a third less decoding for a
     2 s crop of a 3 s snippet."""
-    with sf.SoundFile(io.BytesIO(data)) as f:
+    with _checked(sf.SoundFile(io.BytesIO(data))) as f:
         if f.samplerate != sample_rate or f.frames <= length:
             audio = f.read(dtype="float32", always_2d=True)
             return crop(_mono_at(audio, f.samplerate, sample_rate), length, rng)
@@ -170,6 +189,10 @@ class _RawSample:
     doc: bytes | None
 
 
+class ShardMismatch(ValueError):
+    """A shard whose bytes differ from what its dataset card records."""
+
+
 class ShardStream(IterableDataset):
     """Batches over shard URLs for one rank; use with ``DataLoader(stream, batch_size=None)``.
 
@@ -187,7 +210,9 @@ class ShardStream(IterableDataset):
     def __init__(self, urls: list[str], encoder: LabelEncoder, sample_rate: int, crop_samples: int | None,
                  batch_size: int = 16, crop: str = "random", crops: int = 1, shuffle_buffer: int = 0,
                  shuffle_shards: bool = True, seed: int = 0, rank: int = 0, world_size: int = 1,
-                 resampled: bool = False, drop_last: bool = False):
+                 resampled: bool = False, drop_last: bool = False,
+                 expected: dict[str, tuple[str, int]] | None = None, verify_remote: bool = False,
+                 max_member_bytes: int = MAX_MEMBER_BYTES):
         super().__init__()
         if crop not in CROP_MODES:
             raise ValueError(f"crop must be one of {CROP_MODES}, not {crop!r}")
@@ -207,6 +232,10 @@ class ShardStream(IterableDataset):
         self.world_size = world_size
         self.resampled = resampled
         self.drop_last = drop_last
+        #: url -> (sha256, bytes) from the dataset card: shards checked before they are read
+        self.expected = dict(expected or {})
+        self.verify_remote = verify_remote
+        self.max_member_bytes = max_member_bytes
         self.epoch = 0
         self.resume: dict[str, Any] | None = None
 
@@ -223,13 +252,37 @@ class ShardStream(IterableDataset):
         return iter(shard_slot(self.urls, self.epoch, self.seed, self.rank, self.world_size, worker, num_workers,
                                self.shuffle_shards))
 
+    def _open(self, url: str) -> Any:
+        """The shard's bytes as a stream; checked against the card's sha256 first where the card lists the
+        shard and checking applies (local files by default, remote ones when asked): a shard rewritten since
+        its card (a build killed half-way, a copy gone wrong) is refused, never mixed into training."""
+        expected = self.expected.get(url)
+        if expected is None or (is_remote(url) and not self.verify_remote):
+            return open_url(url)
+        sha, size = expected
+        with open_url(url) as f:
+            data = f.read(size + 1)
+        if len(data) != size or sha256_hex(data) != sha:
+            raise ShardMismatch(f"{show(url)} does not match the dataset card ({len(data)} bytes, expected {size}; "
+                                "sha256 differs): the dataset changed since its card was written (an interrupted "
+                                "build?); run `mixtape verify` on it")
+        return io.BytesIO(data)
+
     def _raw(self, worker: int, num_workers: int, stats: StreamStats) -> Iterator[_RawSample]:
-        """Raw samples (bytes, undecoded) of this worker's shards in order; a broken shard is counted once."""
+        """Raw samples (bytes, undecoded) of this worker's shards in order. A member that cannot be read is
+        skipped and counted; a shard that breaks off keeps the complete samples before the break."""
+        def skipped(name: str, reason: str) -> None:
+            stats.skipped_members += 1
+            _note(stats, f"skipped member {name}: {reason}")
+
         for url in self._shards(worker, num_workers):
             current: _RawSample | None = None
+            failure: Exception | None = None
+            members = None
             try:
-                with open_url(url) as stream:
-                    for key, suffix, data in iter_members(stream, on_skip=lambda _n: _count_skip(stats)):
+                with self._open(url) as stream:
+                    members = iter_members(stream, on_skip=skipped, max_member_bytes=self.max_member_bytes)
+                    for key, suffix, data in members:
                         if current is not None and current.key != key:
                             yield current
                             current = None
@@ -239,11 +292,13 @@ class ShardStream(IterableDataset):
                             current.doc = data
                         elif current.audio is None:
                             current.audio = data
-                if current is not None:
-                    yield current
             except Exception as e:
+                failure = e
+            if current is not None and (failure is None or (current.audio is not None and current.doc is not None)):
+                yield current
+            if failure is not None:
                 stats.corrupt += 1
-                _note(stats, f"{url}: {type(e).__name__}: {e}")
+                _note(stats, f"{show(url)}: {type(failure).__name__}: {show(failure)}")
 
     def _shuffled(self, raw: Iterator[_RawSample], worker: int) -> Iterator[_RawSample]:
         if self.shuffle_buffer <= 1:
@@ -263,14 +318,14 @@ class ShardStream(IterableDataset):
         try:
             if raw.audio is None or raw.doc is None:
                 raise ValueError("sample has no " + ("audio" if raw.audio is None else "json") + " member")
-            doc = json.loads(raw.doc.decode("utf-8"))
+            doc = load_json(raw.doc, f"{raw.key}.json")
             if not isinstance(doc, dict):
                 raise ValueError("sample json is not an object")
             targets = self.encoder.encode(doc.get("labels") or {})
             crops = self._crops(raw.key, raw.audio)
         except Exception as e:  # any undecodable sample is skipped and counted
             stats.corrupt += 1
-            _note(stats, f"{raw.url} {raw.key}: {type(e).__name__}: {e}")
+            _note(stats, f"{show(raw.url)} {show(raw.key)}: {type(e).__name__}: {show(e)}")
             return None
         variant = doc.get("variant", 0)
         return crops, targets, str(doc.get("clip_id", "")), variant if isinstance(variant, int) else 0
@@ -338,10 +393,6 @@ def _pop_random(buffer: list[Any], rng: np.random.Generator) -> Any:
     i = int(rng.integers(0, len(buffer)))
     buffer[i], buffer[-1] = buffer[-1], buffer[i]
     return buffer.pop()
-
-
-def _count_skip(stats: StreamStats) -> None:
-    stats.skipped_members += 1
 
 
 def _note(stats: StreamStats, message: str) -> None:

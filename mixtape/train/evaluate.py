@@ -35,12 +35,13 @@ class Predictions:
 
 def predict(model: MusicModel, tasks: TaskSet | None, urls: list[str], encoder: LabelEncoder, sample_rate: int,
             window: int, batch_size: int = 32, num_workers: int = 0, embeddings: bool = False,
-            device: str = "cpu", originals_only: bool = True) -> Predictions:
+            device: str = "cpu", originals_only: bool = True,
+            expected: dict[str, tuple[str, int]] | None = None) -> Predictions:
     """Model outputs for every evaluation window. ``originals_only`` drops augmented variants (variant > 0):
     their labels were transformed (a pitch-shifted key, a stretched tempo), so pooling them with the
     original under one clip would mix labels; valid and test splits hold originals only anyway."""
     stream = ShardStream(urls, encoder, sample_rate, crop_samples=window, batch_size=batch_size, crop="windows",
-                         shuffle_shards=False)
+                         shuffle_shards=False, expected=expected)
     outputs: dict[str, list[np.ndarray]] = {}
     targets: dict[str, list[np.ndarray]] = {}
     keys: list[str] = []

@@ -22,10 +22,11 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from mixtape.dataset.card import read_card, shard_checks, shard_names
 from mixtape.hashing import rng_for
 from mixtape.train import distributed as D
 from mixtape.train.checkpoint import BEST, CHECKPOINT, load_checkpoint, save_checkpoint
-from mixtape.train.data import ShardStream, StreamStats, StreamTracker, expand_urls, read_json_url, sibling_url
+from mixtape.train.data import ShardStream, StreamStats, StreamTracker, expand_urls, sibling_url
 from mixtape.train.evaluate import evaluate_predictions, predict, score
 from mixtape.train.frontend import FrontendConfig
 from mixtape.train.labels import LabelEncoder
@@ -72,6 +73,8 @@ class TrainConfig:
     resume: str | None = None  # a run folder or checkpoint to continue
     stop_after: int | None = None  # leave after this many steps of *this* process (a planned interruption)
     trace: bool = False  # write every step's sample keys to trace[-rank<r>].jsonl
+    force: bool = False  # resume even on a dataset with another spec hash or vocabulary
+    verify_remote: bool = False  # check remote shards against the card's sha256 too (local ones always are)
 
 
 @dataclass
@@ -106,7 +109,7 @@ def resolve_dataset(cfg: TrainConfig) -> tuple[dict[str, Any], list[str], list[s
     shards; valid shards default to the card's valid split in the same place."""
     try:
         if cfg.card:
-            card, train_urls = read_json_url(cfg.card), expand_urls(cfg.shards)
+            card, train_urls = read_card(cfg.card), expand_urls(cfg.shards)
         else:
             card, train_urls = dataset_shards(cfg.shards, "train")
     except (OSError, ValueError, RunError) as e:
@@ -114,9 +117,27 @@ def resolve_dataset(cfg: TrainConfig) -> tuple[dict[str, Any], list[str], list[s
     if cfg.valid_shards:
         valid_urls = expand_urls(cfg.valid_shards)
     else:
-        valid = card.get("splits", {}).get("valid", {}).get("shards", [])
-        valid_urls = [sibling_url(train_urls[0], s["name"]) for s in valid]
+        valid = shard_names(card, "valid") if "valid" in card["splits"] else []
+        valid_urls = [sibling_url(train_urls[0], name) for name in valid]
     return card, train_urls, valid_urls
+
+
+def check_same_dataset(resume: dict[str, Any], card: dict[str, Any], encoder: LabelEncoder, force: bool) -> None:
+    """Resuming continues one run on one dataset: another spec hash or other vocabularies (the heads' sizes
+    and meanings) would silently train something else. Refused unless forced."""
+    was = resume.get("dataset") or {}
+    vocab = resume.get("vocabularies") or {}
+    problems = []
+    if was.get("spec_hash") != card.get("spec_hash"):
+        problems.append(f"the checkpoint's dataset has spec hash {str(was.get('spec_hash'))[:12]}, these shards' "
+                        f"{str(card.get('spec_hash'))[:12]}")
+    now = {"tags": encoder.tags, "classes": encoder.classes, "key": encoder.keys}
+    for name in ("tags", "classes", "key"):
+        if vocab.get(name) != now[name]:
+            problems.append(f"the {name} vocabulary differs")
+    if problems and not force:
+        raise TrainError("cannot resume on another dataset: " + "; ".join(problems)
+                         + " (pass --force to resume anyway, or train a new run)")
 
 
 def samples_in(card: dict[str, Any], urls: list[str]) -> int | None:
@@ -198,6 +219,8 @@ def _train(cfg: TrainConfig, dd: D.Dist, log: Callable[[str], None]) -> TrainRes
         cfg = _resumed_config(cfg, resume)
     card, train_urls, valid_urls = resolve_dataset(cfg)
     encoder = LabelEncoder.from_card(card)
+    if resume is not None:
+        check_same_dataset(resume, card, encoder, cfg.force)
     try:
         tasks = TaskSet.from_names([t.strip() for t in cfg.tasks.split(",") if t.strip()], encoder)
     except TaskError as e:
@@ -247,7 +270,8 @@ def _train(cfg: TrainConfig, dd: D.Dist, log: Callable[[str], None]) -> TrainRes
 
     stream = ShardStream(train_urls, encoder, sr, crop_samples=window, batch_size=cfg.batch_size, crop="random",
                          crops=cfg.crops, shuffle_buffer=cfg.shuffle_buffer, seed=cfg.seed, rank=dd.rank,
-                         world_size=dd.world_size, resampled=cfg.resampled, drop_last=True)
+                         world_size=dd.world_size, resampled=cfg.resampled, drop_last=True,
+                         expected=shard_checks(card, train_urls), verify_remote=cfg.verify_remote)
     step = epoch = 0
     best: float | None = None
     bad_evals = 0
@@ -309,7 +333,7 @@ def _train(cfg: TrainConfig, dd: D.Dist, log: Callable[[str], None]) -> TrainRes
         report: dict[str, Any] = {}
         if dd.is_main:
             pred = predict(model, tasks, valid_urls, encoder, sr, window, batch_size=cfg.batch_size,
-                           device=dd.device) if valid_urls else None
+                           device=dd.device, expected=shard_checks(card, valid_urls)) if valid_urls else None
             report = evaluate_predictions(tasks, pred) if pred is not None else {"windows": 0}
             report["score"] = score(tasks, report) if pred is not None else None
         report = D.broadcast(dd, report)
@@ -472,5 +496,7 @@ def _resumed_config(cfg: TrainConfig, ckpt: dict[str, Any]) -> TrainConfig:
     saved = dict(ckpt["config"])
     saved["frontend"] = FrontendConfig(**saved["frontend"])
     keep = {"steps", "epochs", "out", "stop_after", "resume", "trace", "threads", "device", "patience",
-            "eval_every", "checkpoint_every", "num_workers"}
-    return TrainConfig(**{**saved, **{k: getattr(cfg, k) for k in keep}})
+            "eval_every", "checkpoint_every", "num_workers", "shards", "valid_shards", "card", "force",
+            "verify_remote"}
+    known = {k: v for k, v in saved.items() if k in TrainConfig.__dataclass_fields__}
+    return TrainConfig(**{**known, **{k: getattr(cfg, k) for k in keep}})

@@ -8,9 +8,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from mixtape.dataset.card import CardError, read_card, shard_checks, shard_names
+from mixtape.dataset.names import CARD_NAME
 from mixtape.train.baseline import estimate_clip
 from mixtape.train.checkpoint import BEST, CHECKPOINT, checkpoint_path, load_checkpoint
-from mixtape.train.data import ShardStream, StreamStats, expand_urls, read_json_url, sibling_url
+from mixtape.train.data import ShardStream, StreamStats, expand_urls, sibling_url
 from mixtape.train.evaluate import aggregate_targets, evaluate_predictions, predict
 from mixtape.train.labels import LabelEncoder, target_to_tempo
 from mixtape.train.metrics import group_mean, key_metrics, tempo_metrics
@@ -25,23 +27,23 @@ class RunError(RuntimeError):
 
 def dataset_shards(spec: str, split: str) -> tuple[dict[str, Any], list[str]]:
     """(card, shard URLs) for shard URLs (brace-expanded; the card beside them) or for a dataset folder /
-    URL (its card's ``split`` shards)."""
+    URL (its card's ``split`` shards). The card is validated: its shard names cannot point elsewhere."""
     spec = spec.strip()
     if not spec.endswith(".tar") and "{" not in spec and " " not in spec:
-        base = spec[: -len("/dataset.json")] if spec.endswith("/dataset.json") else spec.rstrip("/")
-        card = _card(f"{base}/dataset.json", f"{spec} is neither shard URLs nor a dataset folder")
-        if split not in card.get("splits", {}):
-            raise RunError(f"the dataset has no {split!r} split; it has: {', '.join(card.get('splits', {}))}")
-        return card, [f"{base}/{s['name']}" for s in card["splits"][split]["shards"]]
+        base = spec[: -len(f"/{CARD_NAME}")] if spec.endswith(f"/{CARD_NAME}") else spec.rstrip("/")
+        card = _card(f"{base}/{CARD_NAME}", f"{spec} is neither shard URLs nor a dataset folder")
+        if split not in card["splits"]:
+            raise RunError(f"the dataset has no {split!r} split; it has: {', '.join(card['splits'])}")
+        return card, [f"{base}/{name}" for name in shard_names(card, split)]
     urls = expand_urls(spec)
-    return _card(sibling_url(urls[0], "dataset.json"), "no dataset card beside the shards"), urls
+    return _card(sibling_url(urls[0], CARD_NAME), "no dataset card beside the shards"), urls
 
 
 def _card(url: str, context: str) -> dict[str, Any]:
     try:
-        return read_json_url(url)
-    except (OSError, ValueError) as e:
-        raise RunError(f"{context}: cannot read {url} ({e})") from e
+        return read_card(url)
+    except CardError as e:
+        raise RunError(f"{context}: {e}") from None
 
 
 class LoadedRun:
@@ -77,7 +79,7 @@ def evaluate_run(run: str, shards: str, split: str = "valid", batch_size: int = 
     loaded.check_rate(card)
     with torch.inference_mode():
         pred = predict(loaded.model, loaded.tasks, urls, loaded.encoder, loaded.spec.sample_rate, loaded.window,
-                       batch_size=batch_size, num_workers=workers)
+                       batch_size=batch_size, num_workers=workers, expected=shard_checks(card, urls))
     return loaded, evaluate_predictions(loaded.tasks, pred)
 
 
@@ -90,7 +92,7 @@ def embed_run(run: str, shards: str, out: str, split: str = "valid", batch_size:
     encoder = LabelEncoder.from_card(card)  # label columns from the target dataset's own vocabularies
     with torch.inference_mode():
         pred = predict(loaded.model, None, urls, encoder, loaded.spec.sample_rate, loaded.window,
-                       batch_size=batch_size, num_workers=workers, embeddings=True)
+                       batch_size=batch_size, num_workers=workers, embeddings=True, expected=shard_checks(card, urls))
     if pred.embeddings is None:
         raise RunError(f"no samples could be read from {shards} ({pred.stats.corrupt} corrupt)")
     clips, feats = group_mean(pred.embeddings, pred.clips)
@@ -106,7 +108,8 @@ def baseline_run(shards: str, split: str = "valid", out: str | None = None) -> d
     card, urls = dataset_shards(shards, split)
     sr = int(card["audio"]["sample_rate"])
     encoder = LabelEncoder.from_card(card)
-    stream = ShardStream(urls, encoder, sr, crop_samples=None, batch_size=1, shuffle_shards=False)
+    stream = ShardStream(urls, encoder, sr, crop_samples=None, batch_size=1, shuffle_shards=False,
+                         expected=shard_checks(card, urls))
     snippets: dict[str, list[np.ndarray]] = {}
     targets: dict[str, list[np.ndarray]] = {}
     clips: list[str] = []

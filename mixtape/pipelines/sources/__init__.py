@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from mixtape import storage
 from mixtape.pipelines.sources.acousticbrainz import list_acousticbrainz
 from mixtape.pipelines.sources.csv_index import list_csv_index
 from mixtape.pipelines.sources.folder import list_folder
 from mixtape.pipelines.sources.freesound_dump import list_freesound_dump
 from mixtape.pipelines.sources.freesound_pack import list_freesound_pack
+from mixtape.pipelines.sources.fsd50k import PARTS as FSD50K_PARTS
 from mixtape.pipelines.sources.fsd50k import list_fsd50k
 from mixtape.records import Clip, Reject
 from mixtape.spec import SourceSpec
@@ -28,3 +30,15 @@ READERS = {
 
 def list_source(source: SourceSpec) -> Iterator[Clip | Reject]:
     yield from READERS[source.kind](source)
+
+
+def audio_roots(source: SourceSpec) -> list[tuple[str, str]]:
+    """Where a source's audio files are, as (folder, prefix): a file ``rel`` of the folder appears in the
+    source's clips and rejects as ``prefix + rel``. Used to account for every file when a reader fails."""
+    if source.kind == "csv_index":
+        return [(source.opt("audio_dir"), "")]
+    if source.kind == "acousticbrainz":
+        return [(source.opt("audio"), "")]
+    if source.kind == "fsd50k":
+        return [(storage.join(source.root, d), f"{d}/") for _, d in FSD50K_PARTS]
+    return [(source.root, "")]

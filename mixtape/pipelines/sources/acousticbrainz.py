@@ -12,17 +12,17 @@ recording with documents but no audio is a reject (no_audio), so nothing is drop
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
 from mixtape import storage
-from mixtape.acousticbrainz import classify, iter_json_files, read_genre_tsv, tag_value
+from mixtape.acousticbrainz import BadArchive, classify, iter_json_files, read_genre_tsv, tag_value
 from mixtape.filetags import is_mbid, read_tags
 from mixtape.labels import empty_labels, labels_from_acousticbrainz, merge_labels, normalise_tags
-from mixtape.pipelines.sources.common import audio_files, clip, read_csv, read_text, reject
+from mixtape.pipelines.sources.common import audio_files, clip, read_csv, read_text, reject, unselected_audio
 from mixtape.records import Clip, Reject
 from mixtape.spec import SourceSpec
+from mixtape.untrusted import load_json
 
 
 def _summaries(source: SourceSpec) -> tuple[dict[str, dict[str, Any]], list[Reject]]:
@@ -31,9 +31,12 @@ def _summaries(source: SourceSpec) -> tuple[dict[str, dict[str, Any]], list[Reje
     out: dict[str, dict[str, Any]] = {}
     rejects: list[Reject] = []
     for name, data in iter_json_files(source.root):
+        if isinstance(data, BadArchive):
+            rejects.append(reject(source, name, name, "bad_acousticbrainz", str(data)))
+            continue
         try:
-            docs = list(classify(name, json.loads(data.decode("utf-8-sig"))))
-        except (ValueError, UnicodeDecodeError) as e:
+            docs = list(classify(name, load_json(data, name)))
+        except ValueError as e:
             rejects.append(reject(source, name, name, "bad_acousticbrainz", str(e)))
             continue
         for mbid, kind, doc in docs:
@@ -88,7 +91,8 @@ def _mbids_of_audio(source: SourceSpec) -> Iterator[tuple[str, str | None]]:
         for row in rows:
             rec = dict(zip(cols, row, strict=False))
             mapping[rec["file"]] = rec["mbid"].strip()
-    for rel in audio_files(audio_root, source.extensions):
+    listing = storage.list_files(audio_root)
+    for rel in audio_files(audio_root, source.extensions, listing):
         if rel in mapping:
             yield rel, mapping[rel]
             continue
@@ -98,12 +102,15 @@ def _mbids_of_audio(source: SourceSpec) -> Iterator[tuple[str, str | None]]:
 def list_acousticbrainz(source: SourceSpec) -> Iterator[Clip | Reject]:
     summaries, rejects = _summaries(source)
     yield from rejects
+    yield from unselected_audio(source, source.opt("audio"))
     audio_root = source.opt("audio")
     joined: set[str] = set()
     try:
         pairs = list(_mbids_of_audio(source))
-    except (ValueError, UnicodeDecodeError) as e:
+    except (OSError, ValueError, UnicodeDecodeError) as e:
         yield reject(source, source.path, source.options.get("mapping") or "", "bad_metadata", str(e))
+        for rel in audio_files(audio_root, source.extensions):  # none can be joined: each is accounted for
+            yield reject(source, rel, rel, "bad_metadata", f"the mapping is unusable: {e}")
         pairs = []
     for rel, mbid in pairs:
         if not mbid:

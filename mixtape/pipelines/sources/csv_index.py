@@ -11,12 +11,22 @@ endings are handled; file names are used exactly as written (Clotho has one that
 
 from __future__ import annotations
 
+import csv
 import re
 import string
 from collections.abc import Iterator
 
+from mixtape import storage
 from mixtape.labels import empty_labels, normalise_tags
-from mixtape.pipelines.sources.common import audio_files, clip, read_csv, reject
+from mixtape.pipelines.sources.common import (
+    audio_files,
+    clip,
+    csv_rows,
+    read_text,
+    reject,
+    sniff_delimiter,
+    unselected_audio,
+)
 from mixtape.records import Clip, Reject
 from mixtape.spec import SourceSpec
 
@@ -41,17 +51,28 @@ def _window(row: dict[str, str], cols: dict[str, str]) -> tuple[float, float] | 
     return float(start or 0), float(end) if end else 0.0
 
 
+def _read_index(uri: str, delimiter: str | None) -> tuple[list[str], list[tuple[int, list[str] | csv.Error]]]:
+    """The header and the (line, cells or parse error) rows of the index."""
+    text = read_text(uri)
+    first = text.splitlines()[0] if text else ""
+    rows = list(csv_rows(text, delimiter or sniff_delimiter(first)))
+    if not rows or isinstance(rows[0][1], csv.Error):
+        return [], rows
+    return [h.strip() for h in rows[0][1]], rows[1:]
+
+
 def list_csv_index(source: SourceSpec) -> Iterator[Clip | Reject]:
     cols: dict[str, str] = source.options["columns"]
     csv_path = source.opt("csv")
     audio_root = source.opt("audio_dir")
-    header, rows = read_csv(csv_path, source.options.get("delimiter"))
-    header = [h.strip() for h in header]
+    header, rows = _read_index(csv_path, source.options.get("delimiter"))
     needed = [c for role, c in cols.items() if role not in ("tags_sep", "file") and c]
     needed += [f for _, f, _, _ in string.Formatter().parse(cols["file"]) if f] if "{" in cols["file"] else [
         cols["file"]]
     missing = sorted(set(needed) - set(header))
-    present = set(audio_files(audio_root, source.extensions))
+    listing = storage.list_files(audio_root)
+    present = set(audio_files(audio_root, source.extensions, listing))
+    yield from unselected_audio(source, audio_root, listing)
     if missing:
         problem = f"columns {missing} are not in the CSV header {header}"
         yield reject(source, source.options["csv"], source.options["csv"], "bad_metadata", problem)
@@ -60,7 +81,11 @@ def list_csv_index(source: SourceSpec) -> Iterator[Clip | Reject]:
         return
     used_files: set[str] = set()
     mapped = set(cols.values())
-    for n, cells in enumerate(rows, 2):
+    for n, cells in rows:
+        if isinstance(cells, csv.Error):
+            yield reject(source, f"{source.options['csv']}:{n}", source.options["csv"], "bad_metadata",
+                         f"row {n} cannot be read ({cells}); the file it names, if any, is accounted as no_metadata")
+            continue
         if len(cells) < len(header):
             cells = cells + [""] * (len(header) - len(cells))
         row = dict(zip(header, (c.rstrip("\r") for c in cells), strict=False))

@@ -6,7 +6,6 @@ Labels come from (in order of precedence) a sidecar file, the path (``pattern: "
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import PurePosixPath
 from typing import Any
@@ -14,9 +13,10 @@ from typing import Any
 from mixtape import storage
 from mixtape.filetags import read_tags
 from mixtape.labels import empty_labels, normalise_tags
-from mixtape.pipelines.sources.common import audio_files, clip, read_csv, reject
+from mixtape.pipelines.sources.common import audio_files, clip, read_csv, reject, unselected_audio
 from mixtape.records import Clip, Reject
 from mixtape.spec import SourceSpec
+from mixtape.untrusted import load_json
 
 #: Pattern fields that set clip attributes (used for grouping and attribution) instead of class labels.
 ATTRIBUTE_FIELDS = ("artist", "album", "uploader", "pack", "release_group", "source_id", "fold", "title")
@@ -47,7 +47,10 @@ def _sidecar(source: SourceSpec) -> dict[str, dict[str, Any]]:
     if not path:
         return {}
     if path.lower().endswith(".json"):
-        return json.loads(storage.read_bytes(path).decode("utf-8-sig"))
+        doc = load_json(storage.read_bytes(path), source.options["sidecar"])
+        if not isinstance(doc, dict) or not all(isinstance(v, dict) for v in doc.values()):
+            raise ValueError(f"sidecar {source.options['sidecar']} must be a JSON object of objects keyed by file")
+        return doc
     header, rows = read_csv(path)
     if "file" not in header:
         raise ValueError(f"sidecar {path} needs a `file` column (got {header})")
@@ -76,14 +79,19 @@ def _apply(fields: dict[str, Any], labels: dict[str, Any], values: dict[str, Any
 
 
 def list_folder(source: SourceSpec) -> Iterator[Clip | Reject]:
+    listing = storage.list_files(source.root)
+    files = audio_files(source.root, source.extensions, listing)
+    yield from unselected_audio(source, source.root, listing)
     try:
         sidecar = _sidecar(source)
-    except (ValueError, UnicodeDecodeError) as e:
+    except (OSError, ValueError, UnicodeDecodeError) as e:
         yield reject(source, source.path, source.options.get("sidecar") or "", "bad_metadata", str(e))
+        for rel in files:  # without its labels no file can be used, and each is accounted for
+            yield reject(source, rel, rel, "bad_metadata", f"the sidecar is unusable: {e}")
         return
     pattern = source.options.get("pattern")
     class_field = source.options.get("class_field")
-    for rel in audio_files(source.root, source.extensions):
+    for rel in files:
         labels = empty_labels()
         fields: dict[str, Any] = {"title": PurePosixPath(rel).stem}
         if source.options.get("read_tags"):

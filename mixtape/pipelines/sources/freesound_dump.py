@@ -20,7 +20,6 @@ with confidence 0 when it found none); AcousticBrainz labels, when present, take
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from pathlib import PurePosixPath
@@ -29,9 +28,10 @@ from typing import Any
 from mixtape import storage
 from mixtape.filetags import is_mbid
 from mixtape.labels import labels_from_acousticbrainz, merge_labels, normalise_key, normalise_tags
-from mixtape.pipelines.sources.common import audio_files, clip, is_junk, read_text, reject
+from mixtape.pipelines.sources.common import audio_files, clip, is_junk, read_text, reject, unselected_audio
 from mixtape.records import Clip, Reject
 from mixtape.spec import SourceSpec
+from mixtape.untrusted import UntrustedInputError, brief, load_json
 
 METADATA_NAMES = ("metadata.jsonl", "metadata.json")
 
@@ -42,24 +42,29 @@ def _records(text: str, name: str) -> Iterator[tuple[int, Any]]:
         for n, line in enumerate(text.splitlines(), 1):
             if line.strip():
                 try:
-                    yield n, json.loads(line)
-                except ValueError as e:
+                    yield n, load_json(line, f"{name} line {n}")
+                except UntrustedInputError as e:
                     yield n, e
         return
-    doc = json.loads(text)
+    doc = load_json(text, name)
     if isinstance(doc, dict) and isinstance(doc.get("results"), list):
         doc = doc["results"]
     elif isinstance(doc, dict) and "id" in doc:  # a single sound object
         doc = [doc]
     elif isinstance(doc, dict):
         doc = [{"id": k, **v} if isinstance(v, dict) and "id" not in v else v for k, v in doc.items()]
+    if not isinstance(doc, list):
+        raise UntrustedInputError(f"{name} holds neither sound records nor an API page")
     yield from enumerate(doc, 1)
 
 
 def _load_json(uri: str) -> dict[str, Any] | None:
     if not storage.exists(uri):
         return None
-    return json.loads(storage.read_bytes(uri).decode("utf-8-sig"))
+    doc = load_json(storage.read_bytes(uri), uri.rsplit("/", 1)[-1])
+    if not isinstance(doc, dict):
+        raise UntrustedInputError(f"{uri.rsplit('/', 1)[-1]} is not a JSON object")
+    return doc
 
 
 def _pack_value(pack: Any) -> str:
@@ -92,6 +97,11 @@ def labels_from_audiocommons(ac: Any, min_confidence: float) -> dict[str, Any]:
     if isinstance(tempo, (int, float)) and not isinstance(tempo, bool) and 20 <= tempo <= 400 and confident("ac_tempo"):
         out["tempo"] = float(tempo)
     return out
+
+
+def is_numeric_id(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also accepts "²" and other digits that ``int`` refuses."""
+    return re.fullmatch(r"[0-9]{1,18}", text) is not None
 
 
 def _stem(rel: str) -> str:
@@ -128,21 +138,23 @@ def list_freesound_dump(source: SourceSpec) -> Iterator[Clip | Reject]:
     extra_meta: dict[str, dict] = {}
     if source.opt("extra_metadata"):
         try:
-            extra_meta = {str(k): v for k, v in json.loads(read_text(source.opt("extra_metadata"))).items()
+            extra_meta = {str(k): v for k, v in load_json(read_text(source.opt("extra_metadata")),
+                                                          source.options["extra_metadata"]).items()
                           if isinstance(v, dict)}
         except (ValueError, AttributeError, UnicodeDecodeError) as e:
             yield reject(source, source.options["extra_metadata"], source.options["extra_metadata"], "bad_metadata",
                          f"extra_metadata must be a JSON object keyed by sound id: {e}")
     described: set[str] = set()
+    reported: set[str] = set()
     for n, rec in records:
         where = f"{meta_name}:{n}"
         if isinstance(rec, Exception) or not isinstance(rec, dict):
             yield reject(source, where, meta_name, "bad_metadata", f"record {n} is not a JSON object: {rec}")
             continue
         sid = str(rec.get("id", "")).strip()
-        if not sid.isdigit():
+        if not is_numeric_id(sid):
             yield reject(source, where, meta_name, "bad_metadata",
-                         f"record {n} has no numeric `id` (got {rec.get('id')!r})")
+                         f"record {n} has no numeric `id` (got {brief(rec.get('id'))})")
             continue
         sid = str(int(sid))
         rec = {**extra_meta.get(sid, {}), **{k: v for k, v in rec.items() if v not in (None, "")}}
@@ -150,6 +162,7 @@ def list_freesound_dump(source: SourceSpec) -> Iterator[Clip | Reject]:
         described.add(sid)
         files = sorted(audio_by_id.get(sid, []))
         if not files and other_by_id.get(sid):
+            reported.add(other_by_id[sid][0])
             yield reject(source, sid, other_by_id[sid][0], "unsupported_format",
                          f"{other_by_id[sid][0]} has an extension mixtape does not read (it reads "
                          f"{', '.join(source.extensions)}); convert it, or add the extension to the source's "
@@ -197,3 +210,6 @@ def list_freesound_dump(source: SourceSpec) -> Iterator[Clip | Reject]:
         for rel in sorted(audio_by_id[sid]):
             yield reject(source, rel, rel, "no_metadata",
                          "audio file has no metadata record, so its licence is unknown")
+    for r in unselected_audio(source, root, listing):
+        if r.path not in reported:
+            yield r

@@ -16,13 +16,13 @@ from pathlib import PurePosixPath
 
 from mixtape import storage
 from mixtape.labels import empty_labels
-from mixtape.pipelines.sources.common import audio_files, clip, is_junk, read_text, reject
+from mixtape.pipelines.sources.common import audio_files, clip, is_junk, read_text, reject, unselected_audio
 from mixtape.pipelines.sources.freesound_dump import freesound_url
 from mixtape.records import Clip, Reject
 from mixtape.spec import SourceSpec
 
 README = "_readme_and_license.txt"
-FILE_NAME = re.compile(r"^(\d+)__(.+?)__(.+)\.([A-Za-z0-9]+)$")
+FILE_NAME = re.compile(r"^([0-9]{1,18})__(.+?)__(.+)\.([A-Za-z0-9]+)$")
 
 
 @dataclass
@@ -74,6 +74,8 @@ def list_freesound_pack(source: SourceSpec) -> Iterator[Clip | Reject]:
     if not readmes:
         yield reject(source, source.path, source.path, "missing_metadata", f"no {README} under {source.root}")
         return
+    yield from unselected_audio(source, source.root, all_files)
+    listed: set[str] = set()
     for readme_rel in readmes:
         folder = str(PurePosixPath(readme_rel).parent)
         folder = "" if folder == "." else folder
@@ -81,6 +83,7 @@ def list_freesound_pack(source: SourceSpec) -> Iterator[Clip | Reject]:
         present = {PurePosixPath(rel).name: (f"{folder}/{rel}" if folder else rel)
                    for rel in audio_files(storage.join(source.root, folder) if folder else source.root,
                                           source.extensions) if "/" not in rel}
+        listed.update(present.values())
         for name in sorted(set(info.sounds) | set(present)):
             m = FILE_NAME.match(name)
             rel = present.get(name)
@@ -99,3 +102,7 @@ def list_freesound_pack(source: SourceSpec) -> Iterator[Clip | Reject]:
             user = info.user or user
             yield clip(source, sid, rel, title=slug, uploader=user, pack=_pack_id(info.pack_url), source_id=sid,
                        licence=licence, url=entry.get("url") or freesound_url(int(sid), user), labels=empty_labels())
+    for rel in audio_files(source.root, source.extensions, all_files):
+        if rel not in listed:
+            yield reject(source, rel, rel, "no_metadata", f"not in a pack folder (no {README} beside it), so its "
+                         "licence is unknown")

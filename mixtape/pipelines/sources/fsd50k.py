@@ -14,16 +14,16 @@ The fold is the release's split: ``train`` / ``val`` for dev clips, ``eval`` for
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import PurePosixPath
 
 from mixtape import storage
 from mixtape.labels import normalise_tags
-from mixtape.pipelines.sources.common import audio_files, clip, read_csv, read_text, reject
-from mixtape.pipelines.sources.freesound_dump import freesound_url
+from mixtape.pipelines.sources.common import audio_files, clip, read_csv, read_text, reject, unselected_audio
+from mixtape.pipelines.sources.freesound_dump import freesound_url, is_numeric_id
 from mixtape.records import Clip, Reject
 from mixtape.spec import SourceSpec
+from mixtape.untrusted import load_json
 
 PARTS = (("dev", "FSD50K.dev_audio"), ("eval", "FSD50K.eval_audio"))
 
@@ -49,7 +49,10 @@ def list_fsd50k(source: SourceSpec) -> Iterator[Clip | Reject]:
         if not storage.exists(csv_uri):
             continue
         info_uri = storage.join(root, "FSD50K.metadata", f"{part}_clips_info_FSD50K.json")
-        info = json.loads(read_text(info_uri)) if storage.exists(info_uri) else {}
+        info = load_json(read_text(info_uri), f"FSD50K.metadata/{part}_clips_info_FSD50K.json") \
+            if storage.exists(info_uri) else {}
+        if not isinstance(info, dict):
+            info = {}
         present = {PurePosixPath(rel).stem: rel for rel in audio_files(storage.join(root, audio_dir),
                                                                         source.extensions)}
         header, rows = read_csv(csv_uri, delimiter=",")
@@ -60,7 +63,7 @@ def list_fsd50k(source: SourceSpec) -> Iterator[Clip | Reject]:
             continue
         for n, row in enumerate(rows, 2):
             fname = row[cols["fname"]].strip() if len(row) > cols["fname"] else ""
-            if not fname.isdigit():
+            if not is_numeric_id(fname):
                 yield reject(source, f"{part}.csv:{n}", f"FSD50K.ground_truth/{part}.csv", "bad_metadata",
                              f"row {n} has no numeric fname: {row}")
                 continue
@@ -78,7 +81,8 @@ def list_fsd50k(source: SourceSpec) -> Iterator[Clip | Reject]:
                              f"labels {unknown} are not in FSD50K.ground_truth/vocabulary.csv")
                 continue
             fold = row[cols["split"]].strip() if "split" in cols and len(row) > cols["split"] else part
-            meta = info.get(fname, {})
+            meta = info.get(fname)
+            meta = meta if isinstance(meta, dict) else {}
             uploader = str(meta.get("uploader") or "")
             yield clip(source, fname, f"{audio_dir}/{rel}", title=str(meta.get("title") or fname),
                        uploader=uploader, licence=str(meta.get("license") or ""), fold=fold, source_id=fname,
@@ -86,6 +90,8 @@ def list_fsd50k(source: SourceSpec) -> Iterator[Clip | Reject]:
                        labels={"tags": tags, "classes": {}, "key": None, "tempo": None,
                                "extra": {"freesound_tags": normalise_tags(meta.get("tags") or [])}})
     for _, audio_dir in PARTS:
+        if storage.exists(storage.join(root, audio_dir)):
+            yield from unselected_audio(source, storage.join(root, audio_dir), prefix=f"{audio_dir}/")
         for rel in audio_files(storage.join(root, audio_dir), source.extensions):
             if f"{audio_dir}/{PurePosixPath(rel).stem}" not in listed:
                 yield reject(source, f"{audio_dir}/{rel}", f"{audio_dir}/{rel}", "no_metadata",
