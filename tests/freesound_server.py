@@ -83,7 +83,7 @@ class FakeFreesound:
     page_size: int = 3
     log: list[LogEntry] = field(default_factory=list)
     #: path (without query) or "search:<page>" -> actions consumed one per request: ("status", code, headers),
-    #: ("truncate",), ("hang",)
+    #: ("truncate",), ("hang",), ("trickle",), ("redirect", code, location), ("huge", bytes)
     faults: dict[str, list[tuple]] = field(default_factory=dict)
     hang_started: threading.Event = field(default_factory=threading.Event)
     release: threading.Event = field(default_factory=threading.Event)
@@ -92,6 +92,7 @@ class FakeFreesound:
         self._servers = []
         self.cdn = self._start("cdn")
         self.api = self._start("api")
+        self.elsewhere = self._start("elsewhere")  # a third host a redirect may point at
         self.api_base = f"{self.api}/apiv2"
         self.sounds = make_sounds(self.cdn, self.n_sounds)
         self.previews = {s["id"]: ogg_bytes(0.5 + 0.1 * i, 220 + 40 * i) for i, s in enumerate(self.sounds)}
@@ -158,6 +159,16 @@ class FakeFreesound:
 
     def _serve(self, h, host: str, path: str, query: dict, auth: str | None, key: str) -> int:
         fault = self._fault(key)
+        if fault and fault[0] == "redirect":  # ("redirect", code, location)
+            self._respond(h, fault[1])
+            h.send_header("Location", fault[2])
+            h.send_header("Content-Length", "0")
+            h.end_headers()
+            return fault[1]
+        if fault and fault[0] == "huge":  # a JSON body larger than any page
+            return self._json(h, 200, {"results": [], "next": None, "padding": "x" * fault[1]})
+        if host == "elsewhere":
+            return self._json(h, 404, {"detail": "Not found."})
         if fault and fault[0] == "status":
             return self._json(h, fault[1], {"detail": "Request was throttled." if fault[1] == 429 else "error"},
                               fault[2] if len(fault) > 2 else None)
@@ -198,6 +209,17 @@ class FakeFreesound:
         if start:
             h.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
         h.end_headers()
+        if fault and fault[0] == "trickle":  # one byte at a time, a little apart, until released
+            for i in range(len(body)):
+                if self.release.wait(timeout=0.02):
+                    break
+                try:
+                    h.wfile.write(body[i:i + 1])
+                    h.wfile.flush()
+                except OSError:  # the client gave up
+                    break
+            h.close_connection = True
+            return code
         if fault and fault[0] in ("truncate", "hang"):
             h.wfile.write(body[: len(body) // 2])
             h.wfile.flush()

@@ -190,3 +190,76 @@ def test_killed_download_resumes_without_fetching_anything_twice(fake, tmp_path)
             assert [e.range for e in requests] == [None, f"bytes={len(fake.previews[victim]) // 2}-"]
         else:
             assert len(requests) == 1 and requests[0].status == 200
+
+
+# ------------------------------------------------------------------------------------------- hostile servers
+
+
+def test_a_redirect_to_another_host_carries_no_credentials(fake):
+    """urllib copies Authorization to a redirect target; the client follows redirects itself and sends the
+    API key and the OAuth token to the API host only."""
+    c = FreesoundClient(api_base=fake.api_base, api_key=API_KEY, oauth_token=OAUTH, requests_per_minute=0,
+                        sleep=lambda s: None, max_retries=0)
+    fake.faults["search:1"] = [("redirect", 302, f"{fake.elsewhere}/collect")]
+    with pytest.raises(FreesoundError, match="HTTP 404"):
+        list(c.pages(c.search_url("piano")))
+    sid = fake.sounds[0]["id"]
+    fake.faults[f"/apiv2/sounds/{sid}/download/"] = [("redirect", 307, f"{fake.elsewhere}/steal")]
+    with pytest.raises(FreesoundError):
+        c.download(f"{fake.api_base}/sounds/{sid}/download/", "/dev/null", oauth=True)
+    stolen = [e for e in fake.log if e.host == "elsewhere"]
+    assert len(stolen) == 2 and all(e.authorization is None for e in stolen)
+
+
+def test_a_redirect_within_the_api_host_keeps_the_credentials_and_is_followed(fake):
+    c = client(fake)
+    fake.faults["search:1"] = [("redirect", 301, "/apiv2/search/text/?query=piano&page_size=3")]
+    pages = list(c.pages(c.search_url("piano")))
+    assert sum(len(p["results"]) for _, p in pages) == len(fake.sounds)
+    api = [e for e in fake.log if e.host == "api"]
+    assert api[0].status == 301 and all(e.authorization == f"Token {API_KEY}" for e in api)
+
+
+def test_non_http_preview_urls_are_never_fetched(fake, tmp_path):
+    secret = tmp_path / "private.txt"
+    secret.write_text("a file of the user's")
+    fake.sounds[0]["previews"] = {"preview-hq-ogg": f"file://{secret}"}
+    fake.sounds[1]["previews"] = "ftp://example.org/x.ogg"
+    out = tmp_path / "dump"
+    report = download_dump(client(fake), str(out), "piano", max_sounds=3, log=lambda m: None)
+    failed = dict(report.failed)
+    assert set(failed) == {fake.sounds[0]["id"], fake.sounds[1]["id"]}
+    assert all("only http(s) URLs are fetched" in why for why in failed.values())
+    assert report.downloaded == [fake.sounds[2]["id"]]
+    assert all(b"a file of the user's" not in p.read_bytes() for p in out.rglob("*") if p.is_file())
+
+
+def test_a_server_type_field_cannot_name_a_file_outside_the_dump(fake, tmp_path):
+    fake.sounds[0]["type"] = "../../../escaped"
+    c = FreesoundClient(api_base=fake.api_base, api_key=API_KEY, oauth_token=OAUTH, requests_per_minute=0,
+                        sleep=lambda s: None)
+    report = download_dump(c, str(tmp_path / "dump"), "x", max_sounds=1, originals=True, log=lambda m: None)
+    sid = fake.sounds[0]["id"]
+    assert report.downloaded == [sid] and (tmp_path / "dump" / "audio" / f"{sid}.wav").exists()
+    assert not list(tmp_path.rglob("*escaped*"))
+
+
+def test_an_api_page_over_the_size_cap_is_refused(fake):
+    fake.faults["search:1"] = [("huge", 200_000)]
+    c = FreesoundClient(api_base=fake.api_base, api_key=API_KEY, requests_per_minute=0, sleep=lambda s: None,
+                        max_page_bytes=100_000)
+    with pytest.raises(FreesoundError, match="sent more than"):
+        list(c.pages(c.search_url("piano")))
+
+
+def test_a_trickling_download_ends_at_its_deadline(fake, tmp_path):
+    """A server sending a byte every 20 ms resets the socket timeout with each byte; the deadline bounds the
+    whole download, retries included."""
+    sid = fake.sounds[0]["id"]
+    path = f"/previews/1/{sid}_hq.ogg"
+    fake.faults[path] = [("trickle",)] * 10
+    c = client(fake, deadline=0.5)
+    with pytest.raises(FreesoundError, match="deadline passed"):
+        c.download(f"{fake.cdn}{path}", str(tmp_path / "a.ogg"))
+    got = (tmp_path / "a.ogg.part").stat().st_size
+    assert 0 < got < len(fake.previews[sid]) // 4  # stopped long before the trickle could finish

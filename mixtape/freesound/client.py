@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import email.utils
 import http.client
-import json
 import os
 import time
 import urllib.error
@@ -21,13 +20,48 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from mixtape.untrusted import UntrustedInputError, load_json
+
 DEFAULT_API_BASE = "https://freesound.org/apiv2"
 RETRY_STATUSES = (429, 500, 502, 503, 504)
+REDIRECT_STATUSES = (301, 302, 303, 307, 308)
+MAX_REDIRECTS = 5
 CHUNK = 1 << 16
+#: The most an API response may send: a page of 150 sounds with every field is well under a megabyte.
+MAX_PAGE_BYTES = 32 << 20
+#: The most one download may send (an original file is rarely over a few hundred megabytes).
+MAX_DOWNLOAD_BYTES = 4 << 30
+#: How long one file's download may take in all, retries included: the socket timeout alone bounds only
+#: each read, so a server trickling a byte a minute would hold a worker forever.
+DOWNLOAD_DEADLINE = 900.0
 
 
 class FreesoundError(RuntimeError):
     pass
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """Redirects come back as responses: the client follows them itself, deciding per hop which headers go."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
+def next_link(page: dict[str, Any]) -> str | None:
+    """A search page's ``next`` link, if it is one (a server may send anything there)."""
+    link = page.get("next")
+    return link if isinstance(link, str) and link else None
+
+
+def check_scheme(url: str) -> None:
+    """Only http(s) is ever fetched: a ``file://`` preview URL from a server would copy a local file."""
+    scheme = urllib.parse.urlsplit(url).scheme.lower()
+    if scheme not in ("http", "https"):
+        raise FreesoundError(f"refusing to fetch a {scheme or 'relative'} URL ({url.split('?')[0][:120]}): only "
+                             "http(s) URLs are fetched")
 
 
 @dataclass
@@ -67,8 +101,14 @@ class FreesoundClient:
     def __init__(self, api_base: str = DEFAULT_API_BASE, api_key: str | None = None, oauth_token: str | None = None,
                  requests_per_minute: float = 60, max_retries: int = 5, backoff: float = 2.0, timeout: float = 60,
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
-                 log: Callable[[str], None] = lambda _m: None):
+                 log: Callable[[str], None] = lambda _m: None, deadline: float = DOWNLOAD_DEADLINE,
+                 max_page_bytes: int = MAX_PAGE_BYTES, max_download_bytes: int = MAX_DOWNLOAD_BYTES):
+        check_scheme(api_base)
         self.api_base = api_base.rstrip("/")
+        self.deadline = deadline
+        self.max_page_bytes = max_page_bytes
+        self.max_download_bytes = max_download_bytes
+        self.clock = clock
         self._api_key = api_key
         self._oauth_token = oauth_token
         self.budget = Budget(requests_per_minute, clock=clock, sleep=sleep)
@@ -99,19 +139,30 @@ class FreesoundClient:
                 headers["Authorization"] = f"Token {self._api_key}"
         return headers
 
-    def _open(self, url: str, extra: dict[str, str] | None = None, oauth: bool = False):
-        """Open a URL with retries; returns the response (caller reads and closes it)."""
-        attempt = 0
+    def _open(self, url: str, extra: dict[str, str] | None = None, oauth: bool = False, until: float | None = None):
+        """Open a URL with retries; returns the response (caller reads and closes it). Redirects are followed
+        here, at most ``MAX_REDIRECTS``, to http(s) only, and credentials go only to the API host: a hop to any
+        other host gets none. ``until`` (a clock reading) bounds the whole attempt, retries included."""
+        attempt = hops = 0
         while True:
+            check_scheme(url)
             self.budget.wait()
+            timeout = self.timeout if until is None else max(0.001, min(self.timeout, until - self.clock()))
             req = urllib.request.Request(url, headers={**self._headers(url, oauth), **(extra or {})})
             try:
-                return urllib.request.urlopen(req, timeout=self.timeout)
+                return _OPENER.open(req, timeout=timeout)
             except urllib.error.HTTPError as e:
                 status = e.code
+                location = e.headers.get("Location") if e.headers else None
                 retry_after = e.headers.get("Retry-After") if e.headers else None
                 e.close()
-                if status in RETRY_STATUSES and attempt < self.max_retries:
+                if status in REDIRECT_STATUSES and location:
+                    hops += 1
+                    if hops > MAX_REDIRECTS:
+                        raise FreesoundError(f"more than {MAX_REDIRECTS} redirects from {url}") from None
+                    url = urllib.parse.urljoin(url, location)
+                    continue
+                if status in RETRY_STATUSES and attempt < self.max_retries and not self._late(until):
                     wait = retry_after_seconds(retry_after, self.backoff * 2 ** attempt) if status == 429 else \
                         self.backoff * 2 ** attempt
                     self.log(f"HTTP {status} for {url}; retrying in {wait:g} s")
@@ -122,7 +173,7 @@ class FreesoundClient:
                         429: " (rate limited; lower --rpm)"}.get(status, "")
                 raise FreesoundError(f"HTTP {status} for {url}{hint}") from None
             except (urllib.error.URLError, ConnectionError, TimeoutError, http.client.HTTPException) as e:
-                if attempt < self.max_retries:
+                if attempt < self.max_retries and not self._late(until):
                     wait = self.backoff * 2 ** attempt
                     self.log(f"{type(e).__name__} for {url}; retrying in {wait:g} s")
                     self.sleep(wait)
@@ -130,12 +181,19 @@ class FreesoundClient:
                     continue
                 raise FreesoundError(f"cannot reach {url}: {e}") from None
 
+    def _late(self, until: float | None) -> bool:
+        return until is not None and self.clock() >= until
+
     def get_json(self, url: str, oauth: bool = False) -> Any:
+        """A JSON response, at most ``max_page_bytes`` of it."""
         with self._open(url, oauth=oauth) as resp:
-            try:
-                return json.loads(resp.read().decode("utf-8"))
-            except ValueError as e:
-                raise FreesoundError(f"{url} did not return JSON: {e}") from None
+            data = resp.read(self.max_page_bytes + 1)
+        if len(data) > self.max_page_bytes:
+            raise FreesoundError(f"{url} sent more than {self.max_page_bytes >> 20} MB: not an API page")
+        try:
+            return load_json(data, url)
+        except UntrustedInputError as e:
+            raise FreesoundError(f"{url} did not return JSON: {e}") from None
 
     def search_url(self, query: str, filter: str | None = None, sort: str | None = None,
                    fields: list[str] | None = None, page_size: int = 150) -> str:
@@ -156,34 +214,30 @@ class FreesoundClient:
             if not isinstance(page, dict) or not isinstance(page.get("results"), list):
                 raise FreesoundError(f"{url} is not a search page (no `results` list)")
             yield url, page
-            url = page.get("next")
+            url = next_link(page)
 
     def download(self, url: str, dest: str, oauth: bool = False, expected_size: int | None = None,
                  progress: Callable[[int], None] | None = None) -> int:
         """Download to ``dest`` through ``dest + '.part'``, resuming a partial file with an HTTP Range
         request (also after an interrupted run); returns the size. A short read is retried from where it
-        stopped. ``progress`` hears the bytes on disk after each chunk."""
+        stopped. ``progress`` hears the bytes on disk after each chunk. The whole download, retries
+        included, must finish within ``deadline`` seconds and ``max_download_bytes``."""
         part = dest + ".part"
+        until = self.clock() + self.deadline
         attempt = 0
         while True:
             have = os.path.getsize(part) if os.path.exists(part) else 0
             headers = {"Range": f"bytes={have}-"} if have else {}
-            resp = self._open(url, headers, oauth=oauth)
+            resp = self._open(url, headers, oauth=oauth, until=until)
             total = None
             try:
                 if have and resp.status != 206:  # the server ignored the range: start again
                     have = 0
                 length = resp.headers.get("Content-Length")
                 total = have + int(length) if length and length.isdigit() else None
-                with open(part, "ab" if have else "wb") as f:
-                    while True:
-                        chunk = resp.read1(CHUNK)  # what has arrived, so progress survives a kill
-                        if not chunk:
-                            break
-                        f.write(chunk)
-                        f.flush()
-                        if progress is not None:
-                            progress(f.tell())
+                if total is not None and total > self.max_download_bytes:
+                    raise FreesoundError(f"{url} is {total} bytes, over the {self.max_download_bytes}-byte limit")
+                self._receive(resp, part, have, until, progress)
             except (http.client.IncompleteRead, ConnectionError, TimeoutError, OSError) as e:
                 self.log(f"download of {url} interrupted ({type(e).__name__})")
             finally:
@@ -191,9 +245,28 @@ class FreesoundClient:
             size = os.path.getsize(part)
             complete = (total is None or size >= total) and (expected_size is None or size == expected_size)
             if complete and size > 0:
-                os.replace(part, dest)
+                os.replace(part, dest)  # ok: our own partial download, renamed to its final name
                 return size
-            if attempt >= self.max_retries:
-                raise FreesoundError(f"download of {url} stopped at {size} of {total or expected_size} bytes")
+            if attempt >= self.max_retries or self._late(until):
+                why = f"the {self.deadline:g} s deadline passed" if self._late(until) else "retries ran out"
+                raise FreesoundError(f"download of {url} stopped at {size} of {total or expected_size} bytes ({why})")
             attempt += 1
             self.sleep(self.backoff * 2 ** (attempt - 1))
+
+    def _receive(self, resp: Any, part: str, have: int, until: float, progress: Callable[[int], None] | None
+                 ) -> None:
+        """Append what the response sends to ``part`` until it ends, the deadline passes or the size limit is
+        reached (the last two raise)."""
+        with open(part, "ab" if have else "wb") as f:
+            while True:
+                chunk = resp.read1(CHUNK)  # what has arrived, so progress survives a kill
+                if not chunk:
+                    return
+                f.write(chunk)
+                f.flush()
+                if progress is not None:
+                    progress(f.tell())
+                if f.tell() > self.max_download_bytes:
+                    raise FreesoundError(f"download passed the {self.max_download_bytes}-byte limit")
+                if self._late(until):
+                    raise TimeoutError(f"the {self.deadline:g} s download deadline passed")

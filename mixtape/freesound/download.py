@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 import os
 import posixpath
+import re
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mixtape.freesound.client import FreesoundClient, FreesoundError
+from mixtape.freesound.client import FreesoundClient, FreesoundError, next_link
+from mixtape.untrusted import brief, show
 
 STATE_DIR = ".freesound"
 #: Fields requested from the API: what the dump reader and the dataset card need.
@@ -49,9 +51,12 @@ def preview_url(sound: dict[str, Any], which: str) -> str | None:
     return None
 
 
-def _extension(url: str, fallback: str) -> str:
-    ext = posixpath.splitext(urllib.parse.urlsplit(url).path)[1].lstrip(".").lower()
-    return ext or fallback
+def _extension(value: str, fallback: str) -> str:
+    """A file extension for a downloaded sound, from a URL path or a server's ``type`` field. Both are the
+    server's words, and they name a file here: anything but a short alphanumeric extension is refused."""
+    ext = posixpath.splitext(urllib.parse.urlsplit(value).path)[1].lstrip(".").lower() if "/" in value or \
+        "." in value else value.lower()
+    return ext if re.fullmatch(r"[a-z0-9]{1,8}", ext or "") else fallback
 
 
 class _State:
@@ -133,13 +138,13 @@ def download_dump(client: FreesoundClient, out: str, query: str, filter: str | N
     # 1. the search, page by page; every fetched page is recorded before it is used
     pages = state.pages()
     sounds = [s for p in pages for s in p["results"]]
-    next_url = pages[-1]["next"] if pages else client.search_url(query, filter, sort, FIELDS, page_size)
+    next_url = next_link(pages[-1]) if pages else client.search_url(query, filter, sort, FIELDS, page_size)
     while next_url and len(sounds) < max_sounds:
         url, page = next(client.pages(next_url))
-        _append_line(state.pages_file, {"url": url, "next": page.get("next"), "results": page["results"]})
+        _append_line(state.pages_file, {"url": url, "next": next_link(page), "results": page["results"]})
         report.pages_fetched += 1
         sounds.extend(page["results"])
-        next_url = page.get("next")
+        next_url = next_link(page)
     sounds = sounds[:max_sounds]
     report.sounds_listed = len(sounds)
     log(f"{len(sounds)} sounds listed ({report.pages_fetched} pages fetched now, {len(pages)} from before)")
@@ -147,16 +152,17 @@ def download_dump(client: FreesoundClient, out: str, query: str, filter: str | N
     # 2. the audio, one sound at a time; a sound's metadata line is written only after its file is complete
     done = state.done_ids()
     for sound in sounds:
-        try:
-            sid = int(sound["id"])
-        except (KeyError, TypeError, ValueError):
-            report.failed.append((-1, f"result without a numeric id: {str(sound)[:80]}"))
+        raw_id = str(sound.get("id")) if isinstance(sound, dict) else ""
+        if not re.fullmatch(r"[0-9]{1,18}", raw_id):  # ASCII digits: the id names a file in the dump
+            report.failed.append((-1, f"result without a numeric id: {show(brief(sound), 80)}"))
             continue
+        sid = int(raw_id)
         if sid in done:
             report.skipped.append(sid)
             continue
         if originals:
-            url, ext, oauth = f"{client.api_base}/sounds/{sid}/download/", str(sound.get("type") or "wav"), True
+            url, ext, oauth = f"{client.api_base}/sounds/{sid}/download/", _extension(str(sound.get("type") or ""),
+                                                                                       "wav"), True
         else:
             url = preview_url(sound, preview)
             if url is None:
