@@ -11,7 +11,9 @@ from __future__ import annotations
 import io
 import json
 import os
+import socket
 import struct
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,6 +79,35 @@ def fake_mp4_aac() -> bytes:
     stsd = box(b"stsd", b"\x00\x00\x00\x00\x00\x00\x00\x01" + mp4a)
     moov = box(b"moov", box(b"trak", box(b"mdia", box(b"minf", box(b"stbl", stsd)))))
     return ftyp + moov + box(b"mdat", bytes(range(256)) * 8)
+
+
+def _truncated_acousticbrainz(root: Path, kinds: list[Kind]) -> None:
+    """A .tar.gz and a .tar of low-level documents, each cut in its second document: the first document
+    of each joins its audio, the second's audio has no document, and each archive is a reject."""
+    docs, audio = root / "ab_docs", root / "ab_audio"
+    docs.mkdir()
+    audio.mkdir()
+    rng = np.random.default_rng(3)
+    mapping = ["mbid,file"]
+    for n, (archive, mode) in enumerate((("dump.tar.gz", "w:gz"), ("dump.tar", "w"))):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode=mode) as tar:
+            for k in range(2):
+                mbid = f"1111111{n}-2222-4333-8444-55555555555{k}"
+                doc = {"lowlevel": {}, "rhythm": {"bpm": 100.0 + k}, "tonal": {"key_key": "A", "key_scale": "minor"},
+                       "metadata": {"tags": {"title": [f"doc {n}{k}"]}}, "noise": rng.bytes(60_000).hex()}
+                data = json.dumps(doc).encode()
+                info = tarfile.TarInfo(f"lowlevel/{mbid}.json")
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+                (audio / f"{n}{k}.flac").write_bytes(encode(tone(1.5, seed=60 + 2 * n + k), SR, "FLAC", "PCM_16"))
+                mapping.append(f"{mbid},{n}{k}.flac")
+                kinds.append(Kind(f"{mode}_document_{k}", f"ab:{mbid}",
+                                  USED if k == 0 else "no_acousticbrainz_document"))
+        whole = buf.getvalue()
+        (docs / archive).write_bytes(whole[: int(len(whole) * 0.75)])  # cut inside the second document
+        kinds.append(Kind(f"truncated_{archive}", f"ab:{archive}", "bad_acousticbrainz"))
+    (docs / "mbids.csv").write_text("\n".join(mapping) + "\n")
 
 
 def make_corpus(root: Path) -> tuple[str, list[Kind]]:
@@ -146,6 +177,19 @@ def make_corpus(root: Path) -> tuple[str, list[Kind]]:
             {"mbid": "not-a-uuid-0000"})
     fs_clip("label_not_in_vocabulary", "flac", encode(tone(1.5, seed=14), SR, "FLAC", "PCM_16"), USED,
             {"tags": ["corpus", "kazoo-solo"]})
+    fs_clip("rate_1_hz", "wav", encode(tone(100.0, 1), 1, "WAV", "PCM_16"), "unsupported_rate")
+    fs_clip("rate_10_mhz", "wav", encode(tone(0.01, 10_000_000), 10_000_000, "WAV", "PCM_16"), "unsupported_rate")
+    # an id that str.isdigit() accepts and int() refuses: that record alone is bad, the clips after it are used
+    records.append(json.dumps({"id": "\u00b2", "name": "superscript two", "tags": ["corpus"]}))
+    kinds.append(Kind("superscript_digit_id", f"fs:metadata.jsonl:{len(records)}", "bad_metadata"))
+    fs_clip("after_the_superscript_id", "flac", encode(tone(1.5, seed=16), SR, "FLAC", "PCM_16"), USED)
+    # a record nested 100,000 deep: the JSON parser's recursion gives out on that line only
+    deep_id = next_id[0]
+    next_id[0] += 1
+    (fs / "audio" / f"{deep_id}.flac").write_bytes(encode(tone(1.5, seed=17), SR, "FLAC", "PCM_16"))
+    records.append(f'{{"id": {deep_id}, "x": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    kinds.append(Kind("deep_json_record", f"fs:metadata.jsonl:{len(records)}", "bad_metadata"))
+    kinds.append(Kind("audio_of_a_deep_record", f"fs:audio/{deep_id}.flac", "no_metadata"))
     # a record with a trailing comma: invalid JSON for that line only (the audio is then unlisted)
     bad_id = next_id[0]
     next_id[0] += 1
@@ -195,19 +239,61 @@ def make_corpus(root: Path) -> tuple[str, list[Kind]]:
     # root reads anything: the outcome is "unreadable" for other users and "used" for root
     kinds.append(Kind("unreadable_permissions", "names:locked.flac", USED if os.geteuid() == 0 else "unreadable"))
 
+    os.mkfifo(names / "pipe.wav")  # reading it would wait for a writer forever
+    kinds.append(Kind("fifo", "names:pipe.wav", "not_a_file"))
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(str(names / "sock.flac"))
+    sock.close()
+    kinds.append(Kind("unix_socket", "names:sock.flac", "not_a_file"))
+    os.symlink("/dev/zero", names / "zero.wav")  # endless bytes, and outside the source
+    kinds.append(Kind("symlink_to_dev_zero", "names:zero.wav", "outside_source"))
+    (root / "elsewhere").mkdir()
+    (root / "elsewhere" / "real.flac").write_bytes(encode(tone(1.5, seed=31), SR, "FLAC", "PCM_16"))
+    os.symlink("../elsewhere/real.flac", names / "outside.flac")
+    kinds.append(Kind("symlink_outside_the_source", "names:outside.flac", "outside_source"))
+    named("backslash_in_name", "take\\2.flac", good, "unsafe_name", 32)
+    named("unlisted_m4a", "song.m4a", fake_mp4_aac(), "unsupported_format", 0)
+    named("unlisted_wma", "old.wma", b"\x30\x26\xb2\x75\x8e\x66\xcf\x11" + bytes(200), "unsupported_format", 0)
+    named("unlisted_aiff", "clip.aiff", encode(tone(1.5, seed=33), SR, "AIFF", "PCM_16"), "not_selected", 0)
+    named("unlisted_opus", "voice.opus", encode(tone(1.5, 48000, seed=34), 48000, "OGG", "OPUS"), "not_selected", 0)
+
+    # ---- a folder that follows symlinks: the link itself decides; a device is still never read
+    follow = root / "follow"
+    follow.mkdir()
+    os.symlink("/dev/zero", follow / "zero.wav")
+    os.symlink("../elsewhere/real.flac", follow / "linked.flac")
+    kinds += [Kind("followed_link_to_dev_zero", "follow:zero.wav", "not_a_file"),
+              Kind("followed_link_outside", "follow:linked.flac", USED)]
+
+    # ---- a folder whose sidecar is nested 100,000 deep: its files are accounted, the build goes on
+    deep = root / "deep"
+    deep.mkdir()
+    (deep / "a.flac").write_bytes(encode(tone(1.5, seed=35), SR, "FLAC", "PCM_16"))
+    (deep / "labels.json").write_text('{"a.flac": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    kinds += [Kind("deep_json_sidecar", "deep:deep", "bad_metadata"),
+              Kind("audio_of_a_deep_sidecar", "deep:a.flac", "bad_metadata")]
+
+    # ---- AcousticBrainz dumps cut short: the documents before the cut are used
+    _truncated_acousticbrainz(root, kinds)
+
     # ---- a CSV index with a short row and padded cells
     csvsrc = root / "csv"
     (csvsrc / "audio").mkdir(parents=True)
-    for i in range(3):
+    for i in range(5):
         (csvsrc / "audio" / f"c{i}.wav").write_bytes(encode(tone(1.5, seed=40 + i), SR, "WAV", "PCM_16"))
     (csvsrc / "index.csv").write_text(
-        "file,label,fold\n"
+        "file,label,fold,notes\n"
         "c0.wav,bird,1\n"
         "  c1.wav  ,  dog  ,  2  \n"  # padding around every cell
-        "c2.wav,cat\n",  # a missing column
+        "c2.wav,cat\n"  # a missing column
+        f"c3.wav,cat,1,{'n' * 200_000}\n"  # a cell over csv's 128 KB default limit
+        f"c4.wav,cat,1,{'m' * (17 << 20)}\n",  # a cell over mixtape's 16 MB limit: that row alone is bad
         encoding="utf-8")
     kinds += [Kind("csv_row", "csv:c0.wav", USED), Kind("csv_padded_cells", "csv:c1.wav", USED),
-              Kind("csv_short_row", "csv:c2.wav", USED)]  # the missing trailing cell reads as empty
+              Kind("csv_short_row", "csv:c2.wav", USED),  # the missing trailing cell reads as empty
+              Kind("csv_cell_over_128_kb", "csv:c3.wav", USED),
+              Kind("csv_cell_over_16_mb", "csv:index.csv:6", "bad_metadata"),
+              Kind("audio_of_an_unreadable_csv_row", "csv:c4.wav", "no_metadata")]
     nocol = root / "csv2"
     (nocol / "audio").mkdir(parents=True)
     (nocol / "audio" / "d0.wav").write_bytes(encode(tone(1.5, seed=50), SR, "WAV", "PCM_16"))
@@ -229,6 +315,11 @@ sources:
     columns: {file: file, tags: label, fold: fold}
     licence: "http://creativecommons.org/publicdomain/zero/1.0/"
   - {kind: csv_index, name: csv2, path: csv2, csv: index.csv, audio_dir: audio, columns: {file: file, tags: label}}
+  - {kind: folder, name: follow, path: follow, follow_symlinks: true,
+     licence: "http://creativecommons.org/publicdomain/zero/1.0/"}
+  - {kind: folder, name: deep, path: deep, sidecar: labels.json}
+  - {kind: acousticbrainz, name: ab, path: ab_docs, audio: ../ab_audio, mapping: mbids.csv,
+     licence: "http://creativecommons.org/publicdomain/zero/1.0/"}
 audio: {sample_rate: 16000, channels: 1, format: flac, max_source_channels: 8}
 snippets: {duration: 1.0, hop: 1.0, min_rms_db: -60, max_per_clip: 20}
 splits: {group_by: clip, fractions: {train: 0.8, valid: 0.1, test: 0.1}}

@@ -56,3 +56,18 @@ def test_long_recordings_are_capped_and_resampled(corpus_build):
     hour = next(k.clip_id for k in kinds if k.name == "one_hour")
     starts = sorted(r["start_ms"] for r in rows if r["clip_id"] == hour)
     assert len(starts) == 20 and starts[0] == 0 and starts[-1] == 3_599_000  # spread over the whole hour
+
+
+def test_the_corpus_builds_to_the_same_bytes_in_memory_and_with_two_workers(corpus_build):
+    """Broken inputs included: every output file but build.json is byte-identical across runners (reject
+    details name files, never objects with memory addresses)."""
+    root, _kinds, _card = corpus_build
+    spec = load_spec(root / "spec.yaml")
+    build(spec, str(root / "out-2"), RunnerConfig(workers=2))
+    first = {p.name: p.read_bytes() for p in (root / "out").iterdir() if p.name != "build.json"}
+    second = {p.name: p.read_bytes() for p in (root / "out-2").iterdir() if p.name != "build.json"}
+    assert sorted(first) == sorted(second)
+    for name in first:
+        assert first[name] == second[name], name
+    details = [r["detail"] for r in pq.read_table(root / "out" / "rejects.parquet").to_pylist()]
+    assert not [d for d in details if " at 0x" in d or "\n" in d]
