@@ -172,7 +172,7 @@ def extract(last_part: str | Path, out_dir: str | Path, skipped: list[str] | Non
             raise UnsafeMemberName(f"unsafe member name {show(name)}")
         if is_symlink(info):
             if skipped is not None:
-                skipped.append(f"{name} (a symlink)")
+                skipped.append(f"{show(name)} (a symlink)")
             continue
         if target.exists():
             if target.is_file() and not target.is_symlink() and _same_file(target, info):

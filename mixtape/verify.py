@@ -28,7 +28,7 @@ from mixtape.hashing import rng_for
 from mixtape.records import PlanRow
 from mixtape.shardformat import iter_members, split_member_name
 from mixtape.spec import spec_from_dict
-from mixtape.untrusted import load_json, show
+from mixtape.untrusted import UntrustedInputError, load_json, show
 
 VERIFY_STREAM = "verify"
 
@@ -169,13 +169,15 @@ def rerender(dataset: str, card: dict[str, Any], fraction: float, seed: int, roo
     with tempfile.TemporaryDirectory(prefix="mixtape-verify-") as tmp:
         for i in chosen:
             shard = shards[i]
-            rows = [PlanRow.from_record(load_json(r["record"], PLAN_NAME), roots)
-                    for r in sorted(by_shard[shard["name"]], key=lambda r: r["order"])]
             report.rerendered.append(shard["name"])
             try:
+                # plan records are untrusted too: an input path outside its source is refused, not read
+                rows = [PlanRow.from_record(load_json(r["record"], PLAN_NAME), roots)
+                        for r in sorted(by_shard[shard["name"]], key=lambda r: r["order"])]
                 # shard names come from the card: checked, and the bytes go to a temporary folder only
                 info, _ = render_shard(check_shard_name(shard["name"]), rows, audio, tmp, logmel_spec, cache)
-            except (InputChanged, OSError, AudioError, UnsafeName) as e:
+            except (InputChanged, OSError, AudioError, UnsafeName, UntrustedInputError, ValueError, KeyError,
+                    TypeError) as e:
                 report.problems.append(f"{shard['name']}: cannot re-render: {show(e)}")
                 continue
             if info["sha256"] != shard["sha256"]:

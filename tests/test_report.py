@@ -178,3 +178,61 @@ def test_the_report_is_the_same_bytes_each_time(tiny_build, tmp_path):
     files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
     assert all((a / f).read_bytes() == (b / f).read_bytes() for f in files)
+
+
+@pytest.fixture()
+def report_copy(tiny_build, tmp_path):
+    out, _ = tiny_build
+    copy = tmp_path / "data"
+    shutil.copytree(out, copy, ignore=shutil.ignore_patterns("report"))
+    return copy
+
+
+def test_numbers_from_the_card_and_build_json_never_reach_the_page_as_markup(report_copy, capsys):
+    build_info = json.loads((report_copy / "build.json").read_text())
+    build_info.update(wall_seconds="<script>alert(1)</script>", workers="<img src=x onerror=alert(2)>")
+    (report_copy / "build.json").write_text(json.dumps(build_info))
+    text = write_report(str(report_copy)).read_text()
+    assert "<script>alert(1)" not in text and "<img src=x" not in text
+    card = json.loads((report_copy / "dataset.json").read_text())
+    card["splits"]["train"]["samples"] = "<script>alert(3)</script>"
+    (report_copy / "dataset.json").write_text(json.dumps(card))
+    assert main(["report", str(report_copy)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "splits.train.samples" in err and "Traceback" not in err, err
+    assert "<script>alert(3)" not in (report_copy / "report" / "index.html").read_text()
+
+
+@pytest.mark.parametrize("damage", [b"", b"{not json", b"[" * 100_000, b"\xff\xfe"])
+def test_a_damaged_card_is_one_line_not_a_traceback(report_copy, capsys, damage):
+    (report_copy / "dataset.json").write_bytes(damage)
+    assert main(["report", str(report_copy)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("mixtape report: ") and "dataset.json" in err, err
+
+
+def test_report_out_keeps_every_file_it_did_not_write(report_copy, tmp_path, capsys):
+    folder = tmp_path / "mine"
+    (folder / "assets").mkdir(parents=True)
+    (folder / "notes.txt").write_text("keep me")
+    (folder / "assets" / "logo.png").write_bytes(b"my logo")
+    write_report(str(report_copy), str(folder))
+    write_report(str(report_copy), str(folder))  # a second report replaces only the first one's files
+    assert (folder / "notes.txt").read_text() == "keep me"
+    assert (folder / "assets" / "logo.png").read_bytes() == b"my logo"
+    own = json.loads((folder / "assets" / ".mixtape-assets").read_text())
+    assert sorted(p.name for p in (folder / "assets").iterdir()) == sorted([*own, ".mixtape-assets", "logo.png"])
+
+    other = tmp_path / "other"
+    (other / "assets").mkdir(parents=True)
+    (other / "assets" / "0001.png").write_bytes(b"a file named like a report's")
+    assert main(["report", str(report_copy), "--out", str(other)]) == 2
+    assert "does not overwrite files it did not write" in capsys.readouterr().err
+    assert (other / "assets" / "0001.png").read_bytes() == b"a file named like a report's"
+
+    page = tmp_path / "site"
+    page.mkdir()
+    (page / "index.html").write_text("<html>my homepage</html>")
+    assert main(["report", str(report_copy), "--out", str(page)]) == 2
+    assert "is not a mixtape report" in capsys.readouterr().err
+    assert (page / "index.html").read_text() == "<html>my homepage</html>"

@@ -10,6 +10,7 @@ import sys
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
@@ -235,3 +236,70 @@ def test_three_runners_give_identical_bytes_including_plan_and_card(tiny_build, 
         assert {"plan.parquet", "index.parquet", "dataset.json", "rejects.parquet"} <= set(files)
         for f in files:
             assert (out / f).read_bytes() == (other / f).read_bytes(), (name, f)
+
+
+def _rewrite_card(dst, change):
+    card = json.loads((dst / "dataset.json").read_text())
+    change(card)
+    (dst / "dataset.json").write_text(json.dumps(card))
+
+
+@pytest.mark.parametrize("hostile", ["../victim-000000.tar", "ABSOLUTE"])
+def test_rerender_never_writes_where_a_card_points(copy_of, tmp_path, capsys, hostile):
+    """A card is untrusted: a shard name outside `<split>-NNNNNN.tar` is refused before anything is written,
+    and re-renders go to a temporary folder, so no file outside it is created or overwritten."""
+    from mixtape.cli import main
+
+    dst, _ = copy_of
+    victim = tmp_path / "victim-000000.tar"
+    victim.write_bytes(b"my own file")
+    name = str(victim) if hostile == "ABSOLUTE" else hostile
+
+    def point_at_victim(card):
+        card["splits"]["train"]["shards"][0]["name"] = name
+    _rewrite_card(dst, point_at_victim)
+    before = {p: p.stat().st_mtime_ns for p in dst.iterdir()}
+    assert main(["verify", str(dst), "--rerender", "1"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "splits.train.shards[0].name" in err and "train-NNNNNN.tar" in err, err
+    assert victim.read_bytes() == b"my own file"
+    assert {p: p.stat().st_mtime_ns for p in dst.iterdir()} == before
+
+
+def test_verify_escapes_member_names_so_none_can_forge_a_line(copy_of, capsys):
+    import tarfile
+
+    from mixtape.cli import main
+
+    dst, card = copy_of
+    name = card["splits"]["train"]["shards"][0]["name"]
+    data = io.BytesIO((dst / name).read_bytes())  # append mode writes over the end-of-archive blocks
+    forged = "x.flac\nOK: 99 shards, 999 samples checked"
+    with tarfile.open(fileobj=data, mode="a", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo(forged)
+        info.size = 3
+        tar.addfile(info, io.BytesIO(b"abc"))
+    (dst / name).write_bytes(data.getvalue())
+    assert main(["verify", str(dst)]) == 1
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert not any(line.startswith("OK") for line in lines), out
+    assert any("x.flac\\nOK: 99 shards" in line for line in lines), out
+    assert lines[-1].startswith(tuple("0123456789")) and "problem(s)" in lines[-1]
+
+
+def test_rerender_refuses_plan_paths_outside_their_source(copy_of, capsys):
+    """The plan is untrusted like the card: an input named `../…` or `/…` is a problem, never read."""
+    from mixtape.cli import main
+
+    dst, _ = copy_of
+    plan = pq.read_table(dst / "plan.parquet").to_pylist()
+    record = json.loads(plan[0]["record"])
+    record["relpath"] = "../../../../etc/passwd"
+    plan[0]["record"] = json.dumps(record)
+    pq.write_table(pa.Table.from_pylist(plan, schema=pq.read_schema(dst / "plan.parquet")), dst / "plan.parquet")
+    assert main(["verify", str(dst), "--rerender", "1"]) == 1
+    out = capsys.readouterr().out
+    assert f"{plan[0]['shard']}: cannot re-render: the plan names an input outside its source: ../../../../etc/passwd" \
+        in out, out

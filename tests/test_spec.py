@@ -98,3 +98,27 @@ def test_max_per_clip_is_validated_and_leaves_old_hashes_alone(tmp_path):
     assert "max_per_clip" not in plain.to_dict()["snippets"] and capped.spec_hash != plain.spec_hash
     with pytest.raises(SpecError, match=r"snippets\.max_per_clip"):
         parse_spec({**base, "snippets": {"max_per_clip": -1}}, tmp_path)
+
+
+def test_a_yaml_alias_bomb_is_refused_quickly_with_a_short_message(tmp_path):
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    levels += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 9)]  # 10^9 values
+    f = tmp_path / "bomb.yaml"
+    f.write_text("name: x\nseed: 1\nsources: [{kind: folder, path: a}]\n" + "\n".join(levels) + "\n")
+    assert f.stat().st_size < 1000
+    with pytest.raises(SpecError) as e:
+        load_spec(f)
+    message = str(e.value)
+    assert "alias" in message and len(message) < 400, message
+
+
+def test_values_in_messages_are_bounded(tmp_path):
+    found = problems({**MINIMAL, "name": "x" * 100_000})
+    assert all(len(p) < 400 for p in found) and any(p.startswith("name:") for p in found), found
+
+
+def test_tiny_stable_shards_are_refused_and_balanced_ones_allowed():
+    found = problems({**MINIMAL, "shards": {"max_samples": 1}})
+    assert any(p.startswith("shards.max_samples:") and "scheme: balanced" in p for p in found), found
+    assert parse_spec({**MINIMAL, "shards": {"max_samples": 1, "scheme": "balanced"}}).shards.max_samples == 1
+    assert parse_spec({**MINIMAL, "shards": {"max_samples": 4}}).shards.max_samples == 4

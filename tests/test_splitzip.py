@@ -121,3 +121,67 @@ def test_unpack_command_then_read(tmp_path, monkeypatch):
     spec = parse_spec({"name": "f", "seed": 1, "sources": [{"kind": "fsd50k", "path": str(tmp_path / "FSD50K")}]})
     clips = [c for c in list_source(spec.sources[0]) if isinstance(c, Clip)]
     assert {c.clip_id for c in clips} == {"fsd50k:64760", "fsd50k:21914", "fsd50k:99"}
+
+
+def _zip(path, members) -> None:
+    """A stored (uncompressed) zip, so a test can find and flip a member's bytes; a member given as
+    ("link", target) is a Unix symlink entry."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as z:
+        for name, data in members.items():
+            if isinstance(data, tuple):
+                info = zipfile.ZipInfo(name)
+                info.create_system = 3
+                info.external_attr = (0o120777 << 16)
+                z.writestr(info, data[1])
+            else:
+                z.writestr(name, data)
+
+
+def test_a_member_failing_its_crc_never_appears_under_its_name(tmp_path, capsys):
+    from mixtape.cli import main
+
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    good, bad = b"A" * 5000, b"B" * 5000
+    _zip(dist / "FSD50K.metadata.zip", {"FSD50K.metadata/a.csv": good, "FSD50K.metadata/b.csv": bad})
+    data = bytearray((dist / "FSD50K.metadata.zip").read_bytes())
+    data[data.find(bad) + 100] ^= 0xFF
+    (dist / "FSD50K.metadata.zip").write_bytes(bytes(data))
+    out = tmp_path / "FSD50K"
+    assert main(["fsd50k", "unpack", str(dist), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "FSD50K.metadata.zip is damaged" in err and "CRC" in err, err
+    assert (out / "FSD50K.metadata" / "a.csv").read_bytes() == good
+    assert sorted(p.name for p in (out / "FSD50K.metadata").iterdir()) == ["a.csv"]  # no b.csv, no temp file
+
+
+def test_symlink_members_are_skipped_and_named(tmp_path, capsys):
+    from mixtape.cli import main
+
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    _zip(dist / "FSD50K.metadata.zip", {"FSD50K.metadata/a.csv": b"x,y\n",
+                                        "FSD50K.metadata/passwd": ("link", b"/etc/passwd")})
+    out = tmp_path / "FSD50K"
+    assert main(["fsd50k", "unpack", str(dist), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "FSD50K.metadata/passwd (a symlink)" in printed
+    assert not (out / "FSD50K.metadata" / "passwd").exists() and not (out / "FSD50K.metadata" / "passwd").is_symlink()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not_a_zip", "traversal"])
+def test_a_damaged_release_is_one_line(tmp_path, capsys, damage):
+    from mixtape.cli import main
+
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    archive = dist / "FSD50K.metadata.zip"
+    _zip(archive, {"../../escaped.csv" if damage == "traversal" else "FSD50K.metadata/a.csv": b"x" * 3000})
+    if damage == "truncated":
+        archive.write_bytes(archive.read_bytes()[:2000])
+    elif damage == "not_a_zip":
+        archive.write_bytes(b"<html>404 not found</html>")
+    assert main(["fsd50k", "unpack", str(dist), "--out", str(tmp_path / "FSD50K")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("mixtape fsd50k: ") and "Traceback" not in err, err
+    assert not (tmp_path / "escaped.csv").exists()

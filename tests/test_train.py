@@ -196,3 +196,36 @@ def test_training_continues_past_corrupt_input_and_reports_it_per_epoch(tiny_bui
               if '"event": "epoch"' in line]
     assert [e["stream"]["corrupt"] for e in epochs] == [4, 4]
     assert sum("skipped 4 corrupt" in m for m in messages) == 2 and any("404" in m for m in messages)
+
+
+def test_resuming_on_another_dataset_is_refused_naming_both_hashes(tiny_build, tmp_path, capsys):
+    import shutil
+
+    out, card = tiny_build
+    run = tmp_path / "run"
+    assert train(_cfg(str(out), run, stop_after=3, steps=10), **QUIET).interrupted
+
+    def other(name, change):
+        copy = tmp_path / name
+        shutil.copytree(out, copy, ignore=shutil.ignore_patterns("report"))
+        doc = json.loads((copy / "dataset.json").read_text())
+        change(doc)
+        (copy / "dataset.json").write_text(json.dumps(doc))
+        return copy
+
+    def rehash(doc):
+        doc["spec_hash"] = "f" * 64
+
+    def retag(doc):
+        rehash(doc)
+        doc["vocabularies"]["tags"] = doc["vocabularies"]["tags"][:-1]
+
+    for copy, vocab in ((other("rehashed", rehash), False), (other("retagged", retag), True)):
+        args = ["train", "--shards", str(copy), "--resume", str(run), "--out", str(run), "--steps", "10",
+                "--batch-size", "8", "--crop-seconds", "0.75"]
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert f"spec hash {card['spec_hash'][:12]}" in err and "ffffffffffff" in err and "--force" in err, err
+        assert ("the tags vocabulary differs" in err) == vocab
+    result = train(_cfg(str(tmp_path / "rehashed"), run, steps=10, resume=str(run), force=True), **QUIET)
+    assert result.steps == 10

@@ -172,3 +172,89 @@ def test_fsspec_urls_go_through_fsspec(tiny_build):
     finally:
         fs.rm("/mixtape-test", recursive=True)
     assert sorted(keys) == _train_keys(out) and tracker.stats.corrupt == 0
+
+
+def _copy_with(src: Path, dst: Path, change) -> list[str]:
+    """Copy a shard member by member; ``change(index_of_sample, info, data)`` returns the members to write
+    in its place (a list of (TarInfo, bytes)). Returns the sample keys in order."""
+    keys: list[str] = []
+    buf = io.BytesIO()
+    with tarfile.open(src) as tin, tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tout:
+        for info in tin:
+            data = tin.extractfile(info).read()
+            key = info.name.split(".", 1)[0]
+            if key not in keys:
+                keys.append(key)
+            for new, payload in change(keys.index(key), info, data):
+                new.size = len(payload)
+                tout.addfile(new, io.BytesIO(payload))
+    dst.write_bytes(buf.getvalue())
+    return keys
+
+
+def test_a_traversal_member_is_skipped_and_every_good_sample_kept(tiny_build, tmp_path):
+    out, card = tiny_build
+    name = card["splits"]["train"]["shards"][0]["name"]
+
+    def plant(i, info, data):
+        if i == 1 and info.name.endswith(".json"):
+            return [(info, data), (tarfile.TarInfo("../../escape.flac"), b"fLaC" + b"\0" * 64)]
+        return [(info, data)]
+
+    keys = _copy_with(out / name, tmp_path / name, plant)
+    got, tracker = _read(_stream(card, [str(tmp_path / name)], shuffle_buffer=1), workers=0)
+    assert sorted(got) == sorted(keys)  # the samples before and after the bad member both arrive
+    assert tracker.stats.skipped_members == 1 and tracker.stats.corrupt == 0
+    assert any("../../escape.flac" in e for e in tracker.stats.errors)
+    assert not (tmp_path.parent / "escape.flac").exists()
+
+
+def test_a_shard_rewritten_since_its_card_is_refused_and_counted(tiny_build, http_server, tmp_path):
+    """A half-updated dataset (a shard that no longer matches the card) never mixes into training: local
+    shards are checked against the card's sha256 by default, remote ones with verify_remote."""
+    import shutil
+
+    from mixtape.dataset.card import shard_checks
+
+    out, card = tiny_build
+    copy = tmp_path / "ds"
+    shutil.copytree(out, copy, ignore=shutil.ignore_patterns("report"))
+    names = [s["name"] for s in card["splits"]["train"]["shards"]]
+    victim = _copy_with(out / names[0], copy / names[0],
+                        lambda i, info, data: [(info, data.replace(b'"variant"', b'"variant" ') if
+                                                info.name.endswith(".json") else data)])
+    local = [str(copy / n) for n in names]
+    got, tracker = _read(_stream(card, local, expected=shard_checks(card, local)), workers=0)
+    assert not set(victim) & set(got) and len(got) == len(set(_train_keys(out)) - set(victim))
+    assert tracker.stats.corrupt == 1
+    assert any("ShardMismatch" in e and "does not match the dataset card" in e for e in tracker.stats.errors)
+
+    base = http_server(copy)
+    remote = [f"{base}/{n}" for n in names]
+    got, _ = _read(_stream(card, remote, expected=shard_checks(card, remote)), workers=0)
+    assert set(victim) <= set(got)  # remote shards are not downloaded twice unless asked ...
+    got, tracker = _read(_stream(card, remote, expected=shard_checks(card, remote), verify_remote=True), workers=0)
+    assert not set(victim) & set(got) and tracker.stats.corrupt == 1  # ... and then refused like local ones
+
+
+@pytest.mark.parametrize("what", ["rate", "length"])
+def test_members_with_impossible_rates_or_lengths_are_refused_before_decoding(tiny_build, tmp_path, what):
+    import numpy as np
+    import soundfile as sf
+
+    out, card = tiny_build
+    name = card["splits"]["train"]["shards"][0]["name"]
+    fake = io.BytesIO()
+    if what == "rate":
+        sf.write(fake, np.zeros(64, dtype="float32"), 2, format="WAV")  # 2 Hz: the trainer would resample it
+    else:
+        sf.write(fake, np.zeros(601 * 1000, dtype="float32"), 1000, format="FLAC")  # 601 s of silence, tiny
+
+    def swap(i, info, data):
+        return [(info, fake.getvalue() if i == 0 and info.name.endswith(".flac") else data)]
+
+    keys = _copy_with(out / name, tmp_path / name, swap)
+    got, tracker = _read(_stream(card, [str(tmp_path / name)], shuffle_buffer=1), workers=0)
+    assert sorted(got) == sorted(keys[1:]) and tracker.stats.corrupt == 1
+    (error,) = tracker.stats.errors
+    assert keys[0] in error and ("2 Hz" in error if what == "rate" else "longer than a sample can be" in error)
