@@ -21,6 +21,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel 2>&1 | $(PIPQUIET)
 	# torch first, pinned: it takes the CPU wheel instead of pulling CUDA packages.
 	$(BIN)/python -m pip install --quiet torch==2.13.0 2>&1 | $(PIPQUIET)
+	# the score synthesiser without PyAudio (its wheel lists it for live playback, which mixtape never uses)
+	$(BIN)/python -m pip install --quiet --no-deps tinysoundfont==0.3.7 2>&1 | $(PIPQUIET)
 	$(BIN)/python -m pip install --quiet -e '.[dev]' 2>&1 | $(PIPQUIET)
 	touch $(STAMP)
 

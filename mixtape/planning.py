@@ -126,6 +126,7 @@ def snippet_ref(clip: Clip, start_ms: int, duration_ms: int) -> dict[str, Any]:
         "labels": window_labels(clip.labels, start_ms / 1000, duration_ms / 1000),
         "hash": digest128(f"{clip.clip_id}/{start_ms}", SHARD_SALT),
         "licence": clip.licence, "attribution": clip.attribution,
+        **({"synth": clip.synth} if clip.synth else {}),
     }
 
 
@@ -224,6 +225,7 @@ def plan_clip(clip: Clip, spec: DatasetSpec, pools: Mapping[str, Sequence[dict[s
                 src_start_ms=src_start,
                 src_duration_ms=src_duration,
                 material=tuple(material),
+                synth=clip.synth,
             ))
     return rows
 

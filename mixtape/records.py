@@ -44,6 +44,11 @@ class Clip:
     window_unit: str = "seconds"
     #: where the window starts, in source frames (set by the probe; ``frames`` is then the window's length)
     offset_frames: int = 0
+    #: a rendered score's recipe (see ``mixtape.score.recipe``): its audio is synthesised from the file at
+    #: ``uri`` with these settings instead of decoded from it; empty for recordings
+    synth: dict[str, Any] = field(default_factory=dict)
+    #: who else is owed credit beyond title / author / licence (a score's encoding and SoundFont)
+    credits: str = ""
     # filled by the probe (of the window, when there is one)
     sha256: str = ""
     sample_rate: int = 0
@@ -125,10 +130,15 @@ class PlanRow:
     #: material other clips lend this sample (mix partner, impulse response): where to read it
     material: tuple[dict[str, Any], ...] = ()
     shard: str = ""
+    #: the recipe of a rendered score (empty for recordings; then absent from the record, so plans of
+    #: recordings hash as they did before scores existed)
+    synth: dict[str, Any] = field(default_factory=dict)
 
     def record(self) -> dict[str, Any]:
         """The row without machine-specific paths: what ``plan.parquet`` stores and plan hashes cover."""
         d = {f: getattr(self, f) for f in self.__dataclass_fields__ if f not in ("uri", "material")}
+        if not self.synth:
+            del d["synth"]
         d["augment"] = list(self.augment)
         d["material"] = [{k: v for k, v in m.items() if k != "uri"} for m in self.material]
         return d

@@ -60,7 +60,19 @@ SOURCE_OPTIONS: dict[str, dict[str, tuple[str, Any]]] = {
                        "genre_threshold": ("float", 0.0), "moods": ("bool", True)},
     "folder": {"class_field": ("str", None), "pattern": ("str", None), "sidecar": ("path", None),
                "read_tags": ("bool", True)},
+    # symbolic music rendered through a SoundFont (see mixtape.score); `corpus` reads music21's own corpus
+    "score": {"corpus": ("names", []), "limit": ("count", 0), "soundfont": ("path", None),
+              "soundfont_licence": ("str", None), "programs": ("programs", "keep"), "default_program": ("program", 0),
+              "renders": ("renders", 1), "tempo": ("tempo", "score"), "sample_rate": ("synth_rate", 0),
+              "max_seconds": ("seconds", 600.0), "drums": ("bool", True), "composer": ("str", None),
+              "style": ("str", None)},
 }
+#: The extensions a kind reads when the spec names none (audio kinds read DEFAULT_EXTENSIONS).
+KIND_EXTENSIONS = {"score": ["abc", "kar", "krn", "mid", "midi", "musicxml", "mxl", "xml"]}
+#: Tempo bounds (quarter notes per minute) a score may be rendered at.
+SCORE_TEMPO_RANGE = (20.0, 400.0)
+#: Renders of one score a spec may ask for (each is a clip with its own instrumentation).
+MAX_RENDERS = 16
 COMMON_SOURCE_OPTIONS: dict[str, tuple[str, Any]] = {"extensions": ("exts", DEFAULT_EXTENSIONS),
                                                      "licence": ("str", None),
                                                      # symlinks leading out of the source are rejects unless set
@@ -71,7 +83,7 @@ LATER_SOURCE_DEFAULTS = {"follow_symlinks": False}
 SOURCE_KINDS = tuple(SOURCE_OPTIONS)
 #: The id namespace of a source when the spec gives it no ``name``: clip ids read ``<name>:<id>``.
 DEFAULT_SOURCE_NAMES = {"freesound_dump": "freesound", "freesound_pack": "freesound", "fsd50k": "fsd50k",
-                        "csv_index": "csv", "acousticbrainz": "mbid", "folder": "folder"}
+                        "csv_index": "csv", "acousticbrainz": "mbid", "folder": "folder", "score": "score"}
 CSV_COLUMNS = ("file", "id", "class", "tags", "tags_sep", "fold", "start", "end", "licence", "uploader", "title",
                "source_id", "url")
 SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
@@ -339,6 +351,41 @@ def _parse_option(r: _Reader, kind: str, value: Any, where: str) -> Any:
         if value not in options:
             r.fail(where, f"must be one of {', '.join(options)}; got {brief(value)}")
         return value
+    if kind == "names":
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            r.fail(where, f"must be a name or a list of names; got {brief(value)}")
+            return []
+        return sorted(set(value))
+    if kind in ("count", "renders", "synth_rate"):
+        lo, hi = {"count": (0, 10**9), "renders": (1, MAX_RENDERS), "synth_rate": (0, 192000)}[kind]
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            hint = " (0: the dataset's audio.sample_rate)" if kind == "synth_rate" else ""
+            r.fail(where, f"must be a whole number from {lo} to {hi}{hint}; got {brief(value)}")
+            return lo
+        if kind == "synth_rate" and 0 < value < 8000:
+            r.fail(where, f"must be at least 8000 Hz (or 0: the dataset's audio.sample_rate); got {value}")
+        return value
+    if kind == "seconds":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 86400:
+            r.fail(where, f"must be a number of seconds above 0 (at most 86400); got {brief(value)}")
+            return 600.0
+        return float(value)
+    if kind == "program":
+        return _parse_program(r, value, where)
+    if kind == "programs":
+        return _parse_programs(r, value, where)
+    if kind == "tempo":
+        if value == "score":
+            return value
+        lo, hi = SCORE_TEMPO_RANGE
+        if (isinstance(value, list) and len(value) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                               for v in value) and lo <= value[0] <= value[1] <= hi):
+            return [float(value[0]), float(value[1])]
+        r.fail(where, f"must be `score` (the score's own tempo) or a [low, high] range of quarter notes per minute "
+               f"within [{lo:g}, {hi:g}]; got {brief(value)}")
+        return "score"
     if kind == "columns":
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
             r.fail(where, "must map roles to CSV column names, e.g. {file: filename, class: category, fold: fold}")
@@ -353,6 +400,36 @@ def _parse_option(r: _Reader, kind: str, value: Any, where: str) -> Any:
     raise AssertionError(kind)
 
 
+def _parse_program(r: _Reader, value: Any, where: str) -> int:
+    from mixtape.score.analysis import gm_program
+
+    program = gm_program(value) if isinstance(value, (str, int)) else None
+    if program is None:
+        r.fail(where, f"must be a General MIDI program: a number 0-127 or a name such as flute, cello, "
+               f"acoustic_grand_piano; got {brief(value)}")
+        return 0
+    return program
+
+
+def _parse_programs(r: _Reader, value: Any, where: str) -> Any:
+    """``keep`` (the file's own programs) or part name -> the programs a render draws from (numbers, so
+    `cello` and `42` hash alike); the part ``"*"`` stands for every part not named."""
+    if value == "keep":
+        return value
+    if not isinstance(value, dict) or not value:
+        r.fail(where, "must be `keep` or map part names to lists of instruments, e.g. "
+               "{soprano: [flute, oboe], bass: [cello, bassoon], '*': [acoustic_grand_piano]}")
+        return "keep"
+    out = {}
+    for part, choices in value.items():
+        choices = choices if isinstance(choices, list) else [choices]
+        if not isinstance(part, str) or not part.strip() or not choices:
+            r.fail(f"{where}.{brief(part)}", "a part name with one or more instruments")
+            continue
+        out[part.strip().lower()] = [_parse_program(r, c, f"{where}.{part}") for c in choices]
+    return dict(sorted(out.items()))
+
+
 def _parse_source(r: _Reader, raw: Any, where: str, base: Path | None) -> SourceSpec | None:
     if not isinstance(raw, dict) or "kind" not in raw:
         r.fail(where, "a source is a mapping with at least `kind` and `path`")
@@ -362,18 +439,27 @@ def _parse_source(r: _Reader, raw: Any, where: str, base: Path | None) -> Source
         r.fail(f"{where}.kind", f"must be one of {', '.join(SOURCE_KINDS)}; got {brief(kind)}")
         return None
     schema = {**COMMON_SOURCE_OPTIONS, **SOURCE_OPTIONS[kind]}
+    if kind in KIND_EXTENSIONS:
+        schema["extensions"] = ("exts", KIND_EXTENSIONS[kind])
     r.mapping(raw, where, {"kind", "name", "path", *schema})
     path = raw.get("path")
-    if not isinstance(path, str) or not path:
+    corpus = kind == "score" and bool(raw.get("corpus"))
+    if corpus and path:
+        r.fail(f"{where}.path", "a score source reads either music21's corpus (`corpus`) or a folder (`path`), "
+               "not both: make two sources")
+        return None
+    if corpus:
+        path = ""
+    elif not isinstance(path, str) or not path:
         r.fail(f"{where}.path", "required: the folder (or, for acousticbrainz, file or archive) holding the "
-               "collection")
+               "collection" + (" (or, for score, `corpus: [bach, ...]`)" if kind == "score" else ""))
         return None
     name = raw.get("name", DEFAULT_SOURCE_NAMES[kind])
     if not isinstance(name, str) or not SOURCE_NAME.match(name):
         r.fail(f"{where}.name", f"must be a short lower-case word (it prefixes clip ids); got {brief(name)}")
     options: dict[str, Any] = {}
     resolved: dict[str, Any] = {}
-    root = _resolve(path, base)
+    root = _corpus_root() if corpus else _resolve(path, base)
     for key, (typ, default) in schema.items():
         if key not in raw or (raw[key] is None and default is None):
             if default is REQUIRED:
@@ -384,10 +470,19 @@ def _parse_source(r: _Reader, raw: Any, where: str, base: Path | None) -> Source
             options[key] = _parse_option(r, typ, raw[key], f"{where}.{key}")
         value = options[key]
         if typ == "path" and isinstance(value, str):
-            resolved[key] = _resolve(value, Path(root))
+            # a score source's SoundFont is the spec's, not the collection's: relative to the spec file
+            resolved[key] = _resolve(value, base if kind == "score" else Path(root))
         elif typ == "paths" and isinstance(value, list):
             resolved[key] = [_resolve(v, Path(root)) for v in value]
     return SourceSpec(kind=kind, name=name, path=path, options=options, root=root, resolved=resolved)
+
+
+def _corpus_root() -> str:
+    """Where this machine's music21 keeps its corpus: found again on every machine, so never hashed."""
+    from importlib.util import find_spec
+
+    found = find_spec("music21")
+    return str(Path(found.origin).parent / "corpus") if found and found.origin else "music21-corpus-not-installed"
 
 
 def _parse_range(r: _Reader, v: Any, where: str) -> tuple[float, float] | None:

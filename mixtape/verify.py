@@ -142,16 +142,40 @@ def source_roots(dataset: str, spec_path: str | None = None) -> dict[str, str]:
     return roots
 
 
+def soundfonts(dataset: str, card: dict[str, Any], spec_path: str | None = None) -> dict[str, str]:
+    """sha256 -> path of the SoundFonts rendered scores need: a spec file given now, else the build's
+    record, else the card's spec as this machine resolves it (the built-in SoundFont)."""
+    from mixtape.score.recipe import score_fonts
+    from mixtape.score.synth import SynthError
+
+    if spec_path:
+        from mixtape.spec import load_spec
+
+        return score_fonts(load_spec(spec_path))
+    info_path = storage.join(dataset, BUILD_INFO)
+    info = load_json(storage.read_bytes(info_path), BUILD_INFO) if storage.exists(info_path) else {}
+    fonts = info.get("soundfonts") if isinstance(info, dict) else None
+    if isinstance(fonts, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in fonts.items()):
+        return fonts
+    try:
+        return score_fonts(spec_from_dict(card["spec"]))
+    except SynthError:
+        return {}
+
+
 def environment_differences(card: dict[str, Any]) -> list[str]:
     from mixtape.pipelines.manifest import package_versions
+    from mixtape.score.recipe import tool_versions
 
     now = package_versions()
+    if "synthesiser" in card["versions"]:
+        now.update(tool_versions())
     return [f"{k}: {card['versions'].get(k)} in the card, {v} here" for k, v in sorted(now.items())
             if card["versions"].get(k) != v]
 
 
 def rerender(dataset: str, card: dict[str, Any], fraction: float, seed: int, roots: dict[str, str],
-             report: VerifyReport) -> None:
+             report: VerifyReport, spec_path: str | None = None) -> None:
     """Render a seeded random subset of shards again from the stored plan and compare the bytes."""
     from mixtape.pipelines.render import InputChanged, SourceCache, render_shard
 
@@ -165,7 +189,8 @@ def rerender(dataset: str, card: dict[str, Any], fraction: float, seed: int, roo
     index = storage.read_parquet(storage.join(dataset, INDEX_NAME)).to_pylist()
     spec = spec_from_dict(card["spec"])  # the card's normalised spec: the same render settings as the build
     audio, logmel_spec = spec.audio, spec.logmel
-    cache = SourceCache(audio)  # shared by the chosen shards, as a build's worker shares it
+    # shared by the chosen shards, as a build's worker shares it
+    cache = SourceCache(audio, fonts=soundfonts(dataset, card, spec_path))
     with tempfile.TemporaryDirectory(prefix="mixtape-verify-") as tmp:
         for i in chosen:
             shard = shards[i]
@@ -194,5 +219,5 @@ def verify(dataset: str, rerender_fraction: float = 0.0, seed: int = 0, spec_pat
            ) -> VerifyReport:
     report, card = check(dataset)
     if rerender_fraction > 0:
-        rerender(dataset, card, rerender_fraction, seed, source_roots(dataset, spec_path), report)
+        rerender(dataset, card, rerender_fraction, seed, source_roots(dataset, spec_path), report, spec_path)
     return report

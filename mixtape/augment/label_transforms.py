@@ -54,8 +54,12 @@ def transpose_chord(label: str, semitones: int) -> str:
     return root + rest
 
 
+#: label fields that are lists of ``{"start", "end", ...}`` items in seconds
+TIMED_FIELDS = ("chords", "events", "notes")
+
+
 def _timed(labels: Labels) -> list[str]:
-    return [f for f in ("chords", "events") if labels.get(f)]
+    return [f for f in TIMED_FIELDS if labels.get(f)]
 
 
 def window(labels: Labels, start_s: float, duration_s: float) -> Labels:
@@ -80,8 +84,10 @@ def pitch_shift_labels(labels: Labels, semitones: float) -> Labels:
         out["key"] = transpose_key(labels.get("key"), n)
         if labels.get("chords"):
             out["chords"] = [{**c, "label": transpose_chord(c["label"], n)} for c in labels["chords"]]
+        if labels.get("notes"):
+            out["notes"] = [{**x, "pitch": x["pitch"] + n} for x in labels["notes"]]
     else:
-        out = mark_stale(out, [f for f in ("key", "chords") if labels.get(f)])
+        out = mark_stale(out, [f for f in ("key", "chords", "notes") if labels.get(f)])
     return out
 
 
@@ -121,10 +127,10 @@ def mix_labels(primary: Labels, partner: Labels, snr_db: float, mode: str = "uni
         out[f] = copy.deepcopy(dominant.get(f)) if key_tempo == "dominant" else None
     if share < 0.5 and key_tempo == "dominant":
         out["classes"] = {**primary.get("classes", {}), **partner.get("classes", {})}
-    for f in ("chords", "events"):
+    for f in TIMED_FIELDS:
         items = (primary.get(f) or []) + (partner.get(f) or [])
         if items:
-            out[f] = sorted(items, key=lambda i: (i["start"], i["end"], str(i["label"])))
+            out[f] = sorted(items, key=lambda i: (i["start"], i["end"], str(i.get("label", i.get("pitch")))))
     return out
 
 

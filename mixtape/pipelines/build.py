@@ -31,6 +31,7 @@ from mixtape.pipelines.ingest import Ingest
 from mixtape.pipelines.manifest import Manifest
 from mixtape.pipelines.plan import Plan
 from mixtape.pipelines.render import CACHE_MB, Render
+from mixtape.score.recipe import score_fonts
 from mixtape.spec import DatasetSpec
 
 RUNNERS = ("direct", "portable", "flink", "dataflow")
@@ -159,7 +160,8 @@ def check_writable(out_dir: str) -> None:
                          "or fix its permissions") from None
 
 
-def load_previous(out_dir: str, card: dict[str, Any] | None, log: Callable[[str], None]) -> dict[str, Any]:
+def load_previous(out_dir: str, card: dict[str, Any] | None, log: Callable[[str], None],
+                  spec: DatasetSpec | None = None) -> dict[str, Any]:
     """Shards of the dataset already in ``out_dir`` that an incremental build may keep: name -> card entry
     and index rows. Nothing is kept when the versions that can change output differ from the card's."""
     from mixtape.pipelines.manifest import package_versions
@@ -167,7 +169,7 @@ def load_previous(out_dir: str, card: dict[str, Any] | None, log: Callable[[str]
     if card is None:
         log("incremental: no previous dataset here; building everything")
         return {}
-    now = package_versions()
+    now = package_versions(spec)
     if card.get("versions") != now:
         changed = sorted(k for k, v in now.items() if card.get("versions", {}).get(k) != v)
         log(f"incremental: versions changed since the previous build ({', '.join(changed)}); rendering everything")
@@ -192,8 +194,32 @@ def source_folders(spec: DatasetSpec) -> list[tuple[str, str]]:
     return out
 
 
+def check_scores(spec: DatasetSpec) -> None:
+    """A score source needs the synthesiser, a usable SoundFont and, for `corpus`, collections that exist."""
+    from mixtape.score.synth import SynthError, check_synthesiser, open_soundfont
+
+    for i, src in enumerate(spec.sources):
+        if src.kind != "score":
+            continue
+        missing = check_synthesiser()
+        if missing:
+            raise BuildError(f"sources[{i}]: {missing}")
+        try:
+            open_soundfont(src.opt("soundfont"))
+        except SynthError as e:
+            raise BuildError(f"sources[{i}].soundfont: {e}; give an sf2 / sf3 file, or leave `soundfont` out "
+                             "for the built-in General MIDI set") from None
+        for name in src.options.get("corpus") or []:
+            if not os.path.isdir(os.path.join(src.root, name)) or name.startswith((".", "_")) or "/" in name:
+                known = sorted(d for d in os.listdir(src.root) if os.path.isdir(os.path.join(src.root, d))
+                               and not d.startswith(("_", ".")))
+                raise BuildError(f"sources[{i}].corpus: music21's corpus has no collection {name!r}; it has "
+                                 f"{', '.join(known)}")
+
+
 def check_sources(spec: DatasetSpec) -> None:
     """Fail before launching anything if a local source folder is missing: that is a config error."""
+    check_scores(spec)
     for i, src in enumerate(spec.sources):
         if not storage.is_remote(src.root) and not os.path.exists(src.root):
             raise BuildError(f"sources[{i}].path: {src.root} does not exist; fix the path (relative paths "
@@ -216,7 +242,7 @@ def add_build(p: beam.Pipeline, spec: DatasetSpec, out_dir: str, previous_dir: s
     clips, ingest_rejects = p | "Ingest" >> Ingest(spec)
     rows, plan_rejects, used = clips | "Plan" >> Plan(spec)
     rendered = rows | "Render" >> Render(spec.audio, out_dir, previous, spec.logmel, cache_mb,
-                                         previous_dir or out_dir)
+                                         previous_dir or out_dir, score_fonts(spec))
     rejects = (ingest_rejects, plan_rejects) | "AllRejects" >> beam.Flatten()
     _ = rejects | "CountRejects" >> beam.Map(_count_reject)
     _ = (rendered, used, rejects) | "Manifest" >> Manifest(spec, out_dir)
@@ -265,7 +291,7 @@ def _build_locked(spec: DatasetSpec, out_dir: str, cfg: RunnerConfig, overwrite:
     existing = inspect_output(out_dir)
     check_output(out_dir, existing, overwrite, incremental)
     stage = prepare_staging(out_dir)
-    previous = load_previous(out_dir, existing.card, log) if incremental else {}
+    previous = load_previous(out_dir, existing.card, log, spec) if incremental else {}
     started = time.monotonic()
     p = make_pipeline(cfg)
     add_build(p, spec, stage, out_dir, previous, cfg.cache_mb)
@@ -289,6 +315,7 @@ def _build_locked(spec: DatasetSpec, out_dir: str, cfg: RunnerConfig, overwrite:
             "wall_seconds": round(seconds, 2), "spec_hash": card["spec_hash"],
             # where the inputs were: `verify --rerender` finds them here (the card stays location-free)
             "source_roots": {s.name: s.root for s in spec.sources},
+            **({"soundfonts": score_fonts(spec)} if any(s.kind == "score" for s in spec.sources) else {}),
             "incremental": incremental, "shards_rendered": metrics.get("shards_rendered", 0),
             "shards_reused": metrics.get("shards_reused", 0), "metrics": metrics}
     storage.write_bytes(storage.join(out_dir, BUILD_INFO), (json.dumps(info, indent=1) + "\n").encode())

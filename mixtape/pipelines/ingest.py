@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
+from typing import Any
 
 import apache_beam as beam
 from apache_beam import pvalue
@@ -93,10 +94,40 @@ def _admit(kv: tuple[str, Iterable[Clip]], spec: DatasetSpec) -> Iterator:
 
 
 class ProbeClip(beam.DoFn):
-    """Read and decode each clip once: exact length, format, checksum, peak and per-block loudness."""
+    """Read and decode each clip once: exact length, format, checksum, peak and per-block loudness. A
+    score clip is first rendered (its recipe drawn, its labels read from the score), then probed like any
+    recording."""
 
-    def __init__(self, max_channels: int):
+    def __init__(self, max_channels: int, spec: DatasetSpec | None = None):
         self.max_channels = max_channels
+        self.spec = spec
+        self._scores: dict[str, Any] = {}
+
+    def _settings(self, source: str) -> Any:
+        from mixtape.score.recipe import ScoreSettings
+
+        if source not in self._scores:
+            assert self.spec is not None, "score clips need the spec"
+            src = next(s for s in self.spec.sources if s.name == source)
+            self._scores[source] = ScoreSettings.of(src, self.spec.seed, self.spec.audio.sample_rate,
+                                                    self.spec.audio.channels)
+        return self._scores[source]
+
+    def _render(self, clip: Clip, data: bytes) -> tuple[Clip, bytes] | Reject:
+        from mixtape.score.formats import ScoreError
+        from mixtape.score.recipe import realise
+
+        settings = self._settings(clip.source)
+        try:
+            recipe, labels, audio, perf = realise(clip.clip_id, data, clip.synth, settings, clip.source_id)
+        except ScoreError as e:
+            return Reject(clip.clip_id, clip.relpath, "probe", e.reason, f"{show(clip.relpath)}: {e.detail}")
+        labels["classes"] = {**labels["classes"], **clip.labels.get("classes", {})}
+        composer = perf.composer or clip.artist
+        credits = (f"composition: {composer or 'unknown'}; encoding: {show(clip.relpath)}"
+                   f"{' (' + perf.rights + ')' if perf.rights else ''}; sound: {settings.font_licence}")
+        return replace(clip, synth=recipe, labels=labels, title=perf.title or clip.title, artist=composer,
+                       credits=credits), audio
 
     def process(self, clip: Clip) -> Iterator:
         def rejected(reason: str, detail: str):
@@ -110,6 +141,12 @@ class ProbeClip(beam.DoFn):
         except OSError as e:
             yield rejected("unreadable", f"{show(clip.relpath)}: {e.strerror or e}")
             return
+        if clip.synth:
+            rendered = self._render(clip, data)
+            if isinstance(rendered, Reject):
+                yield pvalue.TaggedOutput(REJECTS, rendered)
+                return
+            clip, data = rendered
         windowed = clip.window_start or clip.window_end
         try:
             p = probe(data, clip.relpath,
@@ -159,7 +196,7 @@ class Ingest(beam.PTransform):
                     | "Admit" >> beam.FlatMap(_admit, spec).with_outputs(REJECTS, main="clips"))
         probed = (admitted.clips
                   | "Spread" >> beam.Reshuffle()
-                  | "Probe" >> beam.ParDo(ProbeClip(spec.audio.max_source_channels)).with_outputs(
+                  | "Probe" >> beam.ParDo(ProbeClip(spec.audio.max_source_channels, spec)).with_outputs(
                       REJECTS, main="clips"))
         distinct = (probed.clips
                     | "KeyByContent" >> beam.Map(lambda c: (_content_key(c), c))

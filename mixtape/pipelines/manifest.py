@@ -50,10 +50,13 @@ CLIPS_SCHEMA = pa.schema([
     ("title", pa.string()), ("uploader", pa.string()), ("url", pa.string())])
 
 
-def package_versions() -> dict[str, str]:
+def package_versions(spec: DatasetSpec | None = None) -> dict[str, str]:
+    """Versions of everything that can change output bytes; with a spec that renders scores, also its
+    synthesiser, parsers and SoundFonts."""
     import soundfile
 
     from mixtape.pipelines.render import RENDER_VERSION
+    from mixtape.score.recipe import score_versions
 
     out = {"mixtape": mixtape.__version__, "mixtape-render": str(RENDER_VERSION), "python": platform.python_version(),
            "libsndfile": soundfile.__libsndfile_version__}
@@ -62,6 +65,8 @@ def package_versions() -> dict[str, str]:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             out[name] = "absent"
+    if spec is not None:
+        out.update(score_versions(spec))
     return dict(sorted(out.items()))
 
 
@@ -115,7 +120,7 @@ def make_card(spec: DatasetSpec, shards: list[dict], used: list[dict], rejects: 
         "spec": spec.to_dict(),
         "spec_hash": spec.spec_hash,
         "seed": spec.seed,
-        "versions": package_versions(),
+        "versions": package_versions(spec),
         "audio": {"sample_rate": spec.audio.sample_rate, "channels": spec.audio.channels,
                   "format": spec.audio.format, "snippet_seconds": spec.snippets.duration},
         "splits": splits,
@@ -133,7 +138,8 @@ def make_card(spec: DatasetSpec, shards: list[dict], used: list[dict], rejects: 
         },
         "inputs": {"sha256": sha256_hex(canonical_json(inputs).encode()), "clips": inputs},
         "attribution": [{"clip_id": u["clip_id"], "title": u["title"], "author": u["uploader"],
-                         "licence": u["licence"], "url": u["url"]} for u in used],
+                         "licence": u["licence"], "url": u["url"], **({"credits": u["credits"]} if u.get("credits")
+                                                                      else {})} for u in used],
         "files": {"index": INDEX_NAME, "rejects": REJECTS_NAME, "plan": PLAN_NAME, "clips": CLIPS_NAME},
     }
 

@@ -13,6 +13,7 @@ import apache_beam as beam
 from apache_beam import pvalue
 
 from mixtape.audio import window_rms_db
+from mixtape.augment.label_transforms import TIMED_FIELDS
 from mixtape.planning import (
     IR_POOL,
     MIX_POOL,
@@ -52,10 +53,13 @@ def _eligible(clip: Clip, spec: DatasetSpec) -> Iterator:
 
 def used_row(clip: Clip, samples: int, role: str = "sample") -> dict[str, Any]:
     """What the card keeps of a clip that went into the dataset (as samples or as material)."""
+    # time-stamped labels (a score's every note) stay out: the manifest gathers these rows in one place
+    labels = {k: v for k, v in clip.labels.items() if k not in TIMED_FIELDS}
     return {
-        "clip_id": clip.clip_id, "split": clip.split, "labels": clip.labels, "seconds": clip.frames /
+        "clip_id": clip.clip_id, "split": clip.split, "labels": labels, "seconds": clip.frames /
         clip.sample_rate, "sha256": clip.sha256, "title": clip.title, "uploader": clip.uploader or clip.artist,
         "licence": clip.licence, "url": clip.url, "relpath": clip.relpath, "samples": samples,
+        **({"credits": clip.credits} if clip.credits else {}),
         "source": clip.source, "sample_rate": clip.sample_rate, "channels": clip.channels,
         "bit_depth": clip.bit_depth, "peak_db": clip.peak_db, "role": role,
         "loudness_db": round(window_rms_db(clip.block_rms_db, 0, clip.duration_ms), 2)}

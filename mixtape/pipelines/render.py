@@ -64,6 +64,9 @@ CONTEXT_SECONDS = 0.05
 #: Encoded sources a cache keeps besides its blocks, as a share of its capacity (1/16): reading and verifying
 #: a source again costs less than converting a block, so converted audio gets most of the memory.
 RECENT_SHARE = 16
+#: Rendered scores kept, as a share of the capacity (1/4): rendering one again means parsing and
+#: synthesising the whole score, far dearer than reading a file, and every shard of a split needs it.
+RENDER_SHARE = 4
 
 
 #: Source reads, blocks converted and blocks served from a cache, summed over a build's workers.
@@ -77,13 +80,17 @@ class SourceCache:
     checked against their planned sha256 each time their bytes are read. Safe to share between threads: the
     locks guard only the bookkeeping, never a decode."""
 
-    def __init__(self, audio: AudioSpec, capacity_bytes: int = CACHE_MB << 20):
+    def __init__(self, audio: AudioSpec, capacity_bytes: int = CACHE_MB << 20, fonts: dict[str, str] | None = None):
         self.audio = audio
         self.capacity = capacity_bytes
+        #: SoundFonts by sha256 -> path: where rendered scores' recipes find theirs
+        self.fonts = dict(fonts or {})
         self._items: OrderedDict[tuple[str, int, int, int], np.ndarray] = OrderedDict()
         self._size = 0
         self._recent: OrderedDict[str, bytes] = OrderedDict()
         self._recent_size = 0
+        self._renders: OrderedDict[str, bytes] = OrderedDict()
+        self._renders_size = 0
         self._lock = threading.Lock()
         #: source reads, blocks converted, blocks found in the cache (also Beam counters in a pipeline)
         self.stats = {"reads": 0, "blocks": 0, "block_hits": 0}
@@ -111,34 +118,53 @@ class SourceCache:
             while self._size > self.capacity and self._items:
                 self._size -= self._items.popitem(last=False)[1].nbytes
 
-    def _encoded(self, clip_id: str, uri: str, sha256: str) -> bytes:
-        """A source's verified bytes. The last few are kept apart from the blocks: a window's blocks are
-        converted one after another from them, but they are worth less than converted audio once it is done."""
+    def _encoded(self, clip_id: str, uri: str, sha256: str, synth: dict[str, Any] | None = None) -> bytes:
+        """A source's verified bytes (a rendered score's audio, rendered again from its recipe). The last few
+        are kept apart from the blocks: a window's blocks are converted one after another from them, but they
+        are worth less than converted audio once it is done."""
+        kept = self._renders if synth else self._recent
         with self._lock:
-            data = self._recent.get(sha256)
+            data = kept.get(sha256)
             if data is not None:
-                self._recent.move_to_end(sha256)
+                kept.move_to_end(sha256)
                 return data
             self._count("reads")
         data = storage.read_bytes(uri)
+        if synth:
+            data = self._rendered(clip_id, data, synth)
         if sha256_hex(data) != sha256:
             raise InputChanged(f"{clip_id} changed since it was planned (sha256 differs): rebuild the plan")
         with self._lock:
-            if sha256 not in self._recent:
-                self._recent[sha256] = data
-                self._recent_size += len(data)
-            while self._recent_size > self.capacity // RECENT_SHARE and len(self._recent) > 1:
-                self._recent_size -= len(self._recent.popitem(last=False)[1])
+            if synth:
+                self._renders_size = _keep_recent(self._renders, self._renders_size, sha256, data,
+                                                  self.capacity // RENDER_SHARE)
+            else:
+                self._recent_size = _keep_recent(self._recent, self._recent_size, sha256, data,
+                                                 self.capacity // RECENT_SHARE)
         return data
 
+    def _rendered(self, clip_id: str, score: bytes, synth: dict[str, Any]) -> bytes:
+        from mixtape.score.formats import ScoreError
+        from mixtape.score.recipe import render_recipe
+        from mixtape.score.synth import open_soundfont
+
+        path = self.fonts.get(synth["soundfont"])
+        if path is None:
+            raise InputChanged(f"{clip_id} is rendered with SoundFont {synth['soundfont'][:12]}…, which no score "
+                               "source of the spec names any more")
+        try:
+            return render_recipe(score, synth, open_soundfont(path))
+        except ScoreError as e:
+            raise InputChanged(f"{clip_id}: its score no longer renders ({e.detail})") from None
+
     def _blocks(self, clip_id: str, uri: str, sha256: str, offset_frames: int, length_frames: int,
-                first: int, last: int) -> list[np.ndarray]:
+                first: int, last: int, synth: dict[str, Any] | None = None) -> list[np.ndarray]:
         out = []
         for k in range(first, last + 1):
             key = (sha256, offset_frames, length_frames, k)
             block = self._lookup(key)
             if block is None:
-                data = self._encoded(clip_id, uri, sha256)
+                data = self._encoded(clip_id, uri, sha256, synth)
                 block = decode_window(data, clip_id, offset_frames, length_frames, k * BLOCK_MS, BLOCK_MS,
                                       self.audio.sample_rate, self.audio.channels)
                 block.flags.writeable = False  # windows are views of it: a transform writing in place would fail
@@ -147,7 +173,7 @@ class SourceCache:
         return out
 
     def window(self, clip_id: str, uri: str, sha256: str, offset_frames: int, length_frames: int,
-               start_ms: int, duration_ms: int) -> np.ndarray:
+               start_ms: int, duration_ms: int, synth: dict[str, Any] | None = None) -> np.ndarray:
         """A window of a clip (of its part of the file, if it has one) at the target rate and channel count,
         silence past its end."""
         sr = self.audio.sample_rate
@@ -156,19 +182,30 @@ class SourceCache:
             return np.zeros((self.audio.channels, 0), dtype=np.float32)
         per_block = BLOCK_MS * sr // 1000
         first, last = start // per_block, (start + n - 1) // per_block
-        blocks = self._blocks(clip_id, uri, sha256, offset_frames, length_frames, first, last)
+        blocks = self._blocks(clip_id, uri, sha256, offset_frames, length_frames, first, last, synth)
         joined = blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=1)
         at = start - first * per_block
         return joined[:, at:at + n]
 
-    def get(self, clip_id: str, uri: str, sha256: str, offset_frames: int = 0, length_frames: int = 0
-            ) -> np.ndarray:
+    def get(self, clip_id: str, uri: str, sha256: str, offset_frames: int = 0, length_frames: int = 0,
+            synth: dict[str, Any] | None = None) -> np.ndarray:
         """A whole clip at the target rate and channel count (material such as an impulse response)."""
-        info = sf.info(io.BytesIO(self._encoded(clip_id, uri, sha256)))
+        info = sf.info(io.BytesIO(self._encoded(clip_id, uri, sha256, synth)))
         frames = length_frames or info.frames - offset_frames
         duration_ms = -(-frames * 1000 // info.samplerate)
         n = -(-frames * self.audio.sample_rate // info.samplerate)
-        return self.window(clip_id, uri, sha256, offset_frames, length_frames, 0, duration_ms)[:, :n]
+        return self.window(clip_id, uri, sha256, offset_frames, length_frames, 0, duration_ms, synth)[:, :n]
+
+
+def _keep_recent(kept: OrderedDict[str, bytes], size: int, sha256: str, data: bytes, budget: int) -> int:
+    """Add one encoded source to an LRU of them within ``budget`` bytes (the newest always stays); its new
+    size in bytes."""
+    if sha256 not in kept:
+        kept[sha256] = data
+        size += len(data)
+    while size > budget and len(kept) > 1:
+        size -= len(kept.popitem(last=False)[1])
+    return size
 
 
 def decode_window(data: bytes, name: str, offset_frames: int, length_frames: int, start_ms: int,
@@ -214,15 +251,15 @@ def render_sample(row: PlanRow, cache: SourceCache, logmel_spec: LogMelSpec | No
     sr = audio.sample_rate
     src_duration = row.src_duration_ms or row.duration_ms
     window = cache.window(row.clip_id, row.uri, row.sha256, row.offset_frames, row.length_frames,
-                          row.src_start_ms if row.src_duration_ms else row.start_ms, src_duration)
+                          row.src_start_ms if row.src_duration_ms else row.start_ms, src_duration, row.synth)
     ctx = Context()
     for ref in row.material:
         if ref["role"] == "partner":
             ctx.partner = cache.window(ref["clip_id"], ref["uri"], ref["sha256"], ref["offset_frames"],
-                                       ref["length_frames"], ref["start_ms"], ref["duration_ms"])
+                                       ref["length_frames"], ref["start_ms"], ref["duration_ms"], ref.get("synth"))
         else:
             ctx.ir = cache.get(ref["clip_id"], ref["uri"], ref["sha256"], ref["offset_frames"],
-                               ref["length_frames"])
+                               ref["length_frames"], ref.get("synth"))
     n = row.duration_ms * sr // 1000
     out = apply_chain(window, sr, list(row.augment), n_out=n, ctx=ctx)
     meta = {"sample_rate": sr, "channels": audio.channels, "format": audio.format, "frames": n}
@@ -272,8 +309,9 @@ class RenderShard(beam.DoFn):
     """
 
     def __init__(self, audio: AudioSpec, out_dir: str, logmel_spec: LogMelSpec | None = None,
-                 cache_mb: int = CACHE_MB, previous_dir: str | None = None):
+                 cache_mb: int = CACHE_MB, previous_dir: str | None = None, fonts: dict[str, str] | None = None):
         self.audio = audio
+        self.fonts = dict(fonts or {})
         self.out_dir = out_dir
         #: where the previous dataset's shards are (an incremental build writes its own elsewhere)
         self.previous_dir = previous_dir or out_dir
@@ -290,8 +328,9 @@ class RenderShard(beam.DoFn):
     def setup(self) -> None:
         # One cache per worker process, shared by the DoFn instances of its threads (a Dataflow worker runs
         # a dozen), so the memory bound holds per process; it goes when the last instance does.
-        self.cache = self._shared.acquire(lambda: SourceCache(self.audio, self.cache_mb << 20),
-                                          tag=f"mixtape-source-cache/{self.audio}/{self.cache_mb}")
+        self.cache = self._shared.acquire(lambda: SourceCache(self.audio, self.cache_mb << 20, self.fonts),
+                                          tag=f"mixtape-source-cache/{self.audio}/{self.cache_mb}/"
+                                              f"{','.join(sorted(self.fonts))}")
 
     def process(self, element: tuple[str, Iterable[PlanRow]], previous: dict[str, Any]) -> Iterator:
         name, rows = element
@@ -382,9 +421,11 @@ def render_shard(name: str, ordered: list[PlanRow], audio: AudioSpec, out_dir: s
 
 class Render(beam.PTransform):
     def __init__(self, audio: AudioSpec, out_dir: str, previous: dict[str, Any] | None = None,
-                 logmel_spec: LogMelSpec | None = None, cache_mb: int = CACHE_MB, previous_dir: str | None = None):
+                 logmel_spec: LogMelSpec | None = None, cache_mb: int = CACHE_MB, previous_dir: str | None = None,
+                 fonts: dict[str, str] | None = None):
         super().__init__()
         self.audio = audio
+        self.fonts = dict(fonts or {})
         self.out_dir = out_dir
         self.previous_dir = previous_dir or out_dir
         self.previous = previous or {}
@@ -399,5 +440,5 @@ class Render(beam.PTransform):
                 | "KeyByShard" >> beam.Map(lambda r: (r.shard, r))
                 | "GroupShards" >> beam.GroupByKey()
                 | "RenderShard" >> beam.ParDo(RenderShard(self.audio, self.out_dir, self.logmel, self.cache_mb,
-                                                          self.previous_dir),
+                                                          self.previous_dir, self.fonts),
                                               beam.pvalue.AsSingleton(previous)))

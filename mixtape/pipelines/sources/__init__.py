@@ -15,6 +15,7 @@ from mixtape.pipelines.sources.freesound_dump import list_freesound_dump
 from mixtape.pipelines.sources.freesound_pack import list_freesound_pack
 from mixtape.pipelines.sources.fsd50k import PARTS as FSD50K_PARTS
 from mixtape.pipelines.sources.fsd50k import list_fsd50k
+from mixtape.pipelines.sources.score import list_score
 from mixtape.records import Clip, Reject
 from mixtape.spec import SourceSpec
 
@@ -25,6 +26,7 @@ READERS = {
     "csv_index": list_csv_index,
     "acousticbrainz": list_acousticbrainz,
     "folder": list_folder,
+    "score": list_score,
 }
 
 
