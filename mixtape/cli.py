@@ -225,17 +225,15 @@ def _cmd_demo(args: argparse.Namespace, beam_args: list[str]) -> int:
     for line in build_summary(card):
         print(line)
     print(f"build time: {card['_build']['wall_seconds']:.1f} s (Beam {card['_build']['runner']} runner, "
-          f"{card['_build']['workers']} worker(s)); collection generated in {r['generate_seconds']:.1f} s")
+          f"{card['_build']['workers']} worker(s)); folk-tune dump rendered in {r['generate_seconds']:.1f} s")
     print(f"training: {t.steps} steps, {t.samples} samples at {t.samples_per_second:.0f} samples/s, "
           f"{t.parameters:,} parameters; loss {t.first_loss:.4f} -> {t.final_loss:.4f}")
-    tags = t.valid.get("clip", {}).get("tags", {})
-    snippet_tags = t.valid.get("snippet", {}).get("tags", {})
+    from mixtape.train.evaluate import format_report
+    from mixtape.train.runs import LoadedRun
 
-    def f(v: float | None) -> str:
-        return "n/a" if v is None else f"{v:.3f}"
-
-    print(f"valid ROC-AUC (tags, macro): {f(snippet_tags.get('roc_auc'))} per snippet ({t.valid.get('snippets', 0)}), "
-          f"{f(tags.get('roc_auc'))} per clip ({t.valid.get('clips', 0)}); chance 0.500")
+    print("results on the valid split (a clip's snippets averaged; chance in brackets):")
+    for line in format_report(LoadedRun(r["run"], "last").tasks, t.valid, per_tag=False):
+        print(f"  {line}")
     print("written:")
     print(f"  collection  {r['collection']['path']}")
     print(f"  spec        {r['spec']}")
@@ -243,7 +241,7 @@ def _cmd_demo(args: argparse.Namespace, beam_args: list[str]) -> int:
     print(f"  run         {r['run']}  (checkpoint.pt, metrics.jsonl, metrics.json)")
     print(f"  report      {r['report']}  (plots, spectrograms, audio players; open in a browser)")
     print("try:")
-    print(f"  .venv/bin/mixtape train --shards {r['dataset']} --model pons-small --tasks tags,genre --steps 300 "
+    print(f"  .venv/bin/mixtape train --shards {r['dataset']} --model pons-small --tasks tags,genre,key --steps 300 "
           "--out RUN   (a dataset folder stands for its train shards)")
     print(f"  .venv/bin/mixtape evaluate {r['run']} --shards {r['dataset']} --split test")
     print(f"  .venv/bin/mixtape embed {r['run']} --shards {r['dataset']} --split train --out emb.parquet && "
@@ -418,7 +416,9 @@ def make_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help=COMMANDS["demo"], description=COMMANDS["demo"])
     d.add_argument("--out", default="demo-output", help="where to write collection/, spec.yaml, dataset/, run/")
-    d.add_argument("--clips", type=int, default=60, help="number of generated clips (40-100 is sensible)")
+    d.add_argument("--clips", type=int, default=260,
+                   help="pieces to render (chorales, Palestrina, trecento, folk tunes); the default gives valid and "
+                        "test splits of 30+ pieces each")
     d.add_argument("--steps", type=int, default=150, help="training steps")
     d.add_argument("--seed", type=int, default=7, help="seed of the generated collection")
     d.add_argument("--workers", type=int, default=1, help="Beam direct runner worker processes")

@@ -64,8 +64,8 @@ SOURCE_OPTIONS: dict[str, dict[str, tuple[str, Any]]] = {
     "score": {"corpus": ("names", []), "limit": ("count", 0), "soundfont": ("path", None),
               "soundfont_licence": ("str", None), "programs": ("programs", "keep"), "default_program": ("program", 0),
               "renders": ("renders", 1), "tempo": ("tempo", "score"), "sample_rate": ("synth_rate", 0),
-              "max_seconds": ("seconds", 600.0), "drums": ("bool", True), "composer": ("str", None),
-              "style": ("str", None)},
+              "max_seconds": ("seconds", 600.0), "excerpt_seconds": ("count", 0), "drums": ("bool", True),
+              "composer": ("str", None), "genre": ("str", None)},
 }
 #: The extensions a kind reads when the spec names none (audio kinds read DEFAULT_EXTENSIONS).
 KIND_EXTENSIONS = {"score": ["abc", "kar", "krn", "mid", "midi", "musicxml", "mxl", "xml"]}
@@ -459,7 +459,7 @@ def _parse_source(r: _Reader, raw: Any, where: str, base: Path | None) -> Source
         r.fail(f"{where}.name", f"must be a short lower-case word (it prefixes clip ids); got {brief(name)}")
     options: dict[str, Any] = {}
     resolved: dict[str, Any] = {}
-    root = _corpus_root() if corpus else _resolve(path, base)
+    root = corpus_root() if corpus else _resolve(path, base)
     for key, (typ, default) in schema.items():
         if key not in raw or (raw[key] is None and default is None):
             if default is REQUIRED:
@@ -477,7 +477,7 @@ def _parse_source(r: _Reader, raw: Any, where: str, base: Path | None) -> Source
     return SourceSpec(kind=kind, name=name, path=path, options=options, root=root, resolved=resolved)
 
 
-def _corpus_root() -> str:
+def corpus_root() -> str:
     """Where this machine's music21 keeps its corpus: found again on every machine, so never hashed."""
     from importlib.util import find_spec
 

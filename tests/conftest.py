@@ -86,11 +86,15 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 @pytest.fixture(scope="session")
 def demo_dataset(tmp_path_factory) -> Path:
-    """The demo dataset (``mixtape demo``'s spec on a 48-clip collection), built once per session."""
-    from mixtape.demo.run import DEMO_SPEC
+    """The demo dataset (``mixtape demo``'s spec and collection at 60 pieces of real music), built once per
+    session."""
+    from mixtape.demo.scores import allocation, demo_spec, write_dump
 
     root = tmp_path_factory.mktemp("demo")
-    generate(root / "collection", seed=7, n_clips=48)
-    (root / "spec.yaml").write_text(DEMO_SPEC)
+    write_dump(root / "collection", allocation(DEMO_PIECES)["folk"])
+    (root / "spec.yaml").write_text(demo_spec(DEMO_PIECES))
     build(load_spec(root / "spec.yaml"), str(root / "dataset"), RunnerConfig(workers=1))
     return root / "dataset"
+
+
+DEMO_PIECES = 60

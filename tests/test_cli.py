@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 
@@ -45,8 +46,14 @@ def test_demo_command_end_to_end_and_rerun_reproduces_the_dataset(tmp_path):
     demo = tmp_path / "demo"
     r = run("demo", "--out", str(demo), "--clips", "8", "--steps", "6")
     assert r.returncode == 0, r.stderr[-2000:]
-    for expected in ("clips in 10 = used 8 + rejected 2", "training: 6 steps", "valid ROC-AUC", "written:"):
-        assert expected in r.stdout
+    for expected in ("clips in 10 = used 8 + rejected 2", "training: 6 steps", "results on the valid split",
+                     "genre             accuracy", "key               MIREX", "written:"):
+        assert expected in r.stdout, r.stdout
+    card = json.loads((demo / "dataset" / "dataset.json").read_text())
+    kinds = {s["kind"] for s in card["spec"]["sources"]}
+    assert kinds == {"score", "freesound_dump"}  # real music, rendered in the build and through the dump path
+    assert card["accounting"]["by_source"]["freesound"]["clips_used"] == 2  # two folk tunes with AB documents
+    assert {"genre", "composer"} <= set(card["vocabularies"]["classes"])
     for path in ("collection/freesound/metadata.jsonl", "spec.yaml", "dataset/dataset.json",
                  "dataset/index.parquet", "dataset/clips.parquet", "run/checkpoint.pt", "report/index.html"):
         assert (demo / path).exists(), path

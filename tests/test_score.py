@@ -257,7 +257,7 @@ def score_collection(tmp_path_factory) -> Path:
         "sources:\n"
         "  - {kind: score, name: bach, corpus: [bach], limit: 3, renders: 2,\n"
         "     programs: {soprano: [flute, oboe], alto: [clarinet], tenor: [viola], bass: [cello, bassoon]}}\n"
-        "  - {kind: score, name: lmd, path: midi, tempo: [100, 140], style: pop}\n"
+        "  - {kind: score, name: lmd, path: midi, tempo: [100, 140], genre: pop}\n"
         "audio: {sample_rate: 8000, channels: 1, format: flac}\n"
         "snippets: {duration: 2.0, hop: 2.0}\n"
         "splits: {group_by: source_id, fractions: {train: 0.6, valid: 0.2, test: 0.2}}\n"
@@ -274,7 +274,7 @@ def test_listing_gives_one_clip_per_tune_and_render_and_accounts_for_every_file(
     bach = list(list_source(spec.sources[0]))
     assert len(bach) == 6 and all(isinstance(c, Clip) for c in bach)
     assert {c.source_id for c in bach} == {c.clip_id.split(":", 1)[1].rsplit("~", 1)[0] for c in bach}
-    assert bach[0].labels["classes"] == {"collection": "bach", "composer": "Johann Sebastian Bach", "style": "baroque"}
+    assert bach[0].labels["classes"] == {"collection": "bach", "composer": "Johann Sebastian Bach", "genre": "baroque"}
     lmd = list(list_source(spec.sources[1]))
     ids = sorted(x.clip_id for x in lmd)
     assert ids == ["lmd:broken.mid", "lmd:lmd_full/0/0a1b2c.mid", "lmd:lmd_full/0/0d4e5f.mid", "lmd:take.wav",

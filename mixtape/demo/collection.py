@@ -400,25 +400,34 @@ def generate(out: str | Path, seed: int = 7, n_clips: int = 60, min_seconds: flo
 
     broken = []
     if bad_clips:
-        sr = 44100
-        # a truncated WAV: the header promises 8 s but the download stopped a third of the way in
-        t = np.arange(8 * sr) / sr
-        tone = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
-        full = dump / "audio" / "399001.wav"
-        sf.write(full, tone, sr, subtype="PCM_16")
-        data = full.read_bytes()
-        full.write_bytes(data[: len(data) // 3])
-        # a silent FLAC: digital silence for 6 s
-        sf.write(dump / "audio" / "399002.flac", np.zeros(6 * sr, dtype=np.float32), sr, subtype="PCM_16")
-        for sid, name, ext in ((399001, "interrupted upload", "wav"), (399002, "room tone (silent)", "flac")):
-            records.append({"id": sid, "name": f"{name}.{ext}", "tags": ["test"], "username": "quietroom",
-                            "license": LICENCES[0], "duration": 8.0 if ext == "wav" else 6.0, "samplerate": sr,
-                            "channels": 1, "type": ext, "pack": None,
-                            "url": f"https://freesound.org/people/quietroom/sounds/{sid}/", "geotag": None})
-            broken.append(f"freesound:{sid}")
+        extra, broken = write_broken_clips(dump)
+        records += extra
 
     with open(dump / "metadata.jsonl", "w", encoding="utf-8") as f:
         for rec in records:
             f.write(json.dumps(rec, ensure_ascii=False) + "\n")
     return {"clips": len(records), "broken": broken, "with_acousticbrainz": sum(p.has_ab for p in plans),
             "path": str(out)}
+
+
+def write_broken_clips(dump: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """Two deliberately broken files in a dump (a truncated WAV, a silent FLAC), so the rejects path runs in
+    every demo build: their metadata records and clip ids."""
+    sr = 44100
+    # a truncated WAV: the header promises 8 s but the download stopped a third of the way in
+    t = np.arange(8 * sr) / sr
+    tone = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    full = dump / "audio" / "399001.wav"
+    sf.write(full, tone, sr, subtype="PCM_16")
+    data = full.read_bytes()
+    full.write_bytes(data[: len(data) // 3])
+    # a silent FLAC: digital silence for 6 s
+    sf.write(dump / "audio" / "399002.flac", np.zeros(6 * sr, dtype=np.float32), sr, subtype="PCM_16")
+    records, broken = [], []
+    for sid, name, ext in ((399001, "interrupted upload", "wav"), (399002, "room tone (silent)", "flac")):
+        records.append({"id": sid, "name": f"{name}.{ext}", "tags": ["test"], "username": "quietroom",
+                        "license": LICENCES[0], "duration": 8.0 if ext == "wav" else 6.0, "samplerate": sr,
+                        "channels": 1, "type": ext, "pack": None,
+                        "url": f"https://freesound.org/people/quietroom/sounds/{sid}/", "geotag": None})
+        broken.append(f"freesound:{sid}")
+    return records, broken

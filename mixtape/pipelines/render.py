@@ -159,6 +159,12 @@ class SourceCache:
 
     def _blocks(self, clip_id: str, uri: str, sha256: str, offset_frames: int, length_frames: int,
                 first: int, last: int, synth: dict[str, Any] | None = None) -> list[np.ndarray]:
+        if synth:
+            with self._lock:
+                missing = any((sha256, offset_frames, length_frames, k) not in self._items
+                              for k in range(first, last + 1))
+            if missing:
+                self._convert_all(clip_id, uri, sha256, synth)
         out = []
         for k in range(first, last + 1):
             key = (sha256, offset_frames, length_frames, k)
@@ -171,6 +177,22 @@ class SourceCache:
                 self._keep(key, block)
             out.append(block)
         return out
+
+    def _convert_all(self, clip_id: str, uri: str, sha256: str, synth: dict[str, Any]) -> None:
+        """Every block of a rendered score at once: its samples are spread over every shard of its split,
+        and rendering it again for each (parse + synthesis) costs far more than keeping its blocks."""
+        data = self._encoded(clip_id, uri, sha256, synth)
+        info = sf.info(io.BytesIO(data))
+        blocks = -(-info.frames * 1000 // (info.samplerate * BLOCK_MS))
+        for k in range(blocks):
+            key = (sha256, 0, 0, k)
+            with self._lock:
+                have = key in self._items
+            if not have:
+                block = decode_window(data, clip_id, 0, 0, k * BLOCK_MS, BLOCK_MS, self.audio.sample_rate,
+                                      self.audio.channels)
+                block.flags.writeable = False
+                self._keep(key, block)
 
     def window(self, clip_id: str, uri: str, sha256: str, offset_frames: int, length_frames: int,
                start_ms: int, duration_ms: int, synth: dict[str, Any] | None = None) -> np.ndarray:

@@ -62,6 +62,12 @@ def estimate_key(pitched: Sequence[Note]) -> tuple[dict[str, str] | None, float]
     return {"tonic": TONICS[best % 12], "mode": "minor" if best >= 12 else "major"}, round(float(scores[best]), 4)
 
 
+#: every template on every root: (order, shorthand, root, pitch classes, triad pitch classes)
+_ROTATIONS = tuple((order, name, root, frozenset((root + i) % 12 for i in template),
+                    frozenset((root + i) % 12 for i in sorted(template)[:3]))
+                   for order, (name, template) in enumerate(CHORD_TEMPLATES) for root in range(12))
+
+
 def chord_label(pitches: Sequence[int]) -> str:
     """The Harte label of the pitches sounding together: the template (over every root) that covers most
     of them with fewest extras, with the bass as a degree when it is not the root; ``N`` for silence and
@@ -71,16 +77,14 @@ def chord_label(pitches: Sequence[int]) -> str:
     classes = {p % 12 for p in pitches}
     bass = min(pitches) % 12
     best: tuple[float, int, int, str] | None = None
-    for order, (name, template) in enumerate(CHORD_TEMPLATES):
-        for root in range(12):
-            chord = {(root + i) % 12 for i in template}
-            triad = {(root + i) % 12 for i in sorted(template)[:3]}
-            hit, extra, missing = len(classes & chord), len(classes - chord), len(chord - classes)
-            score = hit - 0.6 * extra - 0.4 * missing + (0.3 if root == bass else 0.0)
-            # a label needs its root and another note of its triad sounding (a seventh alone names nothing)
-            if len(classes & triad) >= 2 and root in classes and \
-                    (best is None or (score, -order, -root) > (best[0], -best[1], -best[2])):
-                best = (score, order, root, name)
+    for order, name, root, chord, triad in _ROTATIONS:
+        # a label needs its root and another note of its triad sounding (a seventh alone names nothing)
+        if root not in classes or len(classes & triad) < 2:
+            continue
+        hit, extra, missing = len(classes & chord), len(classes - chord), len(chord - classes)
+        score = hit - 0.6 * extra - 0.4 * missing + (0.3 if root == bass else 0.0)
+        if best is None or (score, -order, -root) > (best[0], -best[1], -best[2]):
+            best = (score, order, root, name)
     if best is None:
         return "X"
     _, _, root, name = best

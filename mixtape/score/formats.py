@@ -45,6 +45,11 @@ def score_format(relpath: str) -> str | None:
 
 
 def _text(data: bytes) -> str:
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):  # UTF-16 with its BOM (several trecento MusicXML files)
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            pass
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -160,7 +165,8 @@ def _from_music21(text: str, fmt: str) -> Performance:
             score = converter.parseData(text, format=fmt, forceSource=True)
             if hasattr(score, "scores") and score.scores:  # an ABC tune parsed as an Opus of one
                 score = score.scores[0]
-            return _performance(score.stripTies())
+            score.stripTies(inPlace=True)  # the parsed score is ours alone: no copy needed
+            return _performance(score)
     except ScoreError:
         raise
     except RecursionError:

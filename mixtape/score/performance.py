@@ -73,3 +73,9 @@ def retimed(perf: Performance, tempo: float) -> Performance:
     k = perf.tempo / tempo
     notes = [replace(n, start=round(n.start * k, 9), end=round(n.end * k, 9)) for n in perf.notes]
     return replace(perf, notes=sort_notes(notes), tempo=tempo)
+
+
+def excerpt(perf: Performance, seconds: float) -> Performance:
+    """The first ``seconds`` of a performance: notes that start before then, cut off there."""
+    notes = [replace(n, end=min(n.end, seconds)) for n in perf.notes if n.start < seconds]
+    return replace(perf, notes=sort_notes(notes))  # parts silent in the excerpt keep their place

@@ -17,7 +17,7 @@ from mixtape.hashing import rng_for
 from mixtape.labels import empty_labels, normalise_key, normalise_tags
 from mixtape.score.analysis import KEY_METHOD, chords, estimate_key, gm_family, gm_name
 from mixtape.score.formats import ScoreError, read_performance
-from mixtape.score.performance import Performance, retimed
+from mixtape.score.performance import Performance, excerpt, retimed
 from mixtape.score.synth import (
     BUILTIN_LICENCE,
     BUILTIN_SOUNDFONT,
@@ -33,7 +33,8 @@ MAX_DRAWS = 200
 #: How the music21 corpus states its terms (its corpus/license.txt), as a clip's licence.
 CORPUS_LICENCE = ("music21 corpus encoding, licensed for use with the corpus; commercial use may be restricted "
                   "(see music21/corpus/license.txt and the file's own rights statement)")
-#: music21 corpus collections: (composer, style). Collections not listed get their folder name as composer.
+#: music21 corpus collections: (composer, genre). The genre is the style or period (baroque, folk...), the
+#: class the trainer's ``genre`` task reads. Collections not listed get their folder name as composer.
 COLLECTIONS: dict[str, tuple[str, str]] = {
     "bach": ("Johann Sebastian Bach", "baroque"), "handel": ("George Frideric Handel", "baroque"),
     "corelli": ("Arcangelo Corelli", "baroque"), "cpebach": ("Carl Philipp Emanuel Bach", "classical"),
@@ -54,16 +55,16 @@ COLLECTIONS: dict[str, tuple[str, str]] = {
 
 
 def collection_classes(source: Any, collection: str) -> dict[str, str]:
-    """composer / style / collection classes of a listed score: the source's options first, then what the
+    """composer / genre / collection classes of a listed score: the source's options first, then what the
     corpus collection is known to be."""
-    composer, style = COLLECTIONS.get(collection, (collection, ""))
+    composer, genre = COLLECTIONS.get(collection, (collection, ""))
     out = {"collection": collection} if collection else {}
     composer = source.options.get("composer") or composer
-    style = source.options.get("style") or style
+    genre = source.options.get("genre") or genre
     if composer:
         out["composer"] = composer
-    if style:
-        out["style"] = style
+    if genre:
+        out["genre"] = genre
     return out
 
 
@@ -82,6 +83,8 @@ class ScoreSettings:
     tempo: Any  # "score" or [low, high]
     max_seconds: float
     drums: bool
+    #: render only the first this many seconds of each score (at its rendered tempo); 0: the whole score
+    excerpt: float = 0.0
 
     @classmethod
     def of(cls, source: Any, seed: int, dataset_rate: int, dataset_channels: int = 2) -> ScoreSettings:
@@ -93,7 +96,7 @@ class ScoreSettings:
                    font=font, font_licence=licence,
                    programs=o.get("programs", "keep"), default_program=int(o.get("default_program", 0)),
                    tempo=o.get("tempo", "score"), max_seconds=float(o.get("max_seconds", 600.0)),
-                   drums=bool(o.get("drums", True)))
+                   drums=bool(o.get("drums", True)), excerpt=float(o.get("excerpt_seconds") or 0.0))
 
 
 def _programs(perf: Performance, settings: ScoreSettings, piece: str, render: int) -> list[int]:
@@ -127,10 +130,17 @@ def _tempo(perf: Performance, settings: ScoreSettings, clip_id: str) -> tuple[fl
 
 
 def performed(data: bytes, recipe: Mapping[str, Any]) -> tuple[Performance, list[int]]:
-    """The performance a recipe plays and the parts it renders (drum parts only when the recipe has them)."""
-    perf = read_performance(data, recipe["format"], int(recipe["tune"]))
+    """The performance a recipe plays (at its tempo, cut to its excerpt) and the parts it renders (drum
+    parts only when the recipe has them)."""
+    return perform(read_performance(data, recipe["format"], int(recipe["tune"])), recipe)
+
+
+def perform(perf: Performance, recipe: Mapping[str, Any]) -> tuple[Performance, list[int]]:
+    """What :func:`performed` does once the score is parsed."""
     if recipe["tempo"] != perf.tempo:
         perf = retimed(perf, float(recipe["tempo"]))
+    if recipe.get("excerpt"):
+        perf = excerpt(perf, float(recipe["excerpt"]))
     parts = [i for i, p in enumerate(perf.parts) if recipe.get("drums", True) or not p.is_drum]
     return perf, parts
 
@@ -147,9 +157,6 @@ def _check(perf: Performance, settings: ScoreSettings) -> None:
         raise ScoreError("no_notes", "the score has no notes to play (only rests, or no parts)")
     if not perf.pitched():
         raise ScoreError("drums_only", "the score has only drum parts: no pitch, key or chords to label")
-    if perf.duration > settings.max_seconds:
-        raise ScoreError("too_long", f"the score lasts {perf.duration:.0f} s at its tempo; the source's "
-                         f"max_seconds is {settings.max_seconds:g}")
 
 
 def realise(clip_id: str, data: bytes, synth: Mapping[str, Any], settings: ScoreSettings, piece: str = ""
@@ -163,8 +170,9 @@ def realise(clip_id: str, data: bytes, synth: Mapping[str, Any], settings: Score
     recipe = {"format": synth["format"], "tune": int(synth["tune"]), "render": int(synth.get("render", 0)),
               "programs": _programs(perf, settings, piece or clip_id, int(synth.get("render", 0))),
               "tempo": tempo, "rate": settings.rate,
-              "channels": settings.channels, "drums": settings.drums, "soundfont": settings.font.sha256}
-    timed, parts = performed(data, recipe)
+              "channels": settings.channels, "drums": settings.drums, "soundfont": settings.font.sha256,
+              **({"excerpt": settings.excerpt} if settings.excerpt else {})}
+    timed, parts = perform(perf, recipe)
     if timed.duration > settings.max_seconds:
         raise ScoreError("too_long", f"the score lasts {timed.duration:.0f} s at {tempo:g} BPM; the source's "
                          f"max_seconds is {settings.max_seconds:g}")

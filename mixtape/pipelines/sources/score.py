@@ -21,17 +21,13 @@ from mixtape.score.recipe import CORPUS_LICENCE, collection_classes
 from mixtape.spec import SourceSpec
 
 
-def score_files(source: SourceSpec) -> list[str]:
-    """The score files a source reads, as paths relative to its root (sorted; ``limit`` per collection)."""
-    limit = source.options.get("limit") or 0
+def score_files(source: SourceSpec) -> list[tuple[str, list[str]]]:
+    """(collection, score files as paths relative to the source's root, sorted) for each corpus
+    collection the source names, or ("", every score file) for a folder."""
     if source.options.get("corpus"):
-        out = []
-        for collection in source.options["corpus"]:
-            files = audio_files(storage.join(source.root, collection), source.extensions)
-            out += [f"{collection}/{f}" for f in (files[:limit] if limit else files)]
-        return out
-    files = audio_files(source.root, source.extensions)
-    return files[:limit] if limit else files
+        return [(c, [f"{c}/{f}" for f in audio_files(storage.join(source.root, c), source.extensions)])
+                for c in source.options["corpus"]]
+    return [("", audio_files(source.root, source.extensions))]
 
 
 def _tunes(source: SourceSpec, rel: str) -> int:
@@ -46,29 +42,35 @@ def _tunes(source: SourceSpec, rel: str) -> int:
 
 
 def list_score(source: SourceSpec) -> Iterator[Clip | Reject]:
+    """Clips of every piece (a score, or a tune of an ABC file) times ``renders``; ``limit`` keeps the first
+    that many pieces of each collection (of the folder)."""
     if not source.options.get("corpus"):
         yield from unselected_audio(source, source.root)
     renders = int(source.options.get("renders") or 1)
-    for rel in score_files(source):
-        fmt = score_format(rel)
-        if fmt is None:
-            yield reject(source, rel, rel, "not_selected", f"{rel}: not a score format mixtape reads")
-            continue
-        try:
-            tunes = _tunes(source, rel)
-        except OSError as e:
-            yield reject(source, rel, rel, "unreadable", f"{rel}: {e.strerror or e}")
-            continue
-        collection = PurePosixPath(rel).parts[0] if source.options.get("corpus") else ""
-        for tune in range(tunes):
-            piece = rel if tunes == 1 else f"{rel}#{tune + 1}"
+    limit = int(source.options.get("limit") or 0)
+    for collection, files in score_files(source):
+        pieces = 0
+        for rel in files:
+            if limit and pieces >= limit:
+                break
+            fmt = score_format(rel)
+            if fmt is None:
+                yield reject(source, rel, rel, "not_selected", f"{rel}: not a score format mixtape reads")
+                continue
+            try:
+                tunes = _tunes(source, rel)
+            except OSError as e:
+                yield reject(source, rel, rel, "unreadable", f"{rel}: {e.strerror or e}")
+                continue
             classes = collection_classes(source, collection)
-            for r in range(renders):
-                local_id = piece if renders == 1 else f"{piece}~{r + 1}"
-                labels = empty_labels()
-                labels["classes"].update(classes)
-                yield clip(source, local_id, rel, labels=labels, source_id=piece,
-                           title=PurePosixPath(rel).stem + ("" if tunes == 1 else f" #{tune + 1}"),
-                           artist=classes.get("composer", ""),
-                           licence=source.options.get("licence") or (CORPUS_LICENCE if collection else ""),
-                           synth={"format": fmt, "tune": tune, "render": r})
+            for tune in range(min(tunes, limit - pieces) if limit else tunes):
+                pieces += 1
+                piece = rel if tunes == 1 else f"{rel}#{tune + 1}"
+                for r in range(renders):
+                    labels = empty_labels()
+                    labels["classes"].update(classes)
+                    yield clip(source, piece if renders == 1 else f"{piece}~{r + 1}", rel, labels=labels,
+                               source_id=piece, title=PurePosixPath(rel).stem + ("" if tunes == 1 else f" #{tune + 1}"),
+                               artist=classes.get("composer", ""),
+                               licence=source.options.get("licence") or (CORPUS_LICENCE if collection else ""),
+                               synth={"format": fmt, "tune": tune, "render": r})
