@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/augment.py
 	$(BIN)/python bench/build.py
 	$(BIN)/python bench/loader.py --dataset $(DEMO)/dataset
+	$(BIN)/python bench/synth.py
 
 wheel: $(STAMP)
 	rm -rf dist && $(BIN)/python -m pip wheel --quiet --no-deps -w dist . 2>&1 | $(PIPQUIET)

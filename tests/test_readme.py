@@ -20,4 +20,4 @@ def test_every_yaml_example_in_the_readme_is_a_valid_spec():
             raw = {"name": "readme", "seed": 1, "sources": raw}
         spec = parse_spec(raw)
         kinds |= {s.kind for s in spec.sources}
-    assert kinds == {"freesound_dump", "freesound_pack", "fsd50k", "csv_index", "acousticbrainz", "folder"}
+    assert kinds == {"freesound_dump", "freesound_pack", "fsd50k", "csv_index", "acousticbrainz", "folder", "score"}
