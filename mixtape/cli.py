@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+from dataclasses import replace
 from typing import Any
 
 from mixtape import __version__
@@ -27,7 +28,7 @@ COMMANDS = {
 }
 
 
-MODEL_PRESETS = ("samplecnn", "samplecnn-small", "pons", "pons-small", "shortchunk", "shortchunk-small")
+MODEL_PRESETS = ("samplecnn", "samplecnn-small", "pons", "pons-small", "shortchunk", "shortchunk-small", "keycnn")
 
 
 class UsageError(ValueError):
@@ -88,13 +89,28 @@ def _cmd_build(args: argparse.Namespace, beam_args: list[str]) -> int:
     return 0
 
 
-def _cmd_train(args: argparse.Namespace, beam_args: list[str]) -> int:
+def cli_frontend(args: argparse.Namespace) -> Any:
+    """The front-end the train options name: unset options keep FrontendConfig's defaults (or, for a preset
+    with a front-end of its own and no --frontend, that one)."""
     from mixtape.train.frontend import FrontendConfig
+    from mixtape.train.models import PRESET_FRONTENDS
+
+    kind = args.frontend or (PRESET_FRONTENDS[args.model].kind if args.model in PRESET_FRONTENDS else "logmel")
+    base = PRESET_FRONTENDS.get(args.model) if args.model in PRESET_FRONTENDS and kind != "logmel" else None
+    if base is None:
+        base = FrontendConfig(kind=kind) if kind == "logmel" else FrontendConfig(kind=kind, n_fft=4096, hop=512)
+    given = {"n_fft": args.n_fft, "hop": args.hop}
+    return replace(base, kind=kind, n_mels=args.n_mels, f_min=args.f_min, f_max=args.f_max,
+                   compression=args.compression, norm=args.norm, scale=args.scale,
+                   bins_per_semitone=args.bins_per_semitone, octaves=args.octaves,
+                   **{k: v for k, v in given.items() if v is not None})
+
+
+def _cmd_train(args: argparse.Namespace, beam_args: list[str]) -> int:
     from mixtape.train.loop import TrainConfig, train
 
     try:
-        frontend = FrontendConfig(n_fft=args.n_fft, hop=args.hop, n_mels=args.n_mels, f_max=args.f_max,
-                                  compression=args.compression, norm=args.norm, scale=args.scale)
+        frontend = cli_frontend(args)
     except ValueError as e:
         raise UsageError(str(e)) from e
     steps = None if args.epochs is not None and args.steps is None else (args.steps or 200)
@@ -332,9 +348,14 @@ def make_parser() -> argparse.ArgumentParser:
     g.add_argument("--tasks", default="tags",
                    help="comma-separated: tags, key, tempo, a class field (e.g. genre), or all (default tags)")
     g.add_argument("--dropout", type=float, default=0.3)
-    g = t.add_argument_group("log-mel front-end")
-    g.add_argument("--n-fft", type=int, default=512)
-    g.add_argument("--hop", type=int, default=256)
+    g = t.add_argument_group("spectrogram front-end")
+    g.add_argument("--frontend", default=None, choices=["logmel", "logfreq", "chroma"],
+                   help="logmel (default; keycnn: logfreq), logfreq (semitone-spaced bins) or chroma (12 classes)")
+    g.add_argument("--bins-per-semitone", type=int, default=3, help="logfreq / chroma resolution (default 3)")
+    g.add_argument("--octaves", type=int, default=6, help="logfreq / chroma range above --f-min (default C2)")
+    g.add_argument("--f-min", type=float, default=0.0, help="lowest frequency (logfreq / chroma: 0 = C2, 65.4 Hz)")
+    g.add_argument("--n-fft", type=int, default=None, help="STFT size (default 512; logfreq / chroma 4096)")
+    g.add_argument("--hop", type=int, default=None, help="STFT hop (default 256; logfreq / chroma 512)")
     g.add_argument("--n-mels", type=int, default=64)
     g.add_argument("--f-max", type=float, default=None, help="highest mel frequency (default: Nyquist)")
     g.add_argument("--compression", default="log1p", choices=["log1p", "db"], help="log(1 + C·mel) or dB")

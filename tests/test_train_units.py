@@ -9,7 +9,7 @@ import torch
 from mixtape.labels import key_vocabulary
 from mixtape.train.baseline import estimate_clip, key_correlations, onset_autocorrelation, tempo_from_autocorrelation
 from mixtape.train.data import StreamTracker, crop, expand_urls, shard_slot, window_starts
-from mixtape.train.frontend import FrontendConfig, LogMel
+from mixtape.train.frontend import FrontendConfig, LogFrequency, LogMel
 from mixtape.train.labels import LabelEncoder, key_index, target_to_tempo, tempo_to_target
 from mixtape.train.loop import lr_at
 from mixtape.train.metrics import (
@@ -167,9 +167,65 @@ def test_frontend_options():
         FrontendConfig(compression="sqrt")
 
 
+@pytest.mark.parametrize("hz", [130.81, 261.63, 440.0, 1000.0, 3000.0])
+def test_a_pure_tone_lands_in_its_log_frequency_bin(hz):
+    sr = 16000
+    cfg = FrontendConfig(kind="logfreq", n_fft=4096, hop=512, norm="none")
+    t = torch.arange(2 * sr) / sr
+    x = LogFrequency(sr, cfg)(torch.sin(2 * np.pi * hz * t)[None])
+    assert x.shape == (1, 1, cfg.bands, 2 * sr // 512 + 1) and cfg.bands == 216
+    expected = 36 * np.log2(hz / 65.406)  # 3 bins per semitone above C2
+    assert abs(int(x[0, 0].mean(dim=1).argmax()) - expected) <= 0.6
+
+
+def test_chroma_of_a_c_major_triad_peaks_at_c_e_g():
+    sr = 16000
+    t = torch.arange(2 * sr) / sr
+    for octave in (0.5, 1, 2):
+        triad = sum(torch.sin(2 * np.pi * f * octave * t) for f in (261.63, 329.63, 392.0))
+        chroma = LogFrequency(sr, FrontendConfig(kind="chroma", n_fft=4096, hop=512, norm="none"))(triad[None])
+        assert chroma.shape[:3] == (1, 1, 12)
+        assert set(chroma[0, 0].mean(dim=1).argsort(descending=True)[:3].tolist()) == {0, 4, 7}
+
+
+def test_log_frequency_options_and_device_placement():
+    sr = 16000
+    with pytest.raises(ValueError, match="Nyquist"):
+        LogFrequency(sr, FrontendConfig(kind="logfreq", n_fft=4096, octaves=8))
+    with pytest.raises(ValueError, match="a_weighting"):
+        LogFrequency(sr, FrontendConfig(kind="chroma", n_fft=4096, norm="a_weighting"))
+    with pytest.raises(ValueError, match="kind"):
+        FrontendConfig(kind="cqt-ish")
+    norm = LogFrequency(sr, FrontendConfig(kind="logfreq", n_fft=2048, hop=256, octaves=5, bins_per_semitone=2))
+    norm.train()
+    x = norm(torch.randn(4, sr) * 0.1)
+    assert x.shape[2] == 120 and x.mean(dim=(0, 3)).abs().max() < 1e-4  # each band standardised
+    moved = norm.to("meta")  # buffers follow the module to its device (a GPU in training)
+    assert moved.fb.device.type == "meta" and moved.window.device.type == "meta"
+    db = LogFrequency(sr, FrontendConfig(kind="logfreq", n_fft=4096, compression="db", top_db=50, norm="none"))
+    y = db(torch.randn(2, sr))
+    assert (y.amax(dim=(2, 3)) - y.amin(dim=(2, 3)) <= 50 + 1e-3).all()
+
+
+def test_existing_families_take_the_pitch_front_ends_and_keycnn_defaults_to_log_frequency():
+    from mixtape.train.models import PRESET_FRONTENDS, preset_frontend
+
+    for preset, kind in (("pons-small", "logfreq"), ("pons-small", "chroma"), ("shortchunk-small", "logfreq"),
+                         ("keycnn", "chroma")):
+        spec = ModelSpec(preset, 5, 16000, frontend=FrontendConfig(kind=kind, n_fft=4096, hop=512))
+        assert build_model(spec)(torch.zeros(2, 32000)).shape == (2, 5)
+    with pytest.raises(ValueError, match="needs at least 16 bands"):
+        build_model(ModelSpec("shortchunk-small", 5, 16000, frontend=FrontendConfig(kind="chroma", n_fft=4096)))
+    assert preset_frontend("keycnn", FrontendConfig()) == PRESET_FRONTENDS["keycnn"]
+    assert preset_frontend("keycnn", FrontendConfig(kind="chroma")).kind == "chroma"
+    assert preset_frontend("pons", FrontendConfig()) == FrontendConfig()
+
+
 @pytest.mark.parametrize("preset", list(PRESETS))
 def test_every_preset_has_the_promised_shapes(preset):
-    spec = ModelSpec(preset, 17, 16000)
+    from mixtape.train.models import preset_frontend
+
+    spec = ModelSpec(preset, 17, 16000, frontend=preset_frontend(preset, FrontendConfig()))
     model = build_model(spec).eval()
     n = input_samples(spec, 2.0)
     params = count_parameters(model)
@@ -181,7 +237,7 @@ def test_every_preset_has_the_promised_shapes(preset):
     if spec.family == "samplecnn":
         assert n == 3 ** 9
         assert model.backbone.stages(model.backbone.stem(torch.zeros(1, 1, n))).shape[-1] == 1  # 3^n collapses to 1
-    wider = build_model(ModelSpec(preset, 17, 16000, width=2 * spec.resolved_width))
+    wider = build_model(ModelSpec(preset, 17, 16000, width=2 * spec.resolved_width, frontend=spec.frontend))
     assert count_parameters(wider) > params
     assert ModelSpec.from_dict(spec.as_dict()) == spec
 

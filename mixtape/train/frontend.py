@@ -1,4 +1,10 @@
-"""Front-ends computed in torch on the training device: the raw waveform or a log-compressed mel spectrogram.
+"""Front-ends computed in torch on the training device: the raw waveform, a log-compressed mel spectrogram, a
+log-frequency (semitone-spaced) spectrogram, or chroma.
+
+Log-mel at 64 bands cannot resolve semitones, which key and chord models need: the log-frequency front-end
+maps a long-window STFT onto triangular filters centred on equal-tempered pitches (``bins_per_semitone``
+per semitone over ``octaves`` octaves from ``f_min``, C2 by default), as Korzeniowski & Widmer's key CNN
+reads; chroma folds those semitones into 12 pitch classes.
 
 Computing the spectrogram inside the model (rather than storing it in shards) keeps one dataset usable by
 every front-end setting and lets augmentation stay in the waveform domain.
@@ -16,6 +22,9 @@ from torch import nn
 
 COMPRESSIONS = ("log1p", "db")
 NORMS = ("none", "per_frequency", "a_weighting")
+KINDS = ("logmel", "logfreq", "chroma")
+#: the lowest pitch of the log-frequency front-ends when ``f_min`` is 0: C2
+LOGFREQ_F_MIN = 65.406
 
 
 @dataclass(frozen=True)
@@ -40,8 +49,23 @@ class FrontendConfig:
     top_db: float = 80.0
     norm: str = "per_frequency"
     scale: float = 1.0
+    #: logmel, logfreq (semitone-spaced bins) or chroma (12 pitch classes)
+    kind: str = "logmel"
+    bins_per_semitone: int = 3
+    octaves: int = 6
+
+    @property
+    def bands(self) -> int:
+        """Frequency rows the front-end outputs."""
+        if self.kind == "logfreq":
+            return 12 * self.octaves * self.bins_per_semitone
+        return 12 if self.kind == "chroma" else self.n_mels
 
     def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"frontend kind must be one of {', '.join(KINDS)}, not {self.kind!r}")
+        if self.bins_per_semitone < 1 or self.octaves < 1:
+            raise ValueError("frontend needs bins_per_semitone >= 1 and octaves >= 1")
         if self.compression not in COMPRESSIONS:
             raise ValueError(f"frontend compression must be one of {', '.join(COMPRESSIONS)}, not {self.compression!r}")
         if self.norm not in NORMS:
@@ -102,3 +126,76 @@ class LogMel(nn.Module):
 
     def frames(self, samples: int) -> int:
         return samples // self.config.hop + 1
+
+
+def logfreq_filterbank(sample_rate: int, n_fft: int, f_min: float, octaves: int, per_semitone: int) -> np.ndarray:
+    """(bins, n_fft // 2 + 1) triangular filters centred on equal-tempered pitches ``per_semitone`` to a
+    semitone, each spanning its neighbours' centres and normalised to unit area; a filter narrower than
+    one FFT bin takes the nearest bin whole, so every band hears something."""
+    n = 12 * octaves * per_semitone
+    centres = f_min * 2.0 ** (np.arange(-1, n + 1) / (12.0 * per_semitone))
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
+    fb = np.zeros((n, freqs.size), dtype=np.float64)
+    for i in range(n):
+        lo, mid, hi = centres[i], centres[i + 1], centres[i + 2]
+        up = (freqs - lo) / (mid - lo)
+        down = (hi - freqs) / (hi - mid)
+        fb[i] = np.maximum(0.0, np.minimum(up, down))
+        if fb[i].sum() == 0.0:
+            fb[i, int(np.argmin(np.abs(freqs - mid)))] = 1.0
+        fb[i] /= fb[i].sum()
+    fb[:, freqs > sample_rate / 2] = 0.0
+    return fb.astype(np.float32)
+
+
+class LogFrequency(nn.Module):
+    """(batch, samples) -> (batch, 1, bands, frames): semitone-spaced power (or, for ``chroma``, its 12 pitch
+    classes summed over octaves), compressed like log-mel and optionally normalised per band."""
+
+    def __init__(self, sample_rate: int, config: FrontendConfig):
+        super().__init__()
+        if config.kind not in ("logfreq", "chroma"):
+            raise ValueError(f"LogFrequency needs kind logfreq or chroma, not {config.kind!r}")
+        if config.norm == "a_weighting":
+            raise ValueError("the a_weighting norm is for logmel; use per_frequency or none with logfreq / chroma")
+        self.config = config
+        f_min = config.f_min or LOGFREQ_F_MIN
+        top = f_min * 2.0 ** config.octaves
+        if top > sample_rate / 2:
+            raise ValueError(f"{config.octaves} octaves from {f_min:g} Hz reach {top:.0f} Hz, above the Nyquist "
+                             f"frequency of {sample_rate} Hz audio: use fewer octaves")
+        fb = logfreq_filterbank(sample_rate, config.n_fft, f_min, config.octaves, config.bins_per_semitone)
+        if config.kind == "chroma":
+            # pitch class of each band: band b is semitone b // per_semitone above f_min (C2: class 0 = C)
+            offset = round(12 * float(np.log2(f_min / LOGFREQ_F_MIN))) % 12
+            classes = (np.arange(fb.shape[0]) // config.bins_per_semitone + offset) % 12
+            fold = np.zeros((12, fb.shape[0]), dtype=np.float32)
+            fold[classes, np.arange(fb.shape[0])] = 1.0
+            fb = fold @ fb
+        self.register_buffer("fb", torch.from_numpy(fb.astype(np.float32)), persistent=False)
+        self.register_buffer("window", torch.hann_window(config.n_fft), persistent=False)
+        self.band_norm = (nn.BatchNorm1d(config.bands, affine=False, momentum=None)
+                          if config.norm == "per_frequency" else None)
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        cfg = self.config
+        spec = torch.stft(wave, cfg.n_fft, cfg.hop, window=self.window, center=True, return_complex=True)
+        x = torch.matmul(self.fb, spec.real.pow(2) + spec.imag.pow(2))
+        if cfg.compression == "log1p":
+            x = torch.log1p(cfg.log_c * x)
+        else:
+            x = 10.0 * torch.log10(x.clamp_min(1e-10))
+            x = torch.maximum(x, x.amax(dim=(1, 2), keepdim=True) - cfg.top_db)
+        if self.band_norm is not None:
+            x = self.band_norm(x)
+        if cfg.scale != 1.0:
+            x = x * cfg.scale
+        return x.unsqueeze(1)
+
+    def frames(self, samples: int) -> int:
+        return samples // self.config.hop + 1
+
+
+def spectral_frontend(sample_rate: int, config: FrontendConfig) -> nn.Module:
+    """The spectrogram front-end a config names."""
+    return LogMel(sample_rate, config) if config.kind == "logmel" else LogFrequency(sample_rate, config)

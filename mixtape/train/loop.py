@@ -30,7 +30,7 @@ from mixtape.train.data import ShardStream, StreamStats, StreamTracker, expand_u
 from mixtape.train.evaluate import evaluate_predictions, predict, score
 from mixtape.train.frontend import FrontendConfig
 from mixtape.train.labels import LabelEncoder
-from mixtape.train.models import ModelSpec, build_model, count_parameters, input_samples
+from mixtape.train.models import ModelSpec, build_model, count_parameters, input_samples, preset_frontend
 from mixtape.train.runs import RunError, dataset_shards
 from mixtape.train.tasks import TaskError, TaskSet
 
@@ -227,7 +227,7 @@ def _train(cfg: TrainConfig, dd: D.Dist, log: Callable[[str], None]) -> TrainRes
         raise TrainError(str(e)) from e
     sr = int(card["audio"]["sample_rate"])
     spec = ModelSpec(cfg.model, tasks.size, sr, width=cfg.width, blocks=cfg.blocks, dropout=cfg.dropout,
-                     frontend=cfg.frontend)
+                     frontend=preset_frontend(cfg.model, cfg.frontend))
     # identical initial weights on every rank (DDP also broadcasts them); per-rank dropout afterwards
     torch.manual_seed(int(rng_for(cfg.seed, "torch-init").integers(0, 2**31)))
     try:

@@ -12,17 +12,24 @@ from typing import Any
 import torch
 from torch import nn
 
-from mixtape.train.frontend import FrontendConfig, LogMel, Waveform
+from mixtape.train.frontend import FrontendConfig, Waveform, spectral_frontend
+from mixtape.train.models.keycnn import KeyCNN
 from mixtape.train.models.pons import PonsCNN
 from mixtape.train.models.samplecnn import SampleCNN
 from mixtape.train.models.shortchunk import ShortChunkCNN
 
-FAMILIES = ("samplecnn", "pons", "shortchunk")
+FAMILIES = ("samplecnn", "pons", "shortchunk", "keycnn")
 #: preset name -> (family, default width). ``*-small`` presets stay under ~100k parameters.
 PRESETS: dict[str, tuple[str, int]] = {
     "samplecnn": ("samplecnn", 32), "samplecnn-small": ("samplecnn", 16),
     "pons": ("pons", 16), "pons-small": ("pons", 8),
     "shortchunk": ("shortchunk", 32), "shortchunk-small": ("shortchunk", 16),
+    "keycnn": ("keycnn", 8),
+}
+#: the front-end a preset trains on unless one is given (others: log-mel with FrontendConfig's defaults)
+PRESET_FRONTENDS: dict[str, FrontendConfig] = {
+    # Korzeniowski & Widmer's resolution: 2 bins per semitone over 5 octaves from C2, ~16 frames a second
+    "keycnn": FrontendConfig(kind="logfreq", n_fft=4096, hop=1024, bins_per_semitone=2, octaves=5),
 }
 
 
@@ -78,9 +85,17 @@ def build_model(spec: ModelSpec) -> MusicModel:
         raise ValueError("model width must be >= 1")
     if spec.family == "samplecnn":
         return MusicModel(Waveform(spec.frontend.scale), SampleCNN(width, spec.blocks), spec.n_outputs, spec.dropout)
-    frontend = LogMel(spec.sample_rate, spec.frontend)
-    backbone: nn.Module = (PonsCNN(width, spec.frontend.n_mels) if spec.family == "pons"
-                           else ShortChunkCNN(width))
+    frontend = spectral_frontend(spec.sample_rate, spec.frontend)
+    backbone: nn.Module
+    if spec.family == "pons":
+        backbone = PonsCNN(width, spec.frontend.bands)
+    elif spec.family == "keycnn":
+        backbone = KeyCNN(spec.frontend.bands, width)
+    else:
+        if spec.frontend.bands < 16:  # four 2x poolings: 12 chroma bands would pool away
+            raise ValueError(f"{spec.preset} pools frequency four times and needs at least 16 bands; the "
+                             f"{spec.frontend.kind} front-end has {spec.frontend.bands}: use pons or keycnn")
+        backbone = ShortChunkCNN(width)
     return MusicModel(frontend, backbone, spec.n_outputs, spec.dropout)
 
 
@@ -93,3 +108,8 @@ def input_samples(spec: ModelSpec, crop_seconds: float) -> int:
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def preset_frontend(preset: str, given: FrontendConfig) -> FrontendConfig:
+    """``given``, unless it is the default log-mel and the preset has a front-end of its own."""
+    return PRESET_FRONTENDS[preset] if preset in PRESET_FRONTENDS and given == FrontendConfig() else given
