@@ -123,7 +123,7 @@ def _cmd_train(args: argparse.Namespace, beam_args: list[str]) -> int:
                       checkpoint_every=args.checkpoint_every, num_workers=args.workers, seed=args.seed,
                       threads=args.threads, device=args.device, amp=not args.no_amp, resume=args.resume,
                       stop_after=args.stop_after, trace=args.trace, force=args.force,
-                      verify_remote=args.verify_remote)
+                      verify_remote=args.verify_remote, clips=args.clips)
     r = train(cfg)
     if int(os.environ.get("RANK", "0")) != 0:
         return 0
@@ -340,6 +340,8 @@ def make_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="run folder: checkpoint.pt, best.pt, metrics.jsonl, metrics.json")
     t.add_argument("--valid-shards", help="valid shard URLs (default: the card's valid split, beside --shards)")
     t.add_argument("--card", help="dataset.json URL (default: beside the first shard)")
+    t.add_argument("--clips", help="a file of clip ids, one per line: train only on those clips' samples "
+                                   "(a subset for a data-scarcity study); valid shards are not filtered")
     g = t.add_argument_group("model")
     g.add_argument("--model", default="shortchunk-small", choices=list(MODEL_PRESETS),
                    help="family and size; *-small presets have < 100k parameters (default shortchunk-small)")

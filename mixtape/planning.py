@@ -215,7 +215,7 @@ def plan_clip(clip: Clip, spec: DatasetSpec, pools: Mapping[str, Sequence[dict[s
                 duration_ms=sn.duration_ms,
                 variant=v,
                 augment=tuple(chain),
-                labels=apply_chain_labels(labels, chain, ctx),
+                labels=apply_chain_labels(labels, chain, ctx) if aug.labels == "transform" else labels,
                 licence=clip.licence,
                 attribution=clip.attribution,
                 source=clip.source,

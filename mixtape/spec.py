@@ -171,6 +171,9 @@ class AugmentSpec:
     mix_with: str | None = None
     #: a source of impulse responses for `reverb` (otherwise reverbs are synthetic)
     impulse_responses: str | None = None
+    #: transform (labels follow the audio: keys transpose, tempi scale) or keep (labels stay the clean
+    #: window's: wrong for pitch and time ops, and there only to measure what transforming buys)
+    labels: str = "transform"
 
     @property
     def material_sources(self) -> tuple[str, ...]:
@@ -243,6 +246,8 @@ class DatasetSpec:
         d["sources"] = [{"kind": s.kind, "name": s.name, "path": s.path, **s.options} for s in self.sources]
         if not self.snippets.max_per_clip:  # added later: absent when unset, so earlier spec hashes still hold
             del d["snippets"]["max_per_clip"]
+        if self.augment.labels == "transform":  # likewise
+            del d["augment"]["labels"]
         for source in d["sources"]:
             if source["kind"] == "freesound_dump" and source.get("ac_min_confidence") == 0.5:
                 del source["ac_min_confidence"]  # likewise
@@ -661,7 +666,7 @@ def parse_spec(raw: Any, base_dir: Path | None = None) -> DatasetSpec:
                        method=split_method)
 
     au = r.mapping(top.get("augment"), "augment", {"variants", "keep_original", "splits", "chain", "mix_with",
-                                                   "impulse_responses"})
+                                                   "impulse_responses", "labels"})
     chain_raw = au.get("chain", [])
     chain: list[OpSpec] = []
     if not isinstance(chain_raw, list):
@@ -698,9 +703,10 @@ def parse_spec(raw: Any, base_dir: Path | None = None) -> DatasetSpec:
         r.fail("augment.impulse_responses", "is set but no `reverb` op is in augment.chain")
     if sources and len(set(source_names) - {v for v in material.values() if v}) == 0:
         r.fail("sources", "every source is mixing or impulse-response material: add a source of samples")
+    label_policy = r.choice(au, "labels", "augment", "transform", ("transform", "keep"))
     augment = AugmentSpec(variants=variants, keep_original=keep_original, splits=tuple(aug_splits),
                           chain=tuple(chain), mix_with=material["mix_with"],
-                          impulse_responses=material["impulse_responses"])
+                          impulse_responses=material["impulse_responses"], labels=label_policy)
 
     sh = r.mapping(top.get("shards"), "shards", {"max_samples", "scheme"})
     shards = ShardSpec(max_samples=r.number(sh, "max_samples", "shards", 256, lo=1, hi=10_000_000, integer=True),

@@ -13,7 +13,7 @@ from mixtape.planning import (
     usable_windows,
 )
 from mixtape.records import Clip
-from mixtape.spec import parse_spec
+from mixtape.spec import SpecError, parse_spec
 
 FRACTIONS = (("train", 0.8), ("valid", 0.1), ("test", 0.1))
 
@@ -157,3 +157,29 @@ def test_spread_caps_windows_evenly_and_keeps_the_ends():
     assert len(capped) == 20 and capped[0] == 0 and capped[-1] == 3599
     assert spread(items, 0) == items and spread([5, 6], 20) == [5, 6] and spread(items, 1) == [1800]
     assert capped == sorted(set(capped))
+
+
+def test_kept_labels_give_the_same_audio_plan_with_the_clean_labels():
+    """`augment.labels: keep` (the labels-not-transformed condition) draws the same parameters for the same
+    keys, so the audio is the same; only the labels stay the clean window's."""
+    chain = {"variants": 2, "chain": [{"op": "pitch_shift", "p": 1.0, "semitones": [2, 2]},
+                                      {"op": "time_stretch", "p": 1.0, "rate": [1.25, 1.25]}]}
+    base = {"name": "p", "seed": 4, "sources": [{"kind": "folder", "path": "x"}],
+            "snippets": {"duration": 1.0, "min_rms_db": -50}}
+    aware = parse_spec({**base, "augment": chain})
+    kept = parse_spec({**base, "augment": {**chain, "labels": "keep"}})
+    assert aware.to_dict()["augment"].get("labels") is None  # the default stays out of the spec hash
+    assert kept.spec_hash != aware.spec_hash
+    c = Clip(clip_id="folder:a.wav", uri="/x/a.wav", relpath="a.wav", source="folder", split="train",
+             sha256="00", sample_rate=8000, channels=1, frames=4 * 8000, block_rms_db=(-20.0,) * 41,
+             labels={"tags": ["piano"], "classes": {}, "key": {"tonic": "C", "mode": "major"}, "tempo": 100.0,
+                     "extra": {}})
+    a, k = plan_clip(c, aware), plan_clip(c, kept)
+    assert [(r.key, r.augment, r.src_start_ms, r.src_duration_ms) for r in a] == \
+        [(r.key, r.augment, r.src_start_ms, r.src_duration_ms) for r in k]
+    moved = [r for r in a if r.variant > 0]
+    assert moved and all(r.labels["key"] == {"tonic": "D", "mode": "major"} and r.labels["tempo"] == 125.0
+                         for r in moved)
+    assert all(r.labels["key"] == {"tonic": "C", "mode": "major"} and r.labels["tempo"] == 100.0 for r in k)
+    with pytest.raises(SpecError, match=r"augment\.labels"):
+        parse_spec({**base, "augment": {**chain, "labels": "guess"}})

@@ -258,3 +258,32 @@ def test_members_with_impossible_rates_or_lengths_are_refused_before_decoding(ti
     assert sorted(got) == sorted(keys[1:]) and tracker.stats.corrupt == 1
     (error,) = tracker.stats.errors
     assert keys[0] in error and ("2 Hz" in error if what == "rate" else "longer than a sample can be" in error)
+
+
+def test_a_clip_list_keeps_only_those_clips_and_other_datasets_shards_are_not_checked_against_this_card(
+        tiny_build, tmp_path):
+    """Training on a subset (``--clips``) reads only its samples; a second dataset's shards with the same
+    names are not mistaken for this card's (and refused as changed)."""
+    import shutil
+
+    from mixtape.dataset.card import shard_checks
+
+    out, card = tiny_build
+    keys = _train_keys(out)
+    clips = sorted({k.rsplit("/", 2)[0] for k in keys})
+    keep = frozenset(clips[: len(clips) // 2])
+    names = [s["name"] for s in card["splits"]["train"]["shards"]]
+    urls = [str(out / n) for n in names]
+    got, tracker = _read(_stream(card, urls, clips=keep, expected=shard_checks(card, urls)), workers=0)
+    assert got and {k.rsplit("/", 2)[0] for k in got} == set(keep) and tracker.stats.corrupt == 0
+    assert sorted(got) == sorted(k for k in keys if k.rsplit("/", 2)[0] in keep)
+
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copyfile(out / names[1], other / names[0])  # another dataset's shard under a name this card lists
+    mixed = [*urls, str(other / names[0])]
+    checks = shard_checks(card, mixed, str(out / "dataset.json"))
+    assert set(checks) == set(urls)  # only the card's own folder is checked against it
+    assert str(other / names[0]) in shard_checks(card, mixed)  # by file name alone it would have been
+    got, tracker = _read(_stream(card, mixed, expected=checks), workers=0)
+    assert tracker.stats.corrupt == 0 and len(got) == len(keys) + card["splits"]["train"]["shards"][1]["samples"]

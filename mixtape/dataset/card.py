@@ -173,8 +173,11 @@ def shard_names(card: dict[str, Any], split: str | None = None) -> list[str]:
     return [s["name"] for info in splits for s in info["shards"]]
 
 
-def shard_checks(card: dict[str, Any], urls: list[str]) -> dict[str, tuple[str, int]]:
-    """url -> (sha256, bytes) for each of ``urls`` the card lists (matched by file name): what a reader
-    checks a shard against before trusting it."""
+def shard_checks(card: dict[str, Any], urls: list[str], card_url: str | None = None) -> dict[str, tuple[str, int]]:
+    """url -> (sha256, bytes) for each of ``urls`` the card lists: what a reader checks a shard against
+    before trusting it. With ``card_url``, only shards beside the card are its own (shards of another
+    dataset in the same training may have the same names); without it, shards are matched by file name."""
     listed = {s["name"]: (s["sha256"], s["bytes"]) for info in card["splits"].values() for s in info["shards"]}
-    return {u: listed[u.rsplit("/", 1)[-1]] for u in urls if u.rsplit("/", 1)[-1] in listed}
+    folder = card_url.rsplit("/", 1)[0] if card_url else None
+    return {u: listed[u.rsplit("/", 1)[-1]] for u in urls
+            if u.rsplit("/", 1)[-1] in listed and (folder is None or u.rsplit("/", 1)[0] == folder)}

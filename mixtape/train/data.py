@@ -212,7 +212,7 @@ class ShardStream(IterableDataset):
                  shuffle_shards: bool = True, seed: int = 0, rank: int = 0, world_size: int = 1,
                  resampled: bool = False, drop_last: bool = False,
                  expected: dict[str, tuple[str, int]] | None = None, verify_remote: bool = False,
-                 max_member_bytes: int = MAX_MEMBER_BYTES):
+                 max_member_bytes: int = MAX_MEMBER_BYTES, clips: frozenset[str] | None = None):
         super().__init__()
         if crop not in CROP_MODES:
             raise ValueError(f"crop must be one of {CROP_MODES}, not {crop!r}")
@@ -236,6 +236,8 @@ class ShardStream(IterableDataset):
         self.expected = dict(expected or {})
         self.verify_remote = verify_remote
         self.max_member_bytes = max_member_bytes
+        #: when set, only samples of these clips are read (the rest are skipped before decoding)
+        self.clips = clips
         self.epoch = 0
         self.resume: dict[str, Any] | None = None
 
@@ -283,6 +285,8 @@ class ShardStream(IterableDataset):
                 with self._open(url) as stream:
                     members = iter_members(stream, on_skip=skipped, max_member_bytes=self.max_member_bytes)
                     for key, suffix, data in members:
+                        if self.clips is not None and key.rsplit("/", 2)[0] not in self.clips:
+                            continue  # a clip this training leaves out
                         if current is not None and current.key != key:
                             yield current
                             current = None

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from mixtape.dataset.card import read_card, shard_checks, shard_names
+from mixtape.dataset.names import CARD_NAME
 from mixtape.hashing import rng_for
 from mixtape.train import distributed as D
 from mixtape.train.checkpoint import BEST, CHECKPOINT, load_checkpoint, save_checkpoint
@@ -75,6 +76,7 @@ class TrainConfig:
     trace: bool = False  # write every step's sample keys to trace[-rank<r>].jsonl
     force: bool = False  # resume even on a dataset with another spec hash or vocabulary
     verify_remote: bool = False  # check remote shards against the card's sha256 too (local ones always are)
+    clips: str | None = None  # a file of clip ids (one per line): train only on their samples
 
 
 @dataclass
@@ -120,6 +122,18 @@ def resolve_dataset(cfg: TrainConfig) -> tuple[dict[str, Any], list[str], list[s
         valid = shard_names(card, "valid") if "valid" in card["splits"] else []
         valid_urls = [sibling_url(train_urls[0], name) for name in valid]
     return card, train_urls, valid_urls
+
+
+def read_clip_list(path: str) -> frozenset[str]:
+    """The clip ids a training keeps (one per line; blank lines and ``#`` comments ignored)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise TrainError(f"--clips {path}: {e.strerror or e}") from None
+    ids = frozenset(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
+    if not ids:
+        raise TrainError(f"--clips {path} lists no clip ids")
+    return ids
 
 
 def check_same_dataset(resume: dict[str, Any], card: dict[str, Any], encoder: LabelEncoder, force: bool) -> None:
@@ -268,10 +282,12 @@ def _train(cfg: TrainConfig, dd: D.Dist, log: Callable[[str], None]) -> TrainRes
     use_amp = cfg.amp and dd.device.startswith("cuda")
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
 
+    card_url = cfg.card or sibling_url(train_urls[0], CARD_NAME)
     stream = ShardStream(train_urls, encoder, sr, crop_samples=window, batch_size=cfg.batch_size, crop="random",
                          crops=cfg.crops, shuffle_buffer=cfg.shuffle_buffer, seed=cfg.seed, rank=dd.rank,
                          world_size=dd.world_size, resampled=cfg.resampled, drop_last=True,
-                         expected=shard_checks(card, train_urls), verify_remote=cfg.verify_remote)
+                         expected=shard_checks(card, train_urls, card_url), verify_remote=cfg.verify_remote,
+                         clips=read_clip_list(cfg.clips) if cfg.clips else None)
     step = epoch = 0
     best: float | None = None
     bad_evals = 0
@@ -333,7 +349,7 @@ def _train(cfg: TrainConfig, dd: D.Dist, log: Callable[[str], None]) -> TrainRes
         report: dict[str, Any] = {}
         if dd.is_main:
             pred = predict(model, tasks, valid_urls, encoder, sr, window, batch_size=cfg.batch_size,
-                           device=dd.device, expected=shard_checks(card, valid_urls)) if valid_urls else None
+                           device=dd.device, expected=shard_checks(card, valid_urls, card_url)) if valid_urls else None
             report = evaluate_predictions(tasks, pred) if pred is not None else {"windows": 0}
             report["score"] = score(tasks, report) if pred is not None else None
         report = D.broadcast(dd, report)

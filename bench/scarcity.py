@@ -1,0 +1,378 @@
+"""What augmentation buys when labels are scarce: build once per condition, train on nested subsets, test.
+
+    .venv/bin/python bench/scarcity.py [--spec SPEC.yaml] [--out DIR] [--quick]
+        [--conditions none,label-aware,labels-not-transformed,audio-only,re-orchestrated]
+        [--fractions 0.1,0.25,1.0] [--seeds 0,1,2] [--tasks key,tags,genre,tempo] [--steps 200]
+
+Conditions (every dataset comes from the same spec and seed, so the clean originals, their splits and
+windows are the same in all of them; a condition's dataset holds only its train variants):
+  none                     the clean originals only
+  label-aware              + variants from mixtape's chain (pitch shift with key / chord / note
+                           transposition, time stretch with tempo and time scaling, mixing in the split)
+  labels-not-transformed   the same variant audio, the clean window's labels kept (McFee et al.'s point)
+  audio-only               + variants from label-free effects (noise, filter, gain, reverb)
+  re-orchestrated          + other renders of the same scores (score sources only)
+Each trains on nested, group-wise subsets of the train split (``--fractions``; a seed draws its own
+subsets), with the same budget (``--steps``) and early stopping on the valid split, and is scored per clip on
+the one test split: key with the keycnn preset (log-frequency), the other tasks with shortchunk-small
+(log-mel). Error is 1 - score (MIREX for key, ROC-AUC for tags, accuracy for classes, Acc1 for tempo).
+Also: the non-learned baseline (chroma + key profiles, onset autocorrelation) and logistic-regression / kNN
+probes on embeddings of the largest fraction's models. Writes ``scarcity.json`` (every run, the summary,
+spec hash and versions; rewritten after every run) and ``scarcity.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+import yaml
+
+from mixtape.pipelines.build import RunnerConfig, build
+from mixtape.pipelines.sources import list_source
+from mixtape.records import Clip
+from mixtape.spec import parse_spec
+
+CONDITIONS = ("none", "label-aware", "labels-not-transformed", "audio-only", "re-orchestrated")
+LABEL_AWARE = [
+    {"op": "pitch_shift", "p": 0.9, "semitones": [-5, 6]},
+    {"op": "time_stretch", "p": 0.6, "rate": [0.85, 1.18]},
+    {"op": "mix", "p": 0.25, "snr_db": [6, 15], "labels": "union"},
+]
+AUDIO_ONLY = [
+    {"op": "add_noise", "p": 0.5, "snr_db": [15, 35], "colour": ["white", "pink"]},
+    {"op": "filter", "p": 0.5, "type": ["lowpass", "highpass", "peaking"], "freq_hz": [300, 4000]},
+    {"op": "reverb", "p": 0.4, "wet": [0.1, 0.4], "rt60": [0.3, 1.2]},
+    {"op": "gain", "p": 0.7, "db": [-9, 3]},
+]
+#: what a model is trained for: key alone with keycnn; the rest together with shortchunk-small
+MODELS = {"key": ("keycnn", 2.9), "rest": ("shortchunk-small", 2.0)}
+DEFAULT_PIECES = 420
+
+
+def condition_spec(raw: dict[str, Any], condition: str, variants: int) -> dict[str, Any] | None:
+    """The spec of a condition's dataset (None when the condition does not apply to the spec)."""
+    d = copy.deepcopy(raw)
+    d["augment"] = {"variants": 0}
+    if condition == "none":
+        return d
+    if condition == "re-orchestrated":
+        scores = [s for s in d["sources"] if s.get("kind") == "score"]
+        if not scores:
+            return None
+        for s in scores:
+            s["renders"] = variants + 1
+        return d
+    chain = AUDIO_ONLY if condition == "audio-only" else LABEL_AWARE
+    d["augment"] = {"variants": variants, "keep_original": False, "splits": ["train"], "chain": chain,
+                    **({"labels": "keep"} if condition == "labels-not-transformed" else {})}
+    return d
+
+
+def subsets(groups: dict[str, str], fractions: list[float], seed: int) -> dict[float, list[str]]:
+    """Nested subsets of the train clips, whole groups at a time, in an order the seed draws."""
+    by_group: dict[str, list[str]] = {}
+    for clip, group in sorted(groups.items()):
+        by_group.setdefault(group, []).append(clip)
+    order = sorted(by_group, key=lambda g: hashlib.sha256(f"{seed}/{g}".encode()).hexdigest())
+    out, taken = {}, []
+    total = len(groups)
+    it = iter(order)
+    for f in sorted(fractions):
+        while len(taken) < max(1, round(f * total)):
+            taken += by_group[next(it)]
+        out[f] = sorted(taken)
+    return out
+
+
+def train_groups(spec: Any, dataset: Path) -> dict[str, str]:
+    """clip id -> its split group, for the train clips of the built dataset."""
+    index = pq.read_table(dataset / "index.parquet", columns=["clip_id", "split"]).to_pylist()
+    train = {r["clip_id"] for r in index if r["split"] == "train"}
+    out = {}
+    for source in spec.sources:
+        for c in list_source(source):
+            if isinstance(c, Clip) and c.clip_id in train:
+                out[c.clip_id] = c.group(spec.splits.group_by)
+    return out
+
+
+def _build(raw: dict[str, Any], base_dir: Path, out: Path, log) -> tuple[Any, dict[str, Any]]:
+    spec = parse_spec(raw, base_dir)
+    card_path = out / "dataset.json"
+    if card_path.exists() and json.loads(card_path.read_text()).get("spec_hash") == spec.spec_hash:
+        return spec, json.loads(card_path.read_text())  # built by an earlier run of this benchmark
+    t = time.monotonic()
+    card = build(spec, str(out), RunnerConfig(workers=2), overwrite=True)
+    log(f"  built {out.name}: {sum(s['samples'] for s in card['splits'].values())} samples in "
+        f"{time.monotonic() - t:.0f} s")
+    return spec, card
+
+
+def _train_one(base: Path, extra: Path | None, clips: list[str], model: str, crop: float, tasks: str, seed: int,
+               steps: int, out: Path) -> dict[str, Any]:
+    from mixtape.train.loop import TrainConfig, train
+    from mixtape.train.runs import evaluate_run
+
+    shards = [str(p) for p in sorted(base.glob("train-*.tar"))]
+    if extra is not None:
+        shards += [str(p) for p in sorted(extra.glob("train-*.tar"))]
+    (out / "clips.txt").parent.mkdir(parents=True, exist_ok=True)
+    (out / "clips.txt").write_text("\n".join(clips) + "\n")
+    valid = " ".join(str(p) for p in sorted(base.glob("valid-*.tar")))
+    keep = set(clips)
+    available = sum(1 for d in ([base] + ([extra] if extra else []))
+                    for r in pq.read_table(d / "index.parquet", columns=["clip_id", "split"]).to_pylist()
+                    if r["split"] == "train" and r["clip_id"] in keep)
+    cfg = TrainConfig(shards=" ".join(shards), valid_shards=valid, card=str(base / "dataset.json"), out=str(out),
+                      model=model, tasks=tasks, steps=steps, crop_seconds=crop, seed=seed,
+                      batch_size=max(2, min(16, available // 2)),  # a tiny subset still makes batches
+                      eval_every=max(1, steps // 2), patience=2, clips=str(out / "clips.txt"), warmup_steps=10,
+                      shuffle_buffer=512)
+    t = time.monotonic()
+    result = train(cfg, log=lambda _m: None)
+    loaded, report = evaluate_run(str(out), str(base), "test")
+    return {"report": report, "tasks": loaded.tasks, "seconds": time.monotonic() - t, "steps": result.steps,
+            "samples": result.samples}
+
+
+def _scores(tasks: Any, report: dict[str, Any]) -> dict[str, tuple[str, float | None]]:
+    from mixtape.train.tasks import headline
+
+    return {t.name: headline(t, report.get("clip", {}).get(t.name, {})) for t in tasks.tasks}
+
+
+def summarise(runs: list[dict[str, Any]], conditions: list[str], fractions: list[float]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for task in sorted({r["task"] for r in runs}):
+        out[task] = {}
+        for c in conditions:
+            out[task][c] = {}
+            for f in fractions:
+                errs = [r["error"] for r in runs if r["task"] == task and r["condition"] == c
+                        and r["fraction"] == f and r["error"] is not None]
+                if errs:
+                    out[task][c][str(f)] = {"mean": float(np.mean(errs)), "std": float(np.std(errs)), "n": len(errs)}
+        for c in conditions:
+            for f, cell in out[task][c].items():
+                ref = out[task].get("none", {}).get(f)
+                cell["relative_error_reduction"] = (None if not ref or ref["mean"] == 0 else
+                                                    1.0 - cell["mean"] / ref["mean"])
+    return out
+
+
+def table(summary: dict[str, Any], fractions: list[float]) -> list[str]:
+    lines = [f"{'task':<8}{'condition':<25}" + "".join(f"{f'{f:.0%} error':>18}" for f in fractions)
+             + f"{'RER vs none':>22}"]
+    for task, by_cond in summary.items():
+        for c, cells in by_cond.items():
+            row = "".join(f"{cells[str(f)]['mean']:>10.3f} ± {cells[str(f)]['std']:.3f}" if str(f) in cells
+                          else f"{'-':>18}" for f in fractions)
+            rer = " ".join(f"{cells[str(f)]['relative_error_reduction']:+.0%}"
+                           if str(f) in cells and cells[str(f)]["relative_error_reduction"] is not None else "-"
+                           for f in fractions)
+            lines.append(f"{task:<8}{c:<25}{row}   {rer:>18}")
+    return lines
+
+
+def plot(summary: dict[str, Any], fractions: list[float], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = list(summary)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.6), squeeze=False)
+    for ax, task in zip(axes[0], tasks, strict=True):
+        for c, cells in summary[task].items():
+            xs = [f for f in fractions if str(f) in cells]
+            if not xs:
+                continue
+            ys = np.array([cells[str(f)]["mean"] for f in xs])
+            sd = np.array([cells[str(f)]["std"] for f in xs])
+            ax.errorbar(xs, ys, yerr=sd, marker="o", capsize=3, label=c)
+        ax.set_xscale("log")
+        ax.set_xticks(fractions, [f"{f:.0%}" for f in fractions])
+        ax.set_title(task)
+        ax.set_xlabel("share of train clips")
+        ax.set_ylabel("clip-level error (1 - score)")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def default_spec(out: Path, pieces: int) -> Path:
+    """The real-music demo collection at a larger size, written under ``out``."""
+    from mixtape.demo.scores import allocation, demo_spec, write_dump
+
+    work = out / "collection-work"
+    spec_path = work / "spec.yaml"
+    if not spec_path.exists():
+        work.mkdir(parents=True, exist_ok=True)
+        write_dump(work / "collection", allocation(pieces)["folk"])
+        spec_path.write_text(demo_spec(pieces))
+    return spec_path
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--spec", help="a dataset spec (default: the real-music demo collection, larger)")
+    ap.add_argument("--out", default="scarcity-output")
+    ap.add_argument("--conditions", default=",".join(CONDITIONS))
+    ap.add_argument("--fractions", default="0.1,0.25,1.0")
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--tasks", default="key,tags,genre,tempo", help="key, tags, tempo and class fields")
+    ap.add_argument("--steps", type=int, default=200, help="training steps per run (the same for every run)")
+    ap.add_argument("--variants", type=int, default=2, help="augmented variants (or extra renders) per window")
+    ap.add_argument("--pieces", type=int, default=DEFAULT_PIECES, help="size of the default collection")
+    ap.add_argument("--quick", action="store_true",
+                    help="a small grid: none and label-aware, 25%% and 100%%, one seed, 60 steps, 120 pieces")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.conditions, args.fractions, args.seeds, args.steps = "none,label-aware", "0.25,1.0", "0", 60
+        args.pieces = min(args.pieces, 120)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+
+    def log(message: str) -> None:
+        print(message, flush=True)
+
+    spec_path = Path(args.spec) if args.spec else default_spec(out, args.pieces)
+    raw = yaml.safe_load(spec_path.read_text())
+    conditions = [c for c in args.conditions.split(",") if c]
+    unknown = sorted(set(conditions) - set(CONDITIONS))
+    if unknown:
+        ap.error(f"unknown conditions {unknown}; choose from {', '.join(CONDITIONS)}")
+    fractions = sorted(float(f) for f in args.fractions.split(","))
+    seeds = [int(s) for s in args.seeds.split(",")]
+    wanted = [t for t in args.tasks.split(",") if t]
+
+    log(f"building {len(conditions)} condition datasets from {spec_path} ...")
+    datasets: dict[str, Path] = {}
+    cards: dict[str, dict[str, Any]] = {}
+    specs: dict[str, Any] = {}
+    for c in conditions:
+        d = condition_spec(raw, c, args.variants)
+        if d is None:
+            log(f"  {c}: skipped (the spec has no score source to re-render)")
+            continue
+        specs[c], cards[c] = _build(d, spec_path.parent, out / "data" / c, log)
+        datasets[c] = out / "data" / c
+    conditions = [c for c in conditions if c in datasets]
+    base_card = cards["none"]
+    vocab = base_card["vocabularies"]
+    present = {"key": True, "tags": bool(vocab["tags"]), "tempo": True}
+    present.update({name: True for name in vocab["classes"]})
+    tasks = [t for t in wanted if present.get(t)]
+    groups: dict[str, list[str]] = {"key": ["key"] if "key" in tasks else [],
+                                    "rest": [t for t in tasks if t != "key"]}
+    train_clips = train_groups(specs["none"], datasets["none"])
+    reorch_extra: dict[str, list[str]] = {}
+    if "re-orchestrated" in datasets:
+        idx = pq.read_table(datasets["re-orchestrated"] / "index.parquet", columns=["clip_id", "split"]).to_pylist()
+        for cid in sorted({r["clip_id"] for r in idx if r["split"] == "train"}):
+            stem, _, k = cid.rpartition("~")
+            if stem and k.isdigit() and int(k) > 1:
+                reorch_extra.setdefault(stem, []).append(cid)
+    log(f"{len(train_clips)} train clips in {len(set(train_clips.values()))} groups; tasks {', '.join(tasks)}")
+
+    result: dict[str, Any] = {
+        "bench": "scarcity", "spec": str(spec_path), "spec_hash": base_card["spec_hash"],
+        "versions": base_card["versions"], "conditions": conditions, "fractions": fractions, "seeds": seeds,
+        "tasks": tasks, "steps": args.steps, "variants": args.variants,
+        "datasets": {c: {"spec_hash": cards[c]["spec_hash"],
+                         "samples": {s: v["samples"] for s, v in cards[c]["splits"].items()}} for c in conditions},
+        "runs": [], "baseline": {}, "probes": [],
+    }
+
+    def save() -> None:
+        result["summary"] = summarise(result["runs"], conditions, fractions)
+        result["wall_seconds"] = round(time.monotonic() - started, 1)
+        (out / "scarcity.json").write_text(json.dumps(result, indent=1) + "\n")
+
+    from mixtape.train.runs import baseline_run
+
+    base_line = baseline_run(str(datasets["none"]), "test")
+    result["baseline"] = {k: v for k, v in base_line.items() if isinstance(v, (int, float, str, dict))}
+    save()
+    for seed in seeds:
+        picks = subsets(train_clips, fractions, seed)
+        for f in fractions:
+            for c in conditions:
+                clips = list(picks[f])
+                extra = None if c == "none" else datasets[c]
+                if c == "re-orchestrated":
+                    clips += [x for cid in picks[f] for x in reorch_extra.get(cid, [])]
+                for name, task_list in groups.items():
+                    if not task_list:
+                        continue
+                    model, crop = MODELS[name]
+                    run_dir = out / "runs" / f"{c}-{f}-{seed}-{name}"
+                    r = _train_one(datasets["none"], extra, clips, model, crop, ",".join(task_list), seed,
+                                   args.steps, run_dir)
+                    for task, (metric, value) in _scores(r["tasks"], r["report"]).items():
+                        result["runs"].append({"condition": c, "fraction": f, "seed": seed, "task": task,
+                                               "model": model, "metric": metric, "score": value,
+                                               "error": None if value is None else 1.0 - value,
+                                               "train_clips": len(picks[f]), "steps": r["steps"],
+                                               "seconds": round(r["seconds"], 1)})
+                    log(f"  seed {seed} {f:>5.0%} {c:<24} {model:<17} " + "  ".join(
+                        f"{t} {m} {v:.3f}" for t, (m, v) in _scores(r["tasks"], r["report"]).items() if v is not None)
+                        + f"  ({r['seconds']:.0f} s)")
+                    save()
+    _probes(result, out, datasets["none"], conditions, max(fractions), seeds[0], tasks)
+    save()
+    for line in table(result["summary"], fractions):
+        log(line)
+    key_base = result["baseline"].get("key", {})
+    if isinstance(key_base, dict) and key_base.get("mirex") is not None:
+        log(f"non-learned key baseline on test: MIREX {key_base['mirex']:.3f} (error {1 - key_base['mirex']:.3f})")
+    for p in result["probes"]:
+        log(f"probe {p['condition']:<24} {p['model']:<17} {p['label']:<8} {p['classifier']:<7} "
+            f"accuracy {p['accuracy']:.3f} ± {p['std']:.3f} (chance {p['chance']:.3f})")
+    plot(result["summary"], fractions, out / "scarcity.png")
+    log(f"wrote {out / 'scarcity.json'} and {out / 'scarcity.png'} in {result['wall_seconds']:.0f} s")
+    print(json.dumps({"bench": "scarcity", "summary": result["summary"], "wall_seconds": result["wall_seconds"]}))
+    return result
+
+
+def _probes(result: dict[str, Any], out: Path, base: Path, conditions: list[str], fraction: float, seed: int,
+            tasks: list[str]) -> None:
+    """Logistic-regression and kNN probes (5-fold on the test clips) on embeddings of the largest fraction's
+    models, for the class labels (genre, key) the models were trained on."""
+    from mixtape.train.runs import embed_run
+    from mixtape.train.transfer import ProbeError, probe
+
+    for c in conditions:
+        for name in ("key", "rest"):
+            run = out / "runs" / f"{c}-{fraction}-{seed}-{name}"
+            if not (run / "checkpoint.pt").exists():
+                continue
+            table_path = run / "test-embeddings.parquet"
+            embed_run(str(run), str(base), str(table_path), split="test")
+            for label in [t for t in tasks if t not in ("tags", "tempo")]:
+                for classifier in ("logreg", "knn"):
+                    try:
+                        p = probe(table_path, label, classifier)
+                    except ProbeError:
+                        continue
+                    if not np.isfinite(p.accuracy):  # folds too small for the classifier
+                        continue
+                    result["probes"].append({"condition": c, "model": MODELS[name][0], "label": label,
+                                             "classifier": classifier, "accuracy": p.accuracy, "std": p.std,
+                                             "chance": p.chance, "clips": p.n})
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
