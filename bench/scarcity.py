@@ -56,6 +56,9 @@ AUDIO_ONLY = [
 #: what a model is trained for: key alone with keycnn; the rest together with shortchunk-small
 MODELS = {"key": ("keycnn", 2.9), "rest": ("shortchunk-small", 2.0)}
 DEFAULT_PIECES = 420
+FULL = {"conditions": ",".join(CONDITIONS), "fractions": "0.1,0.25,1.0", "seeds": "0,1,2", "steps": 200,
+        "pieces": DEFAULT_PIECES}
+QUICK = {"conditions": "none,label-aware", "fractions": "0.25,1.0", "seeds": "0", "steps": 60, "pieces": 120}
 
 
 def condition_spec(raw: dict[str, Any], condition: str, variants: int) -> dict[str, Any] | None:
@@ -228,19 +231,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--spec", help="a dataset spec (default: the real-music demo collection, larger)")
     ap.add_argument("--out", default="scarcity-output")
-    ap.add_argument("--conditions", default=",".join(CONDITIONS))
-    ap.add_argument("--fractions", default="0.1,0.25,1.0")
-    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--conditions", help=f"comma-separated (default: all of {', '.join(CONDITIONS)})")
+    ap.add_argument("--fractions", help="shares of the train clips (default 0.1,0.25,1.0)")
+    ap.add_argument("--seeds", help="default 0,1,2")
     ap.add_argument("--tasks", default="key,tags,genre,tempo", help="key, tags, tempo and class fields")
-    ap.add_argument("--steps", type=int, default=200, help="training steps per run (the same for every run)")
+    ap.add_argument("--steps", type=int, help="training steps per run, the same for every run (default 200)")
     ap.add_argument("--variants", type=int, default=2, help="augmented variants (or extra renders) per window")
-    ap.add_argument("--pieces", type=int, default=DEFAULT_PIECES, help="size of the default collection")
+    ap.add_argument("--pieces", type=int, help=f"size of the default collection (default {DEFAULT_PIECES})")
     ap.add_argument("--quick", action="store_true",
-                    help="a small grid: none and label-aware, 25%% and 100%%, one seed, 60 steps, 120 pieces")
+                    help="a small grid unless the options say otherwise: none and label-aware, 25%% and 100%%, "
+                         "one seed, 60 steps, 120 pieces")
     args = ap.parse_args(argv)
-    if args.quick:
-        args.conditions, args.fractions, args.seeds, args.steps = "none,label-aware", "0.25,1.0", "0", 60
-        args.pieces = min(args.pieces, 120)
+    defaults = (QUICK if args.quick else FULL)
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
