@@ -11,6 +11,7 @@ from dataclasses import replace
 from typing import Any
 
 from mixtape import __version__
+from mixtape.errors import MixtapeError
 
 COMMANDS = {
     "build": "build a dataset (WebDataset shards + index + card) from a spec with Apache Beam",
@@ -31,7 +32,7 @@ COMMANDS = {
 MODEL_PRESETS = ("samplecnn", "samplecnn-small", "pons", "pons-small", "shortchunk", "shortchunk-small", "keycnn")
 
 
-class UsageError(ValueError):
+class UsageError(MixtapeError, ValueError):
     """A command-line value that cannot work; the message names the option and the fix."""
 
 
@@ -113,7 +114,7 @@ def _cmd_train(args: argparse.Namespace, beam_args: list[str]) -> int:
         frontend = cli_frontend(args)
     except ValueError as e:
         raise UsageError(str(e)) from e
-    steps = None if args.epochs is not None and args.steps is None else (args.steps or 200)
+    steps = None if args.epochs is not None and args.steps is None else (args.steps or TrainConfig.steps)
     cfg = TrainConfig(shards=args.shards, out=args.out, valid_shards=args.valid_shards, card=args.card,
                       model=args.model, width=args.width, blocks=args.blocks, tasks=args.tasks, frontend=frontend,
                       steps=steps, epochs=args.epochs, batch_size=args.batch_size, crop_seconds=args.crop_seconds,
@@ -260,7 +261,7 @@ def _cmd_demo(args: argparse.Namespace, beam_args: list[str]) -> int:
     print(f"  .venv/bin/mixtape train --shards {r['dataset']} --model pons-small --tasks tags,genre,key --steps 300 "
           "--out RUN   (a dataset folder stands for its train shards)")
     print(f"  .venv/bin/mixtape evaluate {r['run']} --shards {r['dataset']} --split test")
-    print(f"  .venv/bin/mixtape embed {r['run']} --shards {r['dataset']} --split train --out emb.parquet && "
+    print(f"  .venv/bin/mixtape embed {r['run']} --shards {r['dataset']} --split test --out emb.parquet && "
           ".venv/bin/mixtape probe emb.parquet --label genre")
     print(f"total: {r['total_seconds']:.1f} s")
     return 0
@@ -310,6 +311,28 @@ def _add_evaluation_shards(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", default="valid", help="which split of a dataset folder (default valid)")
 
 
+class _Deprecated(argparse.Action):
+    """An old option spelling that still works and says what replaced it."""
+
+    def __init__(self, option_strings: list[str], dest: str, new: str, **kw: Any):
+        super().__init__(option_strings, dest, **kw)
+        self.new = new
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        print(f"mixtape: {option_string} is deprecated; use {self.new}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def _loader_workers(group: Any, default: int) -> None:
+    """``--loader-workers``: DataLoader processes (``--workers`` means Beam worker processes in build and
+    demo; here it still works, with a deprecation message)."""
+    group.add_argument("--loader-workers", dest="workers", type=int, default=default,
+                       help="DataLoader worker processes per rank")
+    group.add_argument("--workers", dest="workers", type=int, help=argparse.SUPPRESS, action=_Deprecated,
+                       new="--loader-workers", default=argparse.SUPPRESS)
+
+
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mixtape", description="Reproducible, augmented music-ML datasets: "
                                 "Beam builds WebDataset shards from open collections; PyTorch trains on them.")
@@ -334,7 +357,8 @@ def make_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=_cmd_build)
 
     t = sub.add_parser("train", help=COMMANDS["train"], description=COMMANDS["train"] +
-                       ". Under torchrun (--nproc_per_node N) it trains data-parallel: gloo on CPU, nccl on GPU.")
+                       ". Under torchrun (--nproc_per_node N) it trains data-parallel: gloo on CPU, nccl on GPU.",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     t.add_argument("--shards", required=True,
                    help="train shard URLs, brace-expanded ('DIR/train-{000000..000003}.tar'), or a dataset folder/URL")
     t.add_argument("--out", required=True, help="run folder: checkpoint.pt, best.pt, metrics.jsonl, metrics.json")
@@ -342,42 +366,48 @@ def make_parser() -> argparse.ArgumentParser:
     t.add_argument("--card", help="dataset.json URL (default: beside the first shard)")
     t.add_argument("--clips", help="a file of clip ids, one per line: train only on those clips' samples "
                                    "(a subset for a data-scarcity study); valid shards are not filtered")
+    from mixtape.train.config import FrontendConfig, TrainConfig
+
+    tc, fc = TrainConfig(shards="", out=""), FrontendConfig()  # every default below is read from these
     g = t.add_argument_group("model")
-    g.add_argument("--model", default="shortchunk-small", choices=list(MODEL_PRESETS),
-                   help="family and size; *-small presets have < 100k parameters (default shortchunk-small)")
-    g.add_argument("--width", type=int, default=0, help="channels of the first block (default: the preset's)")
-    g.add_argument("--blocks", type=int, default=8, help="samplecnn: stride-3 stages; input is 3^(blocks+1) samples")
-    g.add_argument("--tasks", default="tags",
-                   help="comma-separated: tags, key, tempo, a class field (e.g. genre), or all (default tags)")
-    g.add_argument("--dropout", type=float, default=0.3)
+    g.add_argument("--model", default=tc.model, choices=list(MODEL_PRESETS),
+                   help="family and size; *-small presets have < 100k parameters")
+    g.add_argument("--width", type=int, default=tc.width, help="channels of the first block (0: the preset's)")
+    g.add_argument("--blocks", type=int, default=tc.blocks, help="samplecnn: stride-3 stages; input 3^(blocks+1)")
+    g.add_argument("--tasks", default=tc.tasks,
+                   help="comma-separated: tags, key, tempo, a class field (e.g. genre), or all")
+    g.add_argument("--dropout", type=float, default=tc.dropout, help="dropout before the head")
     g = t.add_argument_group("spectrogram front-end")
     g.add_argument("--frontend", default=None, choices=["logmel", "logfreq", "chroma"],
-                   help="logmel (default; keycnn: logfreq), logfreq (semitone-spaced bins) or chroma (12 classes)")
-    g.add_argument("--bins-per-semitone", type=int, default=3, help="logfreq / chroma resolution (default 3)")
-    g.add_argument("--octaves", type=int, default=6, help="logfreq / chroma range above --f-min (default C2)")
-    g.add_argument("--f-min", type=float, default=0.0, help="lowest frequency (logfreq / chroma: 0 = C2, 65.4 Hz)")
-    g.add_argument("--n-fft", type=int, default=None, help="STFT size (default 512; logfreq / chroma 4096)")
-    g.add_argument("--hop", type=int, default=None, help="STFT hop (default 256; logfreq / chroma 512)")
-    g.add_argument("--n-mels", type=int, default=64)
-    g.add_argument("--f-max", type=float, default=None, help="highest mel frequency (default: Nyquist)")
-    g.add_argument("--compression", default="log1p", choices=["log1p", "db"], help="log(1 + C·mel) or dB")
-    g.add_argument("--norm", default="per_frequency", choices=["per_frequency", "a_weighting", "none"])
-    g.add_argument("--scale", type=float, default=1.0, help="multiply the front-end output")
+                   help=f"{fc.kind} unless the preset has its own (keycnn: logfreq); logfreq has semitone-spaced "
+                        "bins, chroma 12 pitch classes")
+    g.add_argument("--bins-per-semitone", type=int, default=fc.bins_per_semitone, help="logfreq / chroma resolution")
+    g.add_argument("--octaves", type=int, default=fc.octaves, help="logfreq / chroma range above --f-min")
+    g.add_argument("--f-min", type=float, default=fc.f_min, help="lowest frequency (logfreq / chroma: 0 = C2)")
+    g.add_argument("--n-fft", type=int, default=None, help=f"STFT size (None: {fc.n_fft}; logfreq / chroma 4096)")
+    g.add_argument("--hop", type=int, default=None, help=f"STFT hop (None: {fc.hop}; logfreq / chroma 512)")
+    g.add_argument("--n-mels", type=int, default=fc.n_mels, help="mel bands (logmel)")
+    g.add_argument("--f-max", type=float, default=fc.f_max, help="highest mel frequency (None: Nyquist)")
+    g.add_argument("--compression", default=fc.compression, choices=["log1p", "db"], help="log(1 + C·mel) or dB")
+    g.add_argument("--norm", default=fc.norm, choices=["per_frequency", "a_weighting", "none"])
+    g.add_argument("--scale", type=float, default=fc.scale, help="multiply the front-end output")
     g = t.add_argument_group("schedule")
-    g.add_argument("--steps", type=int, default=None, help="optimiser steps (default 200 unless --epochs)")
-    g.add_argument("--epochs", type=int, default=None, help="exact epochs over the train shards")
-    g.add_argument("--batch-size", type=int, default=16)
-    g.add_argument("--crop-seconds", type=float, default=2.0, help="spectrogram models' random crop length")
-    g.add_argument("--crops", type=int, default=1, help="random crops per sample")
-    g.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (AdamW)")
-    g.add_argument("--weight-decay", type=float, default=1e-2)
-    g.add_argument("--warmup", type=int, default=20, help="linear warm-up steps before the cosine decay")
-    g.add_argument("--grad-clip", type=float, default=1.0)
-    g.add_argument("--shuffle-buffer", type=int, default=256, help="samples held for shuffling per reader")
+    g.add_argument("--steps", type=int, default=None, help=f"optimiser steps (None: {tc.steps} unless --epochs)")
+    g.add_argument("--epochs", type=int, default=tc.epochs, help="exact epochs over the train shards")
+    g.add_argument("--batch-size", type=int, default=tc.batch_size, help="samples per optimiser step and rank")
+    g.add_argument("--crop-seconds", type=float, default=tc.crop_seconds, help="spectrogram models' random crop")
+    g.add_argument("--crops", type=int, default=tc.crops, help="random crops per sample")
+    g.add_argument("--lr", type=float, default=tc.lr, help="peak learning rate (AdamW)")
+    g.add_argument("--weight-decay", type=float, default=tc.weight_decay, help="AdamW weight decay")
+    g.add_argument("--warmup", type=int, default=tc.warmup_steps, help="linear warm-up steps before the cosine decay")
+    g.add_argument("--grad-clip", type=float, default=tc.grad_clip, help="gradient norm clipping")
+    g.add_argument("--shuffle-buffer", type=int, default=tc.shuffle_buffer,
+                   help="samples held for shuffling per reader")
     g.add_argument("--resampled", action="store_true", help="draw shards with replacement, endlessly (needs --steps)")
-    g.add_argument("--eval-every", type=int, default=0, help="evaluate every N steps (0: each epoch / at the end)")
-    g.add_argument("--patience", type=int, default=0, help="stop after N evaluations without improvement")
-    g.add_argument("--checkpoint-every", type=int, default=0, help="also checkpoint every N steps")
+    g.add_argument("--eval-every", type=int, default=tc.eval_every,
+                   help="evaluate every N steps (0: each epoch / at the end)")
+    g.add_argument("--patience", type=int, default=tc.patience, help="stop after N evaluations without improvement")
+    g.add_argument("--checkpoint-every", type=int, default=tc.checkpoint_every, help="also checkpoint every N steps")
     g.add_argument("--resume", help="continue the run in this folder (or checkpoint) exactly where it stopped")
     g.add_argument("--stop-after", type=int, help="leave after N steps of this invocation (resume later)")
     g.add_argument("--force", action="store_true",
@@ -385,11 +415,11 @@ def make_parser() -> argparse.ArgumentParser:
     g.add_argument("--verify-remote", action="store_true",
                    help="check remote shards against the card's sha256 before reading (local ones always are)")
     g = t.add_argument_group("machine")
-    g.add_argument("--workers", type=int, default=0, help="DataLoader worker processes per rank")
-    g.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    g.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda:0, ...")
+    _loader_workers(g, tc.num_workers)
+    g.add_argument("--threads", type=int, default=tc.threads, help="torch CPU threads (0: torch's default)")
+    g.add_argument("--device", default=tc.device, help="auto (GPU when present), cpu, cuda:0, ...")
     g.add_argument("--no-amp", action="store_true", help="no mixed precision on GPU")
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=int, default=tc.seed, help="seeds initial weights, sample order and crops")
     g.add_argument("--trace", action="store_true", help="log every step's sample keys to trace.jsonl")
     t.set_defaults(func=_cmd_train)
 
@@ -398,9 +428,12 @@ def make_parser() -> argparse.ArgumentParser:
         e.add_argument("run", help="run folder written by `mixtape train` (best.pt if present, else checkpoint.pt)")
         _add_evaluation_shards(e)
         e.add_argument("--batch-size", type=int, default=32)
-        e.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+        _loader_workers(e, 0)
         if name == "evaluate":
-            e.add_argument("--json", help="also write the full report (per tag, confusion matrices) here")
+            e.add_argument("--out", dest="json", help="also write the full report (per tag, confusion matrices), "
+                                                      "as JSON, to this file")
+            e.add_argument("--json", dest="json", help=argparse.SUPPRESS, action=_Deprecated, new="--out",
+                           default=argparse.SUPPRESS)
         else:
             e.add_argument("--out", required=True, help="Parquet file: clip_id, embedding, label columns")
         e.set_defaults(func=fn)
@@ -472,7 +505,11 @@ def make_parser() -> argparse.ArgumentParser:
 
     k = sub.add_parser("fsd50k", help=COMMANDS["fsd50k"], description=COMMANDS["fsd50k"])
     ksub = k.add_subparsers(dest="action", metavar="ACTION", required=True)
-    u = ksub.add_parser("unpack", help="extract every archive of the release folder (parts read in place)")
+    unpack = ("extract every archive of the FSD50K release folder (split .zNN parts are read in place, not "
+              "joined): each member goes to a temporary name and is renamed only after its CRC checks; symlink "
+              "members are skipped and named; files already there are kept when identical, never overwritten")
+    u = ksub.add_parser("unpack", help="extract every archive of the release folder (parts read in place)",
+                        description=unpack)
     u.add_argument("dist", help="the folder with FSD50K.dev_audio.z01 … .zip, FSD50K.ground_truth.zip, …")
     u.add_argument("--out", required=True, help="where the FSD50K.* folders go")
     k.set_defaults(func=_cmd_fsd50k)
@@ -490,33 +527,23 @@ def quiet_logging() -> None:
     logging.getLogger("apache_beam.runners.common").setLevel(logging.CRITICAL)
 
 
-def main(argv: list[str] | None = None) -> int:
-    quiet_logging()
-    from mixtape.dataset.card import CardError
-    from mixtape.dataset.names import UnsafeName
-    from mixtape.freesound.client import FreesoundError
-    from mixtape.fsd50k import UnpackError
-    from mixtape.pipelines.build import BuildError
-    from mixtape.report import ReportError
-    from mixtape.spec import SpecError
-    from mixtape.storage import ShardURLError
-    from mixtape.train.checkpoint import CheckpointError
-    from mixtape.train.loop import TrainError
-    from mixtape.train.runs import RunError
-    from mixtape.train.tasks import TaskError
-    from mixtape.train.transfer import ProbeError
-    from mixtape.untrusted import UntrustedInputError
+#: commands that run Beam (and so import it: its import-time notices are silenced first)
+BEAM_COMMANDS = ("build", "demo", "verify")
 
+
+def main(argv: list[str] | None = None) -> int:
     own, beam_args = _split_beam_args(list(sys.argv[1:] if argv is None else argv))
     args = make_parser().parse_args(own)
+    if args.command in BEAM_COMMANDS:
+        quiet_logging()
+    else:
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if beam_args and args.command != "build":
         print(f"mixtape {args.command}: arguments after `--` are Beam options and only `build` takes them",
               file=sys.stderr)
         return 2
     try:
         return args.func(args, beam_args)
-    except (SpecError, BuildError, TrainError, ShardURLError, FileExistsError, FileNotFoundError,
-            FreesoundError, UsageError, CheckpointError, RunError, TaskError, ProbeError, ReportError, CardError,
-            UntrustedInputError, UnsafeName, UnpackError) as e:
+    except (MixtapeError, FileExistsError, FileNotFoundError) as e:  # every error a user can act on
         print(f"mixtape {args.command}: {e}", file=sys.stderr)
         return 2

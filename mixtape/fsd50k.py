@@ -7,11 +7,12 @@ import struct
 import zipfile
 from pathlib import Path
 
+from mixtape.errors import MixtapeError
 from mixtape.splitzip import extract
 from mixtape.untrusted import show
 
 
-class UnpackError(RuntimeError):
+class UnpackError(MixtapeError, RuntimeError):
     """A release that cannot be unpacked; the message names the archive and the problem."""
 
 

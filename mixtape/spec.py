@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from mixtape.errors import MixtapeError
 from mixtape.hashing import canonical_json, sha256_hex
 from mixtape.storage import open_local
 from mixtape.untrusted import brief, show
@@ -27,7 +28,7 @@ SPLIT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
-class SpecError(ValueError):
+class SpecError(MixtapeError, ValueError):
     """A spec problem, or several; each names the field, what is wrong and how to fix it."""
 
     def __init__(self, problems: list[str]):

@@ -18,12 +18,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+from mixtape.errors import MixtapeError
+
 HTTP_TIMEOUT = 60
 #: The largest dataset card a reader accepts (a card lists shards and attribution: megabytes, not gigabytes).
 MAX_CARD_BYTES = 1 << 30
 
 
-class ShardURLError(ValueError):
+class ShardURLError(MixtapeError, ValueError):
     pass
 
 

@@ -13,6 +13,8 @@ import re
 import reprlib
 from typing import Any
 
+from mixtape.errors import MixtapeError
+
 #: The longest text a message quotes from an input; the rest is elided.
 QUOTE_LIMIT = 160
 
@@ -27,7 +29,7 @@ _OBJECT_REPR = re.compile(r"<([A-Za-z_][\w.]*)(?: object)? at 0x[0-9A-Fa-f]+>")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
-class UntrustedInputError(ValueError):
+class UntrustedInputError(MixtapeError, ValueError):
     """An input that cannot be read safely; the message says which and why."""
 
 

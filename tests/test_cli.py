@@ -69,3 +69,51 @@ def test_demo_refuses_to_replace_a_folder_it_did_not_write(tmp_path, capsys):
     (tmp_path / "collection").mkdir()
     assert main(["demo", "--out", str(tmp_path), "--clips", "4", "--steps", "1"]) == 2
     assert "not written by `mixtape demo`" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["build", "--help"], ["--version"]])
+def test_help_and_version_import_nothing_heavy(argv):
+    """Starting a command costs what it uses: --help and --version load neither Beam, torch, librosa nor
+    matplotlib (they made every command take ~4 s to start)."""
+    code = ("import sys\nfrom mixtape.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+            "heavy = [m for m in ('apache_beam', 'torch', 'librosa', 'matplotlib', 'music21') if m in sys.modules]\n"
+            "print('HEAVY', heavy, file=sys.stderr)")
+    r = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True)
+    assert "HEAVY []" in r.stderr, r.stderr[-2000:]
+
+
+def test_train_help_shows_every_default_from_the_config_dataclasses():
+    import argparse
+
+    from mixtape.cli import make_parser
+    from mixtape.train.config import FrontendConfig, TrainConfig
+
+    parser = make_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    train = sub.choices["train"]
+    by_dest = {a.dest: a for a in train._actions if a.help != argparse.SUPPRESS}
+    tc, fc = TrainConfig(shards="", out=""), FrontendConfig()
+    pairs = {"batch_size": tc.batch_size, "lr": tc.lr, "dropout": tc.dropout, "warmup": tc.warmup_steps,
+             "crop_seconds": tc.crop_seconds, "weight_decay": tc.weight_decay, "model": tc.model,
+             "tasks": tc.tasks, "patience": tc.patience, "n_mels": fc.n_mels, "compression": fc.compression,
+             "norm": fc.norm, "workers": tc.num_workers, "seed": tc.seed, "grad_clip": tc.grad_clip}
+    assert {k: by_dest[k].default for k in pairs} == pairs
+    text = train.format_help()
+    for option in ("--batch-size", "--lr", "--dropout", "--warmup", "--n-fft", "--hop"):
+        entry = text[text.index("\n  " + option + " "):]  # its entry in the option list, not the usage line
+        assert "(default:" in " ".join(entry.split()[:30]), option
+    assert "CRC" in sub.choices["fsd50k"].format_help() or "CRC" in run("fsd50k", "unpack", "--help").stdout
+
+
+def test_loader_workers_is_the_dataloader_option_and_old_spellings_still_work(tmp_path, capsys):
+    from mixtape.cli import make_parser
+
+    assert make_parser().parse_args(["train", "--shards", "x", "--out", "y"]).workers == 0
+    args = make_parser().parse_args(["train", "--shards", "x", "--out", "y", "--workers", "2"])
+    assert args.workers == 2 and "--workers is deprecated; use --loader-workers" in capsys.readouterr().err
+    args = make_parser().parse_args(["train", "--shards", "x", "--out", "y", "--loader-workers", "3"])
+    assert args.workers == 3 and capsys.readouterr().err == ""
+    args = make_parser().parse_args(["evaluate", "run", "--shards", "x", "--json", "r.json"])
+    assert args.json == "r.json" and "--json is deprecated; use --out" in capsys.readouterr().err
+    assert make_parser().parse_args(["evaluate", "run", "--shards", "x", "--out", "r.json"]).json == "r.json"
+    assert make_parser().parse_args(["build", "s.yaml", "--out", "d", "--workers", "2"]).workers == 2

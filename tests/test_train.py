@@ -95,7 +95,7 @@ def test_ddp_with_two_gloo_processes(tiny_build, tmp_path):
     run = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "mixtape",
            "train", "--shards", str(out), "--out", str(run), "--steps", "6", "--batch-size", "4",
-           "--crop-seconds", "0.75", "--workers", "1", "--trace", "--threads", "1"]
+           "--crop-seconds", "0.75", "--loader-workers", "1", "--trace", "--threads", "1"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -119,7 +119,7 @@ def test_cli_train_evaluate_embed_probe_baseline(tiny_build, tmp_path, capsys):
     assert "trained 12 steps" in text and "ROC-AUC" in text and "MIREX" in text and "Acc1" in text
 
     assert main(["evaluate", str(run), "--shards", str(out), "--split", "test",
-                 "--json", str(tmp_path / "e.json")]) == 0
+                 "--out", str(tmp_path / "e.json")]) == 0
     text = capsys.readouterr().out
     assert "per tag (clip level)" in text and "confusion genre" in text
     report = json.loads((tmp_path / "e.json").read_text())

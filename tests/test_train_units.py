@@ -289,3 +289,12 @@ def test_a_random_crop_decodes_only_its_frames_and_equals_the_full_crop(fmt, sr,
         slow = crop(decode_audio(data, 16000), 20000, rng_for(1, key))
         assert fast.shape == (20000,) and np.array_equal(fast, slow)
     assert decode_random_crop(data, 16000, 60000, rng_for(1, "x")).shape == (60000,)  # longer than the file: padded
+
+
+def test_tempo_probes_use_the_half_octave_classes_the_readme_documents():
+    import pyarrow as pa
+
+    from mixtape.train.transfer import _label_vector
+
+    bins = _label_vector(pa.table({"tempo": [84.8, 84.9, 100.0, 119.9, 120.0, None]}), "tempo")
+    assert list(bins) == ["60+ bpm", "85+ bpm", "85+ bpm", "85+ bpm", "120+ bpm", None]

@@ -14,6 +14,7 @@ from typing import Any
 
 from mixtape import storage
 from mixtape.dataset.names import CARD_NAME, CLIPS_NAME, INDEX_NAME, PLAN_NAME, REJECTS_NAME, SHARD_NAME, SPLIT_NAME
+from mixtape.errors import MixtapeError
 from mixtape.untrusted import UntrustedInputError, brief, load_json
 
 #: What ``files`` must say: the card names its tables, but a reader never follows a name to elsewhere.
@@ -22,7 +23,7 @@ AUDIO_FORMATS = ("flac", "wav")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
-class CardError(ValueError):
+class CardError(MixtapeError, ValueError):
     """A card that cannot be used; the message names the card, the field and what is wrong."""
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from mixtape.errors import MixtapeError
 from mixtape.untrusted import show
 
 CARD_NAME = "dataset.json"
@@ -40,7 +41,7 @@ PART_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}-[0-9]{6,12}\.tar\.(index|plan)\.p
 TEMP_NAME = re.compile(r"^\.tmp-[0-9a-f]{32}-(.+)$")
 
 
-class UnsafeName(ValueError):
+class UnsafeName(MixtapeError, ValueError):
     """A name read from a dataset file that cannot be one of its files."""
 
 

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from mixtape.errors import MixtapeError
 from mixtape.untrusted import UntrustedInputError, load_json
 
 DEFAULT_API_BASE = "https://freesound.org/apiv2"
@@ -36,7 +37,7 @@ MAX_DOWNLOAD_BYTES = 4 << 30
 DOWNLOAD_DEADLINE = 900.0
 
 
-class FreesoundError(RuntimeError):
+class FreesoundError(MixtapeError, RuntimeError):
     pass
 
 

@@ -27,6 +27,7 @@ from mixtape.dataset.folder import (
     swap_in,
 )
 from mixtape.dataset.names import BUILD_INFO, CARD_NAME, INDEX_NAME
+from mixtape.errors import MixtapeError
 from mixtape.pipelines.ingest import Ingest
 from mixtape.pipelines.manifest import Manifest
 from mixtape.pipelines.plan import Plan
@@ -37,7 +38,7 @@ from mixtape.spec import DatasetSpec
 RUNNERS = ("direct", "portable", "flink", "dataflow")
 
 
-class BuildError(RuntimeError):
+class BuildError(MixtapeError, RuntimeError):
     pass
 
 

@@ -13,11 +13,13 @@ from typing import Any
 
 import torch
 
+from mixtape.errors import MixtapeError
+
 CHECKPOINT = "checkpoint.pt"
 BEST = "best.pt"
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(MixtapeError, RuntimeError):
     pass
 
 

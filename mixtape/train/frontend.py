@@ -12,70 +12,15 @@ every front-end setting and lets augmentation stay in the waveform domain.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
-
 import librosa
 import numpy as np
 import torch
 from torch import nn
 
-COMPRESSIONS = ("log1p", "db")
-NORMS = ("none", "per_frequency", "a_weighting")
-KINDS = ("logmel", "logfreq", "chroma")
-#: the lowest pitch of the log-frequency front-ends when ``f_min`` is 0: C2
-LOGFREQ_F_MIN = 65.406
+from mixtape.train.config import COMPRESSIONS, KINDS, LOGFREQ_F_MIN, NORMS, FrontendConfig
 
-
-@dataclass(frozen=True)
-class FrontendConfig:
-    """Options for the log-mel front-end (ignored by waveform models except ``scale``).
-
-    ``compression``: ``log1p`` is ``log(1 + C * mel)`` with ``C = log_c`` (no -inf, keeps quiet detail;
-    the small-music-model literature found it learns better than dB), ``db`` is ``10 log10`` clipped to
-    ``top_db`` below the maximum. ``norm``: ``per_frequency`` standardises each mel band with statistics
-    accumulated over training (frozen at evaluation); ``a_weighting`` weights each band's power by the
-    A-curve at its centre frequency (loudness as heard) before compression; ``none`` leaves it. ``scale``
-    multiplies the front-end output.
-    """
-
-    n_fft: int = 512
-    hop: int = 256
-    n_mels: int = 64
-    f_min: float = 0.0
-    f_max: float | None = None
-    compression: str = "log1p"
-    log_c: float = 1000.0
-    top_db: float = 80.0
-    norm: str = "per_frequency"
-    scale: float = 1.0
-    #: logmel, logfreq (semitone-spaced bins) or chroma (12 pitch classes)
-    kind: str = "logmel"
-    bins_per_semitone: int = 3
-    octaves: int = 6
-
-    @property
-    def bands(self) -> int:
-        """Frequency rows the front-end outputs."""
-        if self.kind == "logfreq":
-            return 12 * self.octaves * self.bins_per_semitone
-        return 12 if self.kind == "chroma" else self.n_mels
-
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"frontend kind must be one of {', '.join(KINDS)}, not {self.kind!r}")
-        if self.bins_per_semitone < 1 or self.octaves < 1:
-            raise ValueError("frontend needs bins_per_semitone >= 1 and octaves >= 1")
-        if self.compression not in COMPRESSIONS:
-            raise ValueError(f"frontend compression must be one of {', '.join(COMPRESSIONS)}, not {self.compression!r}")
-        if self.norm not in NORMS:
-            raise ValueError(f"frontend norm must be one of {', '.join(NORMS)}, not {self.norm!r}")
-        if self.n_fft < 16 or self.hop < 1 or self.n_mels < 4:
-            raise ValueError("frontend needs n_fft >= 16, hop >= 1 and n_mels >= 4")
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
+__all__ = ["COMPRESSIONS", "KINDS", "LOGFREQ_F_MIN", "NORMS", "FrontendConfig", "LogFrequency", "LogMel", "Waveform",
+           "logfreq_filterbank", "spectral_frontend"]
 
 class Waveform(nn.Module):
     """(batch, samples) -> (batch, 1, samples), scaled."""

@@ -24,59 +24,21 @@ from tqdm import tqdm
 
 from mixtape.dataset.card import read_card, shard_checks, shard_names
 from mixtape.dataset.names import CARD_NAME
+from mixtape.errors import MixtapeError
 from mixtape.hashing import rng_for
 from mixtape.train import distributed as D
 from mixtape.train.checkpoint import BEST, CHECKPOINT, load_checkpoint, save_checkpoint
+from mixtape.train.config import FrontendConfig, TrainConfig
 from mixtape.train.data import ShardStream, StreamStats, StreamTracker, expand_urls, sibling_url
 from mixtape.train.evaluate import evaluate_predictions, predict, score
-from mixtape.train.frontend import FrontendConfig
 from mixtape.train.labels import LabelEncoder
 from mixtape.train.models import ModelSpec, build_model, count_parameters, input_samples, preset_frontend
 from mixtape.train.runs import RunError, dataset_shards
 from mixtape.train.tasks import TaskError, TaskSet
 
 
-class TrainError(RuntimeError):
+class TrainError(MixtapeError, RuntimeError):
     pass
-
-
-@dataclass
-class TrainConfig:
-    shards: str
-    out: str
-    valid_shards: str | None = None
-    card: str | None = None
-    model: str = "shortchunk-small"
-    width: int = 0  # 0 = the preset's width
-    blocks: int = 8  # samplecnn: input 3^(blocks+1) samples
-    tasks: str = "tags"  # comma-separated: tags, key, tempo, class fields, or all
-    frontend: FrontendConfig = field(default_factory=FrontendConfig)
-    steps: int | None = 200  # stop after this many steps (None: run `epochs`)
-    epochs: int | None = None  # exact epochs (not with `resampled`)
-    batch_size: int = 16
-    crop_seconds: float = 2.0
-    crops: int = 1  # random crops per sample
-    lr: float = 3e-3
-    weight_decay: float = 1e-2
-    warmup_steps: int = 20
-    grad_clip: float = 1.0
-    dropout: float = 0.3
-    shuffle_buffer: int = 256
-    resampled: bool = False
-    eval_every: int = 0  # steps; 0 = at the end of each epoch in epoch mode, else only at the end
-    patience: int = 0  # early stopping: evaluations without improvement (0 = off)
-    checkpoint_every: int = 0  # steps; 0 = at evaluations and at the end
-    num_workers: int = 0
-    seed: int = 0
-    threads: int = 0
-    device: str = "auto"
-    amp: bool = True  # mixed precision when on a GPU
-    resume: str | None = None  # a run folder or checkpoint to continue
-    stop_after: int | None = None  # leave after this many steps of *this* process (a planned interruption)
-    trace: bool = False  # write every step's sample keys to trace[-rank<r>].jsonl
-    force: bool = False  # resume even on a dataset with another spec hash or vocabulary
-    verify_remote: bool = False  # check remote shards against the card's sha256 too (local ones always are)
-    clips: str | None = None  # a file of clip ids (one per line): train only on their samples
 
 
 @dataclass

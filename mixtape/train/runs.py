@@ -10,6 +10,7 @@ import torch
 
 from mixtape.dataset.card import CardError, read_card, shard_checks, shard_names
 from mixtape.dataset.names import CARD_NAME
+from mixtape.errors import MixtapeError
 from mixtape.train.baseline import estimate_clip
 from mixtape.train.checkpoint import BEST, CHECKPOINT, checkpoint_path, load_checkpoint
 from mixtape.train.data import ShardStream, StreamStats, expand_urls, sibling_url
@@ -21,7 +22,7 @@ from mixtape.train.tasks import TaskSet
 from mixtape.train.transfer import label_columns, write_table
 
 
-class RunError(RuntimeError):
+class RunError(MixtapeError, RuntimeError):
     pass
 
 

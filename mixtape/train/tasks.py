@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from mixtape.errors import MixtapeError
 from mixtape.labels import key_vocabulary
 from mixtape.train.labels import LabelEncoder, target_to_tempo
 from mixtape.train.metrics import class_metrics, key_metrics, tag_metrics, tempo_metrics
@@ -35,7 +36,7 @@ class Task:
         return 1 if self.kind == "regression" else len(self.labels)
 
 
-class TaskError(ValueError):
+class TaskError(MixtapeError, ValueError):
     pass
 
 

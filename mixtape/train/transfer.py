@@ -18,13 +18,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mixtape import storage
+from mixtape.errors import MixtapeError
 from mixtape.labels import key_vocabulary
 from mixtape.train.labels import LabelEncoder, target_to_tempo
 
 CLASSIFIERS = ("knn", "logreg")
 
 
-class ProbeError(ValueError):
+class ProbeError(MixtapeError, ValueError):
     pass
 
 
