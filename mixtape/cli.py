@@ -58,8 +58,17 @@ def build_summary(card: dict[str, Any]) -> list[str]:
                      + ", ".join(f"{op} {n}" for op, n in aug["ops"].items()) + ")")
     vocab = card["vocabularies"]
     lines.append(f"vocabularies: {len(vocab['tags'])} tags; classes "
-                 + ", ".join(f"{k} ({len(v)})" for k, v in vocab["classes"].items()))
+                 + (", ".join(f"{k} ({len(v)})" for k, v in vocab["classes"].items()) or "none"))
+    lines += [f"WARNING: {w}" for w in empty_splits(card)]
     return lines
+
+
+def empty_splits(card: dict[str, Any]) -> list[str]:
+    """A warning per split without samples (and one for a dataset without any)."""
+    out = [f"split {name} has no samples" for name, s in card["splits"].items() if not s["samples"]]
+    if card["splits"] and all(not s["samples"] for s in card["splits"].values()):
+        out.append("the build wrote no samples at all: see the rejects above (`mixtape inspect` lists them)")
+    return out
 
 
 def _cmd_build(args: argparse.Namespace, beam_args: list[str]) -> int:

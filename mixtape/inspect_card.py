@@ -49,12 +49,23 @@ def _lines(card: dict, index: list[dict], top: int) -> list[str]:
         tags = Counter(t for r in rows for t in r["tags"])
         keys = Counter(r["key_label"] for r in rows if r["key_label"])
         tempi = sorted(r["tempo"] for r in rows if r["tempo"] is not None)
-        lines.append(f"  {split} tags: " + ", ".join(f"{t} {n}" for t, n in tags.most_common(top)))
+        if tags:  # a split without tags gets no empty line
+            lines.append(f"  {split} tags: " + ", ".join(f"{t} {n}" for t, n in tags.most_common(top)))
         if keys:
             lines.append(f"  {split} keys: " + ", ".join(f"{k} {n}" for k, n in keys.most_common(top)))
         if tempi:
             lines.append(f"  {split} tempo: median {tempi[len(tempi) // 2]:.1f} BPM "
                          f"(range {tempi[0]:.1f}–{tempi[-1]:.1f})")
+    vocab = card["vocabularies"]
+    if vocab["tags"]:
+        lines.append(f"tag vocabulary ({len(vocab['tags'])}): " + ", ".join(vocab["tags"][:3 * top])
+                     + (" …" if len(vocab["tags"]) > 3 * top else ""))
+    for fieldname, values in vocab["classes"].items():
+        lines.append(f"class {fieldname} ({len(values)}): " + ", ".join(values[:3 * top])
+                     + (" …" if len(values) > 3 * top else ""))
+    empty = [split for split, s in card["splits"].items() if not s["samples"]]
+    if empty:
+        lines.append("WARNING: " + ", ".join(f"split {s} has no samples" for s in empty))
     families = Counter(licence_family(a["licence"]) for a in card.get("attribution", []))
     lines.append("licences: " + ", ".join(f"{f} {n}" for f, n in sorted(families.items())))
     for name, f in card.get("features", {}).items():

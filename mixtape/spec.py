@@ -147,6 +147,8 @@ class SplitSpec:
     folds: tuple[tuple[str, tuple[str, ...]], ...] = ()
     #: hash (a group's split depends on it alone: stable when inputs are added) or balanced (shares of audio)
     method: str = "hash"
+    #: write a dataset with an empty split instead of failing the build
+    allow_empty: bool = False
 
     def split_of_fold(self, fold: str) -> str | None:
         return next((name for name, values in self.folds if fold in values), None)
@@ -249,6 +251,8 @@ class DatasetSpec:
             del d["snippets"]["max_per_clip"]
         if self.augment.labels == "transform":  # likewise
             del d["augment"]["labels"]
+        if not self.splits.allow_empty:  # likewise
+            del d["splits"]["allow_empty"]
         for source in d["sources"]:
             if source["kind"] == "freesound_dump" and source.get("ac_min_confidence") == 0.5:
                 del source["ac_min_confidence"]  # likewise
@@ -621,7 +625,7 @@ def parse_spec(raw: Any, base_dir: Path | None = None) -> DatasetSpec:
         max_per_clip=r.number(sn, "max_per_clip", "snippets", 0, lo=0, hi=10**9, integer=True),
     )
 
-    sp = r.mapping(top.get("splits"), "splits", {"group_by", "fractions", "folds", "method"})
+    sp = r.mapping(top.get("splits"), "splits", {"group_by", "fractions", "folds", "method", "allow_empty"})
     group_by = r.choice(sp, "group_by", "splits", "clip", GROUP_FIELDS)
     split_method = r.choice(sp, "method", "splits", "hash", ("hash", "balanced"))
     folds: list[tuple[str, tuple[str, ...]]] = []
@@ -663,8 +667,13 @@ def parse_spec(raw: Any, base_dir: Path | None = None) -> DatasetSpec:
             r.fail("splits.fractions", f"must add up to 1; they add up to {total:g}")
     if fractions and "train" not in dict(fractions):
         r.fail("splits.fractions", "needs a `train` split")
+    allow_empty = sp.get("allow_empty", False)
+    if not isinstance(allow_empty, bool):
+        r.fail("splits.allow_empty", f"must be true or false; got {brief(allow_empty)}")
+        allow_empty = False
     splits = SplitSpec(group_by=group_by, fractions=tuple(fractions) or SplitSpec.fractions, folds=tuple(folds),
-                       method=split_method)
+                       method=split_method,
+                       allow_empty=allow_empty)
 
     au = r.mapping(top.get("augment"), "augment", {"variants", "keep_original", "splits", "chain", "mix_with",
                                                    "impulse_responses", "labels"})

@@ -92,8 +92,14 @@ def check(dataset: str) -> tuple[VerifyReport, dict[str, Any]]:
     fmt = card["audio"]["format"]
     index_path = storage.join(dataset, INDEX_NAME)
     index = storage.read_parquet(index_path).to_pylist() if storage.exists(index_path) else []
-    if not index:
-        report.problems.append(f"{INDEX_NAME} is missing or empty")
+    expected = sum(int(s["samples"]) for s in card["splits"].values())
+    if not storage.exists(index_path):
+        report.problems.append(f"{INDEX_NAME} is missing")
+    elif not index and expected:
+        report.problems.append(f"{INDEX_NAME} is empty, but the card lists {expected} samples")
+    for split, info in card["splits"].items():  # the card says so: a note, not damage
+        if not info["samples"]:
+            report.notes.append(f"split {split} has no samples (its build allowed it: splits.allow_empty)")
     by_shard: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in index:
         by_shard[r["shard"]].append(r)

@@ -146,12 +146,26 @@ def test_missing_source_folder_is_a_config_error(tmp_path):
         build(spec, str(tmp_path / "out"))
 
 
-def test_a_build_where_every_clip_is_rejected_still_writes_its_card(tmp_path):
+def test_a_build_where_every_clip_is_rejected_fails_unless_allowed_and_later_commands_say_why(tmp_path, capsys):
+    from mixtape.cli import main
+
     (tmp_path / "audio").mkdir()
     (tmp_path / "audio" / "empty.wav").write_bytes(b"")
     (tmp_path / "audio" / "text.flac").write_text("not audio at all")
-    spec = parse_spec({"name": "bad", "seed": 1, "sources": [{"kind": "folder", "path": "audio"}]}, tmp_path)
+    raw = {"name": "bad", "seed": 1, "sources": [{"kind": "folder", "path": "audio"}]}
+    with pytest.raises(BuildError, match=r"splits test, train, valid would have no samples \(0 clips used, 2 "
+                                         r"rejected: empty_file 1, undecodable 1\); nothing was written"):
+        build(parse_spec(raw, tmp_path), str(tmp_path / "out"))
+    assert not (tmp_path / "out" / "dataset.json").exists()
+    spec = parse_spec({**raw, "splits": {"allow_empty": True}}, tmp_path)
     card = build(spec, str(tmp_path / "out"))
+    out = str(tmp_path / "out")
+    assert main(["train", "--shards", out, "--out", str(tmp_path / "run")]) == 2
+    assert "split train has no samples" in capsys.readouterr().err  # not an IndexError
+    assert main(["inspect", out]) == 0
+    assert "WARNING: split test has no samples, split train has no samples" in capsys.readouterr().out
+    assert main(["verify", out]) == 0
+    assert "note: split valid has no samples" in capsys.readouterr().out
     acc = card["accounting"]
     assert (acc["clips_in"], acc["clips_used"], acc["clips_rejected"]) == (2, 0, 2)
     assert acc["rejects_by_reason"] == {"empty_file": 1, "undecodable": 1}

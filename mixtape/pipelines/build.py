@@ -16,6 +16,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 
 from mixtape import storage
+from mixtape.dataset.card import read_card
 from mixtape.dataset.folder import (
     BuildLock,
     OutputError,
@@ -232,6 +233,22 @@ def check_sources(spec: DatasetSpec) -> None:
                                      f"relative to its `path`, {src.root})")
 
 
+def refuse_empty_splits(spec: DatasetSpec, card: dict[str, Any], out_dir: str, had_dataset: bool) -> None:
+    """A split without samples is an error unless the spec says ``splits.allow_empty: true``: training and
+    evaluation on it would fail later, and far from the cause (which the rejects name)."""
+    empty = [name for name, s in card["splits"].items() if not s["samples"]]
+    if not empty or spec.splits.allow_empty:
+        return
+    clean_staging(out_dir)
+    acc = card["accounting"]
+    reasons = ", ".join(f"{r} {n}" for r, n in acc["rejects_by_reason"].items()) or "none"
+    kept = "the previous dataset there is unchanged" if had_dataset else "nothing was written"
+    raise BuildError(f"{'split' if len(empty) == 1 else 'splits'} {', '.join(empty)} would have no samples "
+                     f"({acc['clips_used']} clips used, "
+                     f"{acc['clips_rejected']} rejected: {reasons}); {kept}. Add clips, change splits.fractions, "
+                     "or set splits.allow_empty: true to write it anyway")
+
+
 def _count_reject(reject: Any) -> None:
     Metrics.counter("mixtape", f"rejected_{reject.reason}").inc()
 
@@ -311,6 +328,7 @@ def _build_locked(spec: DatasetSpec, out_dir: str, cfg: RunnerConfig, overwrite:
     metrics = counters(result)
     for name, value in metrics.items():
         log(f"metric {name}: {value}")
+    refuse_empty_splits(spec, read_card(storage.join(stage, CARD_NAME)), out_dir, existing.has_dataset)
     card = swap_in(out_dir, existing)
     info = {"runner": cfg.runner, "workers": cfg.workers, "cache_mb": cfg.cache_mb, "beam_args": list(cfg.beam_args),
             "wall_seconds": round(seconds, 2), "spec_hash": card["spec_hash"],

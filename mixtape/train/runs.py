@@ -35,6 +35,9 @@ def dataset_shards(spec: str, split: str) -> tuple[dict[str, Any], list[str]]:
         card = _card(f"{base}/{CARD_NAME}", f"{spec} is neither shard URLs nor a dataset folder")
         if split not in card["splits"]:
             raise RunError(f"the dataset has no {split!r} split; it has: {', '.join(card['splits'])}")
+        if not card["splits"][split]["samples"]:
+            raise RunError(f"split {split} has no samples in {base} (its build rejected or left out every clip "
+                           "of it: `mixtape inspect` lists the rejects)")
         return card, [f"{base}/{name}" for name in shard_names(card, split)]
     urls = expand_urls(spec)
     return _card(sibling_url(urls[0], CARD_NAME), "no dataset card beside the shards"), urls
