@@ -157,6 +157,8 @@ def _cmd_evaluate(args: argparse.Namespace, beam_args: list[str]) -> int:
     from mixtape.train.runs import evaluate_run
 
     loaded, report = evaluate_run(args.run, args.shards, args.split, args.batch_size, args.workers)
+    for warning in report.get("warnings", []):
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"run {loaded.path} (step {loaded.step}, {loaded.spec.preset})")
     for line in format_report(loaded.tasks, report):
         print(line)

@@ -57,11 +57,15 @@ def test_a_resumed_run_sees_the_same_remaining_samples_and_losses(tiny_build, ht
     rest = train(_cfg(base, tmp_path / "part", resume=str(tmp_path / "part"), **kw), **QUIET)
     assert rest.steps == 30
     assert _trace(tmp_path / "part") == _trace(tmp_path / "full")  # same samples, same order, after the break too
-    assert rest.losses == full.losses[11:]  # and bit-identical training (optimiser, schedule, RNG restored)
+    assert rest.losses == full.losses  # bit-identical training (optimiser, schedule, RNG restored), and the
+    # summary describes the whole run, whatever the interruptions
+    assert (rest.first_loss, rest.final_loss, rest.samples) == (full.first_loss, full.final_loss, full.samples)
+    whole = json.loads((tmp_path / "part" / "metrics.json").read_text())
+    assert whole["losses"] == json.loads((tmp_path / "full" / "metrics.json").read_text())["losses"]
     assert load_checkpoint(tmp_path / "part", "checkpoint.pt")["stream"][0]["epoch"] >= 1
     mid = train(_cfg(base, tmp_path / "mid", stop_after=3, **kw), **QUIET)
     assert mid.interrupted and load_checkpoint(tmp_path / "mid")["stream"][0]["positions"]
-    with pytest.raises(TrainError, match="--workers 2"):  # positions are per loader worker: same count needed
+    with pytest.raises(TrainError, match="--loader-workers 2"):  # positions are per loader worker: same count
         train(_cfg(base, tmp_path / "mid", resume=str(tmp_path / "mid"), **{**kw, "num_workers": 0}), **QUIET)
 
 
@@ -229,3 +233,82 @@ def test_resuming_on_another_dataset_is_refused_naming_both_hashes(tiny_build, t
         assert ("the tags vocabulary differs" in err) == vocab
     result = train(_cfg(str(tmp_path / "rehashed"), run, steps=10, resume=str(run), force=True), **QUIET)
     assert result.steps == 10
+
+
+def test_a_finished_run_says_so_and_extends_only_when_asked(tiny_build, tmp_path, capsys):
+    out, _ = tiny_build
+    run = tmp_path / "run"
+    done = train(_cfg(str(out), run, steps=12), **QUIET)
+    summary = (run / "metrics.json").read_text()
+    for steps in (12, 8):  # the same budget, or a smaller one: nothing to do, and the summary untouched
+        with pytest.raises(TrainError, match="is a finished run \\(12 steps"):
+            train(_cfg(str(out), run, steps=steps, resume=str(run)), **QUIET)
+    assert (run / "metrics.json").read_text() == summary
+    more = train(_cfg(str(out), run, steps=16, resume=str(run)), **QUIET)
+    assert more.steps == 16 and len(more.losses) == 16 and more.losses[:12] == done.losses
+    epochs = tmp_path / "epochs"
+    train(_cfg(str(out), epochs, steps=None, epochs=2), **QUIET)
+    with pytest.raises(TrainError, match="finished run"):
+        train(_cfg(str(out), epochs, steps=None, epochs=2, resume=str(epochs)), **QUIET)
+
+
+def test_the_last_evaluation_runs_once_and_counts_once_for_patience(tiny_build, tmp_path):
+    out, card = tiny_build
+    per_epoch = card["splits"]["train"]["samples"] // 8
+    run = tmp_path / "run"
+    r = train(_cfg(str(out), run, steps=None, epochs=3, batch_size=8, eval_every=per_epoch, patience=1), **QUIET)
+    evals = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if '"eval"' in x]
+    steps = [e["step"] for e in evals]
+    assert len(steps) == len(set(steps)), steps  # no step evaluated twice
+    assert r.steps in steps
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_the_planned_step_count_is_the_steps_run(tiny_build, tmp_path, workers):
+    out, _ = tiny_build
+    lines: list[str] = []
+    r = train(_cfg(str(out), tmp_path / f"w{workers}", steps=None, epochs=2, batch_size=8, num_workers=workers),
+              log=lines.append)
+    planned = next(int(x.split("/")[1].split()[0]) for x in lines if x.startswith("step "))
+    assert planned == r.steps, lines
+    banner = lines[0]
+    assert ("2 loader worker process(es)" if workers else "in-process loading") in banner, banner
+
+
+def test_a_split_smaller_than_a_batch_says_so(tiny_build, tmp_path):
+    out, card = tiny_build
+    n = card["splits"]["train"]["samples"]
+    with pytest.raises(TrainError, match=f"the train shards hold {n} samples, fewer than one batch of "
+                                         f"--batch-size {n + 1}"):
+        train(_cfg(str(out), tmp_path / "run", batch_size=n + 1), **QUIET)
+
+
+def test_samples_shorter_than_the_crop_are_counted_and_named(tiny_build, tmp_path):
+    out, _ = tiny_build  # 1 s snippets
+    lines: list[str] = []
+    r = train(_cfg(str(out), tmp_path / "run", steps=None, epochs=1, crop_seconds=1.5), log=lines.append)
+    assert r.stream["short"] == r.stream["samples"] > 0
+    assert any(f"{r.stream['short']} of {r.stream['samples']} samples read were shorter than the 1.50 s input" in x
+               for x in lines), lines
+    quiet: list[str] = []
+    assert train(_cfg(str(out), tmp_path / "ok", steps=None, epochs=1), log=quiet.append).stream["short"] == 0
+    assert not any("shorter than" in x for x in quiet)
+
+
+def test_evaluating_on_a_dataset_with_other_vocabularies_warns_naming_the_differences(tiny_build, tmp_path, capsys):
+    import shutil
+
+    out, _ = tiny_build
+    run = tmp_path / "run"
+    train(_cfg(str(out), run, steps=4, tasks="tags,genre"), **QUIET)
+    other = tmp_path / "other"
+    shutil.copytree(out, other, ignore=shutil.ignore_patterns("report"))
+    doc = json.loads((other / "dataset.json").read_text())
+    dropped = doc["vocabularies"]["tags"][0]
+    doc["vocabularies"]["tags"] = [*doc["vocabularies"]["tags"][1:], "zither"]
+    (other / "dataset.json").write_text(json.dumps(doc))
+    assert main(["evaluate", str(run), "--shards", str(other)]) == 0
+    err = capsys.readouterr().err
+    assert f"tags: only in the run {dropped}; only in the dataset zither" in err, err
+    assert main(["evaluate", str(run), "--shards", str(out)]) == 0
+    assert "vocabularies differ" not in capsys.readouterr().err

@@ -80,6 +80,12 @@ def _checked(f: sf.SoundFile) -> sf.SoundFile:
     return f
 
 
+def _frames_at(data: bytes, sample_rate: int) -> int:
+    """A member's length in frames at ``sample_rate`` (from its header)."""
+    info = sf.info(io.BytesIO(data))
+    return info.frames * sample_rate // info.samplerate
+
+
 def decode_audio(data: bytes, sample_rate: int) -> np.ndarray:
     """Mono float32 at ``sample_rate`` from encoded bytes, decoded in memory (no temporary files)."""
     with _checked(sf.SoundFile(io.BytesIO(data))) as f:
@@ -159,24 +165,27 @@ class StreamStats:
     samples: int = 0
     corrupt: int = 0
     skipped_members: int = 0
+    #: samples shorter than the crop (padded with silence to it)
+    short: int = 0
     errors: list[str] = field(default_factory=list)
 
     def add(self, other: dict[str, Any]) -> None:
         self.samples += int(other.get("samples", 0))
         self.corrupt += int(other.get("corrupt", 0))
         self.skipped_members += int(other.get("skipped_members", 0))
+        self.short += int(other.get("short", 0))
         room = MAX_ERRORS - len(self.errors)
         if room > 0:
             self.errors.extend(list(other.get("errors", []))[:room])
 
     def as_dict(self) -> dict[str, Any]:
         return {"samples": self.samples, "corrupt": self.corrupt, "skipped_members": self.skipped_members,
-                "errors": list(self.errors)}
+                "short": self.short, "errors": list(self.errors)}
 
     def take(self) -> dict[str, Any]:
         """The counts so far, resetting them in place (readers hold a reference to this object)."""
         out = self.as_dict()
-        self.samples = self.corrupt = self.skipped_members = 0
+        self.samples = self.corrupt = self.skipped_members = self.short = 0
         self.errors.clear()
         return out
 
@@ -327,6 +336,9 @@ class ShardStream(IterableDataset):
                 raise ValueError("sample json is not an object")
             targets = self.encoder.encode(doc.get("labels") or {})
             crops = self._crops(raw.key, raw.audio)
+            length = self.crop_samples
+            if self.crop == "random" and length and _frames_at(raw.audio, self.sample_rate) < length:
+                stats.short += 1
         except Exception as e:  # any undecodable sample is skipped and counted
             stats.corrupt += 1
             _note(stats, f"{show(raw.url)} {show(raw.key)}: {type(e).__name__}: {show(e)}")

@@ -29,7 +29,7 @@ from mixtape.hashing import rng_for
 from mixtape.train import distributed as D
 from mixtape.train.checkpoint import BEST, CHECKPOINT, load_checkpoint, save_checkpoint
 from mixtape.train.config import FrontendConfig, TrainConfig
-from mixtape.train.data import ShardStream, StreamStats, StreamTracker, expand_urls, sibling_url
+from mixtape.train.data import ShardStream, StreamStats, StreamTracker, expand_urls, shard_slot, sibling_url
 from mixtape.train.evaluate import evaluate_predictions, predict, score
 from mixtape.train.labels import LabelEncoder
 from mixtape.train.models import ModelSpec, build_model, count_parameters, input_samples, preset_frontend
@@ -221,16 +221,23 @@ def _train(cfg: TrainConfig, dd: D.Dist, log: Callable[[str], None]) -> TrainRes
     logger.say(f"model {cfg.model} (width {spec.resolved_width}): {n_params:,} parameters; tasks "
                + ", ".join(f"{t.name} ({t.size})" for t in tasks.tasks)
                + f"; input {window} samples ({window / sr:.2f} s at {sr} Hz); {len(train_urls)} train shards, "
-               f"{len(valid_urls)} valid shards; {dd.world_size} rank(s) x {max(1, cfg.num_workers)} loader worker(s)")
+               f"{len(valid_urls)} valid shards; {dd.world_size} rank(s) x "
+               + (f"{cfg.num_workers} loader worker process(es)" if cfg.num_workers else "in-process loading"))
     if not cfg.resampled and len(train_urls) < shard_slots:
         logger.say(f"warning: {len(train_urls)} shards for {shard_slots} reader slots: some readers stay idle; "
                    "build with a smaller shards.max_samples for more shards")
-    per_epoch = _steps_per_epoch(card, train_urls, cfg, dd.world_size)
-    total = cfg.steps if cfg.steps is not None else (cfg.epochs or 1) * (per_epoch or 0)
-    if cfg.steps is None and not per_epoch:
+    per_epoch = [_steps_per_epoch(card, train_urls, cfg, dd.world_size, e) for e in range(cfg.epochs or 1)]
+    planned = None if any(n is None for n in per_epoch) else sum(n for n in per_epoch if n is not None)
+    total = cfg.steps if cfg.steps is not None else (planned or 0)
+    if cfg.steps is None and not planned:
         raise TrainError("cannot size --epochs: the dataset card lists none of these shards; give --steps")
-    if cfg.epochs is not None and per_epoch is not None and cfg.steps is not None:
-        total = min(cfg.steps, cfg.epochs * per_epoch)
+    if cfg.epochs is not None and planned is not None and cfg.steps is not None:
+        total = min(cfg.steps, planned)
+    if planned == 0:
+        n = samples_in(card, train_urls) or 0
+        raise TrainError(f"the train shards hold {n} samples, fewer than one batch of --batch-size "
+                         f"{cfg.batch_size} per reader ({dd.world_size} rank(s) x {max(1, cfg.num_workers)} "
+                         "loader slot(s)): lower --batch-size or --loader-workers, or build more samples")
     # `total` sizes the schedule; the run ends at --steps, or when --epochs are exhausted (an exact epoch's
     # step count can fall a little short of the estimate when a rank or worker ends early)
     step_limit = cfg.steps if cfg.steps is not None else math.inf
@@ -256,6 +263,8 @@ def _train(cfg: TrainConfig, dd: D.Dist, log: Callable[[str], None]) -> TrainRes
     stream_state: dict[str, Any] | None = None
     history: list[dict[str, Any]] = []
     samples_before = 0
+    earlier_losses: list[float] = []  # losses of the run's earlier invocations (a resumed run)
+    epoch_stats_before: dict[str, Any] = {}  # the interrupted epoch's stream counts so far
     if resume is not None:
         model.load_state_dict(resume["model"])
         opt.load_state_dict(resume["optimizer"])
@@ -271,15 +280,21 @@ def _train(cfg: TrainConfig, dd: D.Dist, log: Callable[[str], None]) -> TrainRes
         epoch = int(stream_state["epoch"])
         if stream_state.get("positions") and int(stream_state.get("num_workers", 1)) != max(1, cfg.num_workers):
             raise TrainError(f"the checkpoint stopped mid-epoch with {stream_state['num_workers']} loader "
-                             f"worker(s); resume with --workers {stream_state['num_workers']}")
+                             f"worker(s); resume with --loader-workers {stream_state['num_workers']}")
         rng = resume.get("rng", [])
         if dd.rank < len(rng):
             torch.set_rng_state(rng[dd.rank])
         history = list(resume.get("history", []))
+        earlier_losses = [float(x) for x in resume.get("losses", [])]
+        epoch_stats_before = dict(resume.get("epoch_stream") or {}) if stream_state.get("positions") else {}
+        finished_epochs = cfg.epochs is not None and epoch >= cfg.epochs
+        if step >= step_limit or finished_epochs:
+            raise TrainError(f"{cfg.resume} is a finished run ({step} steps, {epoch} epoch(s)): nothing to "
+                             f"resume; pass a larger --steps (or --epochs) than it ran to extend it")
         logger.say(f"resumed from {cfg.resume} at step {step}, epoch {epoch}")
 
     loss_parts: dict[str, list[float]] = {}
-    losses: list[float] = []
+    losses: list[float] = list(earlier_losses)  # the whole run's, so summaries and windows ignore interruptions
     samples = 0
     stats_total = StreamStats()
     started = time.monotonic()
@@ -289,6 +304,9 @@ def _train(cfg: TrainConfig, dd: D.Dist, log: Callable[[str], None]) -> TrainRes
     steps_this_run = 0
     stopped_early = interrupted = False
     trace = open(out / (f"trace-rank{dd.rank}.jsonl" if dd.enabled else "trace.jsonl"), "a") if cfg.trace else None
+
+    finished = False  # set once the run has reached its end: a resume then has nothing to do
+    epoch_stream: dict[str, Any] = {}  # this epoch's stream counts at the last checkpoint
 
     def checkpoint(tracker_state: dict[str, Any], name: str = CHECKPOINT) -> str:
         states = D.gather(dd, tracker_state)
@@ -300,6 +318,7 @@ def _train(cfg: TrainConfig, dd: D.Dist, log: Callable[[str], None]) -> TrainRes
                 "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                 "scaler": scaler.state_dict(), "rng": rngs, "stream": states, "step": step, "samples": total_samples,
                 "best": best, "bad_evals": bad_evals, "history": history, "config": _config_dict(cfg),
+                "losses": losses, "finished": finished, "epoch_stream": epoch_stream,
                 "model_spec": spec.as_dict(), "tasks": tasks.as_list(), "window": window,
                 "vocabularies": {"tags": encoder.tags, "classes": encoder.classes, "key": encoder.keys},
                 "dataset": {"name": card.get("name"), "version": card.get("version"),
@@ -330,11 +349,15 @@ def _train(cfg: TrainConfig, dd: D.Dist, log: Callable[[str], None]) -> TrainRes
         return report
 
     last_report: dict[str, Any] | None = None
+    last_eval_step = -1
     final_state: dict[str, Any] = stream_state or {"epoch": epoch}
     done = step >= step_limit
     while not done:
         stream.set_epoch(epoch, stream_state)
         tracker = StreamTracker(max(1, cfg.num_workers), epoch, stream_state)
+        if epoch_stats_before:  # the interrupted epoch's counts before the break belong to this epoch
+            tracker.stats.add(epoch_stats_before)
+            epoch_stats_before = {}
         stream_state = None
         # the loader gets its own generator: drawing worker seeds from the global RNG would shift the dropout
         # sequence of a resumed run (the stream itself is seeded by sample keys, not by torch)
@@ -383,12 +406,14 @@ def _train(cfg: TrainConfig, dd: D.Dist, log: Callable[[str], None]) -> TrainRes
             evaluated = False
             if cfg.eval_every and step % cfg.eval_every == 0 and step < total:
                 last_report = run_eval()
+                last_eval_step = step
                 evaluated = True
                 if last_report["improved"]:
                     checkpoint(tracker.state(), BEST)
                 if cfg.patience and bad_evals >= cfg.patience:
                     stopped_early = True
             if (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or evaluated:
+                epoch_stream = tracker.stats.as_dict()
                 checkpoint(tracker.state())
             if step >= step_limit or stopped_early:
                 done = True
@@ -406,11 +431,13 @@ def _train(cfg: TrainConfig, dd: D.Dist, log: Callable[[str], None]) -> TrainRes
             if tracker.stats.corrupt:
                 logger.say(f"epoch {epoch}: skipped {tracker.stats.corrupt} corrupt sample(s)/shard(s): "
                            + "; ".join(tracker.stats.errors[:3]))
+
             epoch += 1
             if cfg.epochs is not None and epoch >= cfg.epochs:
                 done = True
             if not cfg.eval_every and cfg.steps is None and not done:
                 last_report = run_eval()
+                last_eval_step = step
                 if last_report["improved"]:
                     checkpoint({"epoch": epoch}, BEST)
                 if cfg.patience and bad_evals >= cfg.patience:
@@ -422,10 +449,12 @@ def _train(cfg: TrainConfig, dd: D.Dist, log: Callable[[str], None]) -> TrainRes
     if trace is not None:
         trace.close()
     elapsed = time.monotonic() - started
-    if not interrupted:
+    if not interrupted and last_eval_step != step:  # an evaluation at this very step is not repeated
         last_report = run_eval()
         if last_report["improved"]:
             checkpoint(final_state, BEST)
+    finished = not interrupted
+    epoch_stream = tracker.stats.as_dict() if interrupted and final_state.get("positions") else {}
     ckpt = checkpoint(final_state)
     window_n = max(1, min(20, len(losses) // 4))
     result = TrainResult(
@@ -441,6 +470,10 @@ def _train(cfg: TrainConfig, dd: D.Dist, log: Callable[[str], None]) -> TrainRes
                        "history": history, "config": _config_dict(cfg)}, f, indent=1, default=float)
         if stats_total.corrupt:
             logger.say(f"skipped {stats_total.corrupt} corrupt sample(s)/shard(s) in training")
+        if stats_total.short:
+            logger.say(f"warning: {stats_total.short} of {stats_total.samples} samples read were shorter than the "
+                       f"{window / sr:.2f} s input and were padded with silence: lower --crop-seconds or build "
+                       "longer snippets")
     logger.close()
     return result
 
@@ -455,11 +488,24 @@ def _next_real(loader: Any, tracker: StreamTracker) -> dict[str, Any] | None:
     return None
 
 
-def _steps_per_epoch(card: dict[str, Any], urls: list[str], cfg: TrainConfig, world: int) -> int | None:
-    n = samples_in(card, urls)
-    if n is None:
-        return None
-    return max(1, (n * max(1, cfg.crops)) // (world * cfg.batch_size))
+def _steps_per_epoch(card: dict[str, Any], urls: list[str], cfg: TrainConfig, world: int, epoch: int = 0
+                     ) -> int | None:
+    """Optimiser steps of one epoch, exactly: each (rank, loader worker) slot reads its shards of the epoch's
+    deal and drops its last partial batch, and ranks stop together when the first runs out. None when the
+    card does not list every shard, or a clip list leaves samples out (then only the stream knows)."""
+    counts = {s["name"]: int(s["samples"]) for split in card.get("splits", {}).values() for s in split["shards"]}
+    if cfg.clips or cfg.resampled or any(u.rsplit("/", 1)[-1] not in counts for u in urls):
+        n = samples_in(card, urls)
+        return None if n is None else max(1, (n * max(1, cfg.crops)) // (world * cfg.batch_size))
+    workers = max(1, cfg.num_workers)
+    per_rank = []
+    for rank in range(world):
+        steps = 0
+        for w in range(workers):
+            n = sum(counts[u.rsplit("/", 1)[-1]] for u in shard_slot(urls, epoch, cfg.seed, rank, world, w, workers))
+            steps += (n * max(1, cfg.crops)) // cfg.batch_size
+        per_rank.append(steps)
+    return min(per_rank)
 
 
 def _config_dict(cfg: TrainConfig) -> dict[str, Any]:

@@ -76,15 +76,36 @@ class LoadedRun:
             raise RunError(f"the shards are at {sr} Hz but the model was trained at {self.spec.sample_rate} Hz")
 
 
+def vocabulary_differences(run: LabelEncoder, card: dict[str, Any]) -> list[str]:
+    """How a run's vocabularies differ from a dataset's: labels one has and the other lacks are scored as
+    absent (their columns print as dashes), so a user must hear about it."""
+    data = LabelEncoder.from_card(card)
+    out = []
+
+    def diff(what: str, ours: list[str], theirs: list[str]) -> None:
+        only_run, only_data = sorted(set(ours) - set(theirs)), sorted(set(theirs) - set(ours))
+        if only_run or only_data:
+            out.append(f"{what}: only in the run {', '.join(only_run) or '-'}; only in the dataset "
+                       f"{', '.join(only_data) or '-'}")
+
+    diff("tags", run.tags, data.tags)
+    for name in sorted(set(run.classes) | set(data.classes)):
+        diff(f"class {name}", run.classes.get(name, []), data.classes.get(name, []))
+    return out
+
+
 def evaluate_run(run: str, shards: str, split: str = "valid", batch_size: int = 32,
                  workers: int = 0) -> tuple[LoadedRun, dict[str, Any]]:
     loaded = LoadedRun(run)
     card, urls = dataset_shards(shards, split)
     loaded.check_rate(card)
+    warnings = vocabulary_differences(loaded.encoder, card)
     with torch.inference_mode():
         pred = predict(loaded.model, loaded.tasks, urls, loaded.encoder, loaded.spec.sample_rate, loaded.window,
                        batch_size=batch_size, num_workers=workers, expected=shard_checks(card, urls))
-    return loaded, evaluate_predictions(loaded.tasks, pred)
+    report = evaluate_predictions(loaded.tasks, pred)
+    report["warnings"] = [f"the dataset's vocabularies differ from the run's: {w}" for w in warnings]
+    return loaded, report
 
 
 def embed_run(run: str, shards: str, out: str, split: str = "valid", batch_size: int = 32,
