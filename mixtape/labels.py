@@ -63,6 +63,17 @@ DESCRIPTORS = (("lowlevel", "average_loudness"), ("lowlevel", "dynamic_complexit
                ("tonal", "key_strength"), ("rhythm", "danceability"), ("rhythm", "onset_rate"))
 
 
+#: AcousticBrainz high-level genre models answer in codes; their names, so that `jaz` from a model and `jazz`
+#: from a folder are one class. The codes stay in ``labels.extra.acousticbrainz_genre_codes``.
+GENRE_CODES: dict[str, dict[str, str]] = {
+    "genre_rosamerica": {"cla": "classical", "dan": "dance", "hip": "hiphop", "jaz": "jazz", "pop": "pop",
+                         "rhy": "rnb", "roc": "rock", "spe": "speech"},
+    "genre_tzanetakis": {"blu": "blues", "cla": "classical", "cou": "country", "dis": "disco", "hip": "hiphop",
+                         "jaz": "jazz", "met": "metal", "pop": "pop", "reg": "reggae", "roc": "rock"},
+    "genre_electronic": {"amb": "ambient", "dnb": "drumandbass", "hou": "house", "tec": "techno", "tra": "trance"},
+}
+
+
 def labels_from_acousticbrainz(lowlevel: Mapping[str, Any] | None, highlevel: Mapping[str, Any] | None,
                                threshold: float = 0.0, moods: bool = True) -> dict[str, Any]:
     """Key, tempo, genre and moods from AcousticBrainz low- and high-level documents (either may be missing).
@@ -91,7 +102,10 @@ def labels_from_acousticbrainz(lowlevel: Mapping[str, Any] | None, highlevel: Ma
         confident = {name: v["value"] for name, v in sorted(models.items())
                      if isinstance(v, Mapping) and isinstance(v.get("value"), str)
                      and float(v.get("probability", 1.0)) >= threshold}
-        genres = {k: v for k, v in confident.items() if k.startswith("genre_")}
+        codes = {k: v for k, v in confident.items() if k.startswith("genre_")}
+        genres = {k: GENRE_CODES.get(k, {}).get(v, v) for k, v in codes.items()}
+        if any(genres[k] != codes[k] for k in codes):
+            labels["extra"]["acousticbrainz_genre_codes"] = {k: v for k, v in codes.items() if genres[k] != v}
         labels["classes"].update(genres)
         main = genres.get("genre_rosamerica") or (next(iter(genres.values())) if len(genres) == 1 else None)
         if main:
@@ -128,3 +142,14 @@ def build_vocabularies(clip_labels: Iterable[Mapping[str, Any]], tag_min_count: 
         "classes": {f: sorted(v) for f, v in sorted(classes.items())},
         "key": key_vocabulary(),
     }
+
+
+def map_values(labels: Mapping[str, Any], value_map: Mapping[str, Mapping[str, str]]) -> dict[str, Any]:
+    """Labels with the spec's ``labels.map`` applied: class values (and tags, under ``tags``) renamed."""
+    if not value_map:
+        return dict(labels)
+    out = dict(labels)
+    out["classes"] = {f: value_map.get(f, {}).get(v, v) for f, v in (labels.get("classes") or {}).items()}
+    if "tags" in value_map:
+        out["tags"] = normalise_tags(value_map["tags"].get(t, t) for t in labels.get("tags") or [])
+    return out

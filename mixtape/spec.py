@@ -195,6 +195,11 @@ class LabelSpec:
     tag_min_count: int = 1
     #: class field -> the values allowed; a clip with another value is rejected (label_not_in_vocabulary)
     class_values: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    #: class field (or ``tags``) -> {value: replacement}: one spelling for values sources spell differently
+    value_map: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+
+    def map_value(self, fieldname: str, value: str) -> str:
+        return dict(dict(self.value_map).get(fieldname, ())).get(value, value)
 
 
 @dataclass(frozen=True)
@@ -245,7 +250,8 @@ class DatasetSpec:
         ]
         d["augment"]["splits"] = list(self.augment.splits)
         d["labels"] = {"tags": {"min_count": self.labels.tag_min_count},
-                       "classes": {k: list(v) for k, v in self.labels.class_values}}
+                       "classes": {k: list(v) for k, v in self.labels.class_values},
+                       **({"map": {k: dict(v) for k, v in self.labels.value_map}} if self.labels.value_map else {})}
         d["sources"] = [{"kind": s.kind, "name": s.name, "path": s.path, **s.options} for s in self.sources]
         if not self.snippets.max_per_clip:  # added later: absent when unset, so earlier spec hashes still hold
             del d["snippets"]["max_per_clip"]
@@ -726,7 +732,7 @@ def parse_spec(raw: Any, base_dir: Path | None = None) -> DatasetSpec:
                f"{shards.max_samples} sample(s) would need about n^2 ranges for n samples); raise it, or set "
                "shards.scheme: balanced for shards this small")
 
-    lb = r.mapping(top.get("labels"), "labels", {"tags", "classes"})
+    lb = r.mapping(top.get("labels"), "labels", {"tags", "classes", "map"})
     tg = r.mapping(lb.get("tags"), "labels.tags", {"min_count"})
     class_values = []
     cl = lb.get("classes") or {}
@@ -738,8 +744,19 @@ def parse_spec(raw: Any, base_dir: Path | None = None) -> DatasetSpec:
                 r.fail(f"labels.classes.{fieldname}", "must be a non-empty list of allowed values")
                 continue
             class_values.append((str(fieldname), tuple(sorted(str(v) for v in values))))
+    value_map = []
+    mp = lb.get("map") or {}
+    if not isinstance(mp, dict):
+        r.fail("labels.map", "must map label fields to {value: replacement}, e.g. {genre: {jaz: jazz}}")
+    else:
+        for fieldname, pairs in mp.items():
+            if not isinstance(pairs, dict) or not all(isinstance(k, str) and isinstance(v, str) and v
+                                                      for k, v in pairs.items()):
+                r.fail(f"labels.map.{fieldname}", "must map values to replacement values (strings)")
+                continue
+            value_map.append((str(fieldname), tuple(sorted(pairs.items()))))
     labels = LabelSpec(tag_min_count=r.number(tg, "min_count", "labels.tags", 1, lo=1, integer=True),
-                       class_values=tuple(sorted(class_values)))
+                       class_values=tuple(sorted(class_values)), value_map=tuple(sorted(value_map)))
 
     li = r.mapping(top.get("licences"), "licences", {"allow", "deny"})
     licence_lists = {}

@@ -242,8 +242,8 @@ def acousticbrainz(root: Path) -> dict:
     o.save()
     (root / "mapping.csv").write_text(f"mbid,file\n{m3},mapped.wav\n")
     return {
-        "clips": {f"ab:{m0}": {"key": {"tonic": "D", "mode": "major"}, "genre": "cla"},
-                  f"ab:{m1}": {"key": {"tonic": "Bb", "mode": "minor"}, "genre": "roc"},
+        "clips": {f"ab:{m0}": {"key": {"tonic": "D", "mode": "major"}, "genre": "classical"},
+                  f"ab:{m1}": {"key": {"tonic": "Bb", "mode": "minor"}, "genre": "rock"},
                   f"ab:{m2}": {"key": {"tonic": "Eb", "mode": "major"}},
                   f"ab:{m3}": {"key": {"tonic": "C", "mode": "minor"}}},
         "rejects": {"ab:untagged.wav": "no_mbid", "ab:badid.ogg": "bad_mbid", f"ab:{m5}": "no_acousticbrainz_document",

@@ -3,6 +3,8 @@ present, on the real files too."""
 
 from collections import Counter
 
+import pytest
+
 from mixtape.audio import probe
 from mixtape.licences import licence_family
 from mixtape.pipelines.sources import list_source
@@ -198,7 +200,7 @@ def test_acousticbrainz_documents_join_audio_by_mbid(tmp_path):
     # a probability threshold drops low-confidence classifier outputs
     strict, _ = read(ab_source(tmp_path, genre_threshold=0.7))
     assert "genre" not in strict[f"ab:{formats.MBIDS[0]}"].labels["classes"]
-    assert strict[f"ab:{formats.MBIDS[1]}"].labels["classes"]["genre"] == "roc"
+    assert strict[f"ab:{formats.MBIDS[1]}"].labels["classes"]["genre"] == "rock"
 
 
 def test_real_acousticbrainz_documents(tmp_path):
@@ -215,7 +217,7 @@ def test_real_acousticbrainz_documents(tmp_path):
                            "class_csv": [str(p) for p in sorted((AB / "datasets").glob("*.csv"))]})
     assert clips[f"ab:{m0}"].labels["key"] == {"tonic": "D", "mode": "major"}
     assert abs(clips[f"ab:{m0}"].labels["tempo"] - 139.926) < 0.01
-    assert clips[f"ab:{m0}"].labels["classes"]["genre"] == "cla"
+    assert clips[f"ab:{m0}"].labels["classes"]["genre"] == "classical"
     assert clips[f"ab:{m1}"].artist == "David Bowie" and clips[f"ab:{m1}"].labels["key"]["tonic"] == "D"
     by_reason = Counter(r.reason for r in rejects.values())
     assert by_reason["no_audio"] >= 3  # the MediaEval feature files (tree and tar.bz2) have no audio here
@@ -295,3 +297,32 @@ def test_acousticbrainz_descriptors_are_kept_and_go_stale_under_augmentation(tmp
                                                              "tonal.tuning_frequency": 440.1}
     shifted = apply_chain_labels(labels, [{"op": "pitch_shift", "semitones": 1}])
     assert shifted["stale"] == ["extra.acousticbrainz_descriptors"]
+
+
+def test_genre_codes_become_names_and_a_spec_map_makes_one_spelling_per_value():
+    from mixtape.labels import labels_from_acousticbrainz
+    from mixtape.pipelines.ingest import _admit
+    from mixtape.records import Clip, Reject
+    from mixtape.spec import SpecError, parse_spec
+
+    high = {"highlevel": {"genre_rosamerica": {"value": "jaz", "probability": 0.9},
+                          "genre_tzanetakis": {"value": "roc", "probability": 0.9}}}
+    labels = labels_from_acousticbrainz(None, high)
+    assert labels["classes"]["genre"] == "jazz" and labels["classes"]["genre_tzanetakis"] == "rock"
+    assert labels["extra"]["acousticbrainz_genre_codes"] == {"genre_rosamerica": "jaz", "genre_tzanetakis": "roc"}
+
+    raw = {"name": "m", "seed": 1, "sources": [{"kind": "folder", "path": "x"}],
+           "labels": {"map": {"genre": {"Jazz": "jazz", "bebop": "jazz"}, "tags": {"Piano": "piano"}},
+                      "classes": {"genre": ["jazz", "rock"]}}}
+    spec = parse_spec(raw)
+    assert spec.to_dict()["labels"]["map"] == {"genre": {"Jazz": "jazz", "bebop": "jazz"}, "tags": {"Piano": "piano"}}
+    folder = Clip(clip_id="folder:a.wav", uri="/x/a.wav", relpath="a.wav", source="folder",
+                  labels={"tags": ["Piano"], "classes": {"genre": "bebop"}, "key": None, "tempo": None, "extra": {}})
+    (admitted,) = list(_admit(("folder:a.wav", [folder]), spec))
+    assert admitted.labels["classes"]["genre"] == "jazz" and admitted.labels["tags"] == ["piano"]
+    other = Clip(clip_id="folder:b.wav", uri="/x/b.wav", relpath="b.wav", source="folder",
+                 labels={"tags": [], "classes": {"genre": "polka"}, "key": None, "tempo": None, "extra": {}})
+    (rejected,) = [x.value for x in _admit(("folder:b.wav", [other]), spec)]
+    assert isinstance(rejected, Reject) and rejected.reason == "label_not_in_vocabulary"
+    with pytest.raises(SpecError, match=r"labels\.map\.genre"):
+        parse_spec({**raw, "labels": {"map": {"genre": ["jazz"]}}})

@@ -14,6 +14,7 @@ from apache_beam.metrics import Metrics
 from mixtape import storage
 from mixtape.audio import AudioError, probe
 from mixtape.hashing import sha256_hex
+from mixtape.labels import map_values
 from mixtape.licences import licence_family
 from mixtape.pipelines.sources import audio_roots, list_source
 from mixtape.pipelines.sources.common import audio_files
@@ -86,6 +87,8 @@ def _admit(kv: tuple[str, Iterable[Clip]], spec: DatasetSpec) -> Iterator:
     for dup in ordered[1:]:
         yield pvalue.TaggedOutput(REJECTS, Reject(clip_id, dup.relpath, "source", "duplicate_clip_id",
                                                   f"{clip_id} is already provided by {first.relpath}"))
+    if spec.labels.value_map:  # one spelling per value before any rule looks at it
+        first = replace(first, labels=map_values(first.labels, {k: dict(v) for k, v in spec.labels.value_map}))
     problem = admission_problem(first, spec)
     if problem:
         yield pvalue.TaggedOutput(REJECTS, Reject(clip_id, first.relpath, "admit", *problem))
@@ -123,6 +126,8 @@ class ProbeClip(beam.DoFn):
         except ScoreError as e:
             return Reject(clip.clip_id, clip.relpath, "probe", e.reason, f"{show(clip.relpath)}: {e.detail}")
         labels["classes"] = {**labels["classes"], **clip.labels.get("classes", {})}
+        if self.spec is not None and self.spec.labels.value_map:
+            labels = map_values(labels, {k: dict(v) for k, v in self.spec.labels.value_map})
         composer = perf.composer or clip.artist
         credits = (f"composition: {composer or 'unknown'}; encoding: {show(clip.relpath)}"
                    f"{' (' + perf.rights + ')' if perf.rights else ''}; sound: {settings.font_licence}")
