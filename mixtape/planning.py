@@ -23,6 +23,12 @@ from mixtape.spec import DatasetSpec
 
 # ------------------------------------------------------------------------------------------------ splits
 
+#: How plans are made, beyond the spec: recorded in the card, so an incremental build after a change here
+#: renders everything once. 2: mix partners and impulse responses are picked by consistent hashing.
+PLAN_VERSION = 2
+#: Sample hashes are 128-bit: positions in that space are compared as 32 hex digits.
+HASH_SPACE = 1 << 128
+
 
 SPLIT_METHODS = ("hash", "balanced")
 
@@ -139,10 +145,14 @@ def pool_refs(clip: Clip, spec: DatasetSpec, whole: bool = False) -> list[dict[s
 
 
 def pick(pool: Sequence[dict[str, Any]], u: float, avoid_clip: str) -> dict[str, Any] | None:
-    """The pool entry at fraction ``u`` of the pool (sorted by hash), stepping past the sample's own clip."""
+    """The pool entry (the pool is sorted by hash) whose hash is the first at or after ``u`` of the hash
+    space, wrapping round, stepping past the sample's own clip: consistent hashing, so adding a candidate
+    changes only the rows whose draw falls between it and the candidate before it (picking by position in
+    the pool, as plan version 1 did, moved every row after a newcomer to another partner)."""
     if not pool:
         return None
-    start = min(int(u * len(pool)), len(pool) - 1)
+    target = f"{min(int(u * HASH_SPACE), HASH_SPACE - 1):032x}"
+    start = bisect.bisect_left(pool, target, key=lambda r: r["hash"]) % len(pool)
     for i in range(len(pool)):
         ref = pool[(start + i) % len(pool)]
         if ref["clip_id"] != avoid_clip:

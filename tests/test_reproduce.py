@@ -303,3 +303,35 @@ def test_rerender_refuses_plan_paths_outside_their_source(copy_of, capsys):
     out = capsys.readouterr().out
     assert f"{plan[0]['shard']}: cannot re-render: the plan names an input outside its source: ../../../../etc/passwd" \
         in out, out
+
+
+def test_adding_one_clip_with_mixing_re_renders_only_the_shards_its_samples_and_partnerships_touch(tiny_root,
+                                                                                                   tmp_path):
+    """Mix partners are picked by consistent hashing: a new clip takes over only the rows whose draw falls
+    just before it, so an incremental build re-renders the new clip's shards and those rows' shards alone."""
+    col = tmp_path / "collection"
+    shutil.copytree(tiny_root / "collection", col)
+    raw = yaml.safe_load(TINY_SPEC)
+    raw["shards"] = {"max_samples": 6}
+    raw["splits"]["group_by"] = "clip"
+    raw["augment"] = {"variants": 3, "chain": [{"op": "mix", "p": 1.0, "snr_db": [3, 9]}]}
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(raw))
+    out = tmp_path / "dataset"
+    build(load_spec(tmp_path / "spec.yaml"), str(out))
+    before = {r["key"]: json.loads(r["record"]) for r in pq.read_table(out / "plan.parquet").to_pylist()}
+    _add_clips(col, n=1)
+    again = build(load_spec(tmp_path / "spec.yaml"), str(out), incremental=True)
+    after = pq.read_table(out / "plan.parquet").to_pylist()
+    new_clip = {json.loads(r["record"])["clip_id"] for r in after} - {r["clip_id"] for r in before.values()}
+    assert len(new_clip) == 1
+    touched = set()
+    for r in after:
+        rec = json.loads(r["record"])
+        partners = [m["clip_id"] for m in rec["material"]]
+        if rec["clip_id"] in new_clip or (partners and partners[0] in new_clip):
+            touched.add(r["shard"])
+        elif r["key"] in before:
+            assert [m["clip_id"] for m in before[r["key"]]["material"]] == partners  # no other row moved
+    rendered = again["_build"]["shards_rendered"]
+    total = sum(len(s["shards"]) for s in again["splits"].values())
+    assert 0 < rendered <= len(touched) < total, (rendered, len(touched), total)

@@ -56,9 +56,11 @@ def package_versions(spec: DatasetSpec | None = None) -> dict[str, str]:
     import soundfile
 
     from mixtape.pipelines.render import RENDER_VERSION
+    from mixtape.planning import PLAN_VERSION
     from mixtape.score.recipe import score_versions
 
-    out = {"mixtape": mixtape.__version__, "mixtape-render": str(RENDER_VERSION), "python": platform.python_version(),
+    out = {"mixtape": mixtape.__version__, "mixtape-render": str(RENDER_VERSION), "mixtape-plan": str(PLAN_VERSION),
+           "python": platform.python_version(),
            "libsndfile": soundfile.__libsndfile_version__}
     for name in VERSIONED_PACKAGES:
         try:
