@@ -60,6 +60,7 @@ def build_summary(card: dict[str, Any]) -> list[str]:
     lines.append(f"vocabularies: {len(vocab['tags'])} tags; classes "
                  + (", ".join(f"{k} ({len(v)})" for k, v in vocab["classes"].items()) or "none"))
     lines += [f"WARNING: {w}" for w in empty_splits(card)]
+    lines += [f"WARNING: {w}" for w in card.get("_build", {}).get("warnings", [])]
     return lines
 
 

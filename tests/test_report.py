@@ -236,3 +236,16 @@ def test_report_out_keeps_every_file_it_did_not_write(report_copy, tmp_path, cap
     assert main(["report", str(report_copy), "--out", str(page)]) == 2
     assert "is not a mixtape report" in capsys.readouterr().err
     assert (page / "index.html").read_text() == "<html>my homepage</html>"
+
+
+def test_a_rebuild_says_the_report_inside_the_dataset_is_stale(tiny_root, tiny_spec, tmp_path):
+    from mixtape.pipelines.build import RunnerConfig, build
+
+    out = tmp_path / "ds"
+    first = build(tiny_spec, str(out), RunnerConfig(workers=1))
+    assert first["_build"]["warnings"] == []
+    write_report(str(out))
+    again = build(tiny_spec, str(out), RunnerConfig(workers=1), overwrite=True)
+    (warning,) = again["_build"]["warnings"]
+    assert "report/index.html describes the previous build and is now stale" in warning
+    assert (out / "report" / "index.html").exists()  # the user's to rewrite, never deleted by a build

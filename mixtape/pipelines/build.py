@@ -338,5 +338,21 @@ def _build_locked(spec: DatasetSpec, out_dir: str, cfg: RunnerConfig, overwrite:
             "incremental": incremental, "shards_rendered": metrics.get("shards_rendered", 0),
             "shards_reused": metrics.get("shards_reused", 0), "metrics": metrics}
     storage.write_bytes(storage.join(out_dir, BUILD_INFO), (json.dumps(info, indent=1) + "\n").encode())
-    card["_build"] = info
+    card["_build"] = {**info, "warnings": stale_reports(out_dir, existing.has_dataset)}
+    for warning in card["_build"]["warnings"]:
+        log(f"warning: {warning}")
     return card
+
+
+def stale_reports(out_dir: str, replaced: bool) -> list[str]:
+    """A report written into the dataset folder describes the dataset it was made from; once a build has
+    replaced that dataset, say so (the report is the user's to rewrite: a build never deletes it)."""
+    from mixtape.report.page import DEFAULT_FOLDER, GENERATOR
+
+    page = storage.join(out_dir, DEFAULT_FOLDER, "index.html")
+    if not replaced or storage.is_remote(out_dir) or not os.path.isfile(page):
+        return []
+    with open(page, "rb") as f:
+        if GENERATOR.encode() not in f.read(4096):
+            return []
+    return [f"{page} describes the previous build and is now stale: run `mixtape report {out_dir}` again"]

@@ -36,6 +36,8 @@ ASSET_LIST = ".mixtape-assets"
 ASSET_NAME = re.compile(r"^[0-9]{4}\.(png|flac|wav)$")
 #: Marks a page as a mixtape report, so that a later report may replace it.
 GENERATOR = '<meta name="generator" content="mixtape report">'
+#: where ``mixtape report DIR`` writes unless told: inside the dataset folder (never listed by its card)
+DEFAULT_FOLDER = "report"
 TOP_TAGS = 30
 MAX_AUG_PLOTS = 8
 
@@ -139,7 +141,7 @@ def _write_report(dataset: str, out: str | None, examples: int, seed: int) -> Pa
     index = _table(storage.join(base, INDEX_NAME))
     rejects = _table(storage.join(base, REJECTS_NAME))
     clips = _table(storage.join(base, CLIPS_NAME))
-    folder = Path(out or (Path(base) / "report"))
+    folder = Path(out or (Path(base) / DEFAULT_FOLDER))
     _own_folder(folder)
     assets = _Assets(folder)
     assets.clear_previous()
