@@ -263,3 +263,42 @@ def test_a_trickling_download_ends_at_its_deadline(fake, tmp_path):
         c.download(f"{fake.cdn}{path}", str(tmp_path / "a.ogg"))
     got = (tmp_path / "a.ogg.part").stat().st_size
     assert 0 < got < len(fake.previews[sid]) // 4  # stopped long before the trickle could finish
+
+
+def test_the_same_query_with_a_larger_max_extends_a_finished_download(fake, tmp_path):
+    out = tmp_path / "dump"
+    first = download_dump(client(fake), str(out), "piano", max_sounds=2, log=lambda m: None)
+    assert first.sounds_listed == 2
+    search = [e.path for e in fake.log if "/search/" in e.path]
+    assert search and all("page_size=2" in p for p in search)  # no page larger than the sounds asked for
+    fetched = {e.path for e in fake.log if e.host == "cdn"}
+    fake.log.clear()
+    more = download_dump(client(fake), str(out), "piano", max_sounds=5, log=lambda m: None)
+    assert more.sounds_listed == 5
+    assert len((out / "metadata.jsonl").read_text().splitlines()) == 5
+    assert not fetched & {e.path for e in fake.log if e.host == "cdn"}  # the first two are not fetched again
+    with pytest.raises(FreesoundError, match="another query"):
+        download_dump(client(fake), str(out), "piano", max_sounds=5, sort="rating_desc", log=lambda m: None)
+
+
+def test_a_host_nobody_listens_on_fails_at_once_without_retries(tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again below: nothing listens there
+    sleeps: list[float] = []
+    c = FreesoundClient(api_base=f"http://127.0.0.1:{port}/apiv2", api_key=API_KEY, requests_per_minute=0,
+                        sleep=sleeps.append)
+    with pytest.raises(FreesoundError, match="connection refused"):
+        download_dump(c, str(tmp_path / "dump"), "piano", max_sounds=2, log=lambda m: None)
+    assert sleeps == []
+
+
+def test_a_missing_audio_reject_names_the_audio_folder_it_searched(tmp_path):
+    dump = tmp_path / "dump"
+    (dump / "audio").mkdir(parents=True)
+    (dump / "metadata.jsonl").write_text(json.dumps({"id": 42, "name": "gone", "license": "cc0"}) + "\n")
+    spec = parse_spec({"name": "d", "seed": 1, "sources": [{"kind": "freesound_dump", "path": str(dump)}]})
+    (reject,) = list(list_source(spec.sources[0]))
+    assert reject.reason == "missing_audio" and f"in {dump / 'audio'}" in reject.detail

@@ -12,6 +12,7 @@ from __future__ import annotations
 import email.utils
 import http.client
 import os
+import socket
 import time
 import urllib.error
 import urllib.parse
@@ -35,6 +36,17 @@ MAX_DOWNLOAD_BYTES = 4 << 30
 #: How long one file's download may take in all, retries included: the socket timeout alone bounds only
 #: each read, so a server trickling a byte a minute would hold a worker forever.
 DOWNLOAD_DEADLINE = 900.0
+
+
+def unreachable(e: BaseException) -> str | None:
+    """Why a connection failure is final (refused: nothing listens; DNS: no such host), or None for
+    failures worth retrying (a reset, a timeout, a dropped connection)."""
+    reason = getattr(e, "reason", e)
+    if isinstance(reason, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(reason, socket.gaierror):
+        return f"the host name does not resolve ({reason.strerror or reason})"
+    return None
 
 
 class FreesoundError(MixtapeError, RuntimeError):
@@ -174,6 +186,9 @@ class FreesoundClient:
                         429: " (rate limited; lower --rpm)"}.get(status, "")
                 raise FreesoundError(f"HTTP {status} for {url}{hint}") from None
             except (urllib.error.URLError, ConnectionError, TimeoutError, http.client.HTTPException) as e:
+                if unreachable(e):  # no server there, or no such host: retrying cannot help
+                    raise FreesoundError(f"cannot reach {url}: {unreachable(e)}; check the network (and "
+                                         "FREESOUND_API_BASE)") from None
                 if attempt < self.max_retries and not self._late(until):
                     wait = self.backoff * 2 ** attempt
                     self.log(f"{type(e).__name__} for {url}; retrying in {wait:g} s")

@@ -72,7 +72,9 @@ class _State:
         if os.path.exists(self.query_file) and not restart:
             with open(self.query_file) as f:
                 previous = json.load(f)
-            if previous != query:
+            same = {k: v for k, v in previous.items() if k != "max_sounds"} == \
+                {k: v for k, v in query.items() if k != "max_sounds"}
+            if not same:  # the same query with another --max continues (or extends) the download
                 raise FreesoundError(f"{os.path.dirname(self.dir)} holds a download of another query "
                                      f"({previous}); use another --out, or --restart to replace it")
         elif restart:
@@ -138,7 +140,9 @@ def download_dump(client: FreesoundClient, out: str, query: str, filter: str | N
     # 1. the search, page by page; every fetched page is recorded before it is used
     pages = state.pages()
     sounds = [s for p in pages for s in p["results"]]
-    next_url = next_link(pages[-1]) if pages else client.search_url(query, filter, sort, FIELDS, page_size)
+    # no page larger than the sounds asked for (Freesound's own cap is 150)
+    next_url = next_link(pages[-1]) if pages else client.search_url(query, filter, sort, FIELDS,
+                                                                     max(1, min(page_size, max_sounds)))
     while next_url and len(sounds) < max_sounds:
         url, page = next(client.pages(next_url))
         _append_line(state.pages_file, {"url": url, "next": next_link(page), "results": page["results"]})

@@ -170,7 +170,8 @@ def list_freesound_dump(source: SourceSpec) -> Iterator[Clip | Reject]:
             continue
         if not files:
             yield reject(source, sid, meta_name, "missing_audio",
-                         f"no audio file named {sid}.<{'|'.join(source.extensions)}> in {root}")
+                         f"no audio file named {sid}.<{'|'.join(source.extensions)}> in {storage.join(root, 'audio')} "
+                         f"(where `mixtape freesound download` puts them) or anywhere else under {root}")
             continue
         for extra in files[1:] if first_record else []:
             yield reject(source, extra, extra, "duplicate_audio",
