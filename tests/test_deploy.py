@@ -161,3 +161,36 @@ def test_worker_requirements_are_the_build_dependencies():
             "import mixtape.pipelines.build, mixtape.verify\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+def test_a_flink_endpoint_nobody_answers_fails_at_once_naming_the_address():
+    import socket
+
+    from mixtape.pipelines.build import make_pipeline
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed on leaving: nothing listens there
+    for option in ("job_endpoint", "flink_master"):
+        with pytest.raises(BuildError, match=f"--{option}=127.0.0.1:{port}: nothing answers at 127.0.0.1:{port}"):
+            make_pipeline(RunnerConfig(runner="flink", beam_args=(f"--{option}=127.0.0.1:{port}",)))
+
+
+def test_dataflow_names_an_impossible_bucket_and_missing_credentials_before_starting(tmp_path, monkeypatch):
+    from mixtape.pipelines.build import make_pipeline
+
+    base = ("--project=p", "--region=europe-west4", "--sdk_container_image=x/mixtape-worker:1")
+    with pytest.raises(BuildError, match="'BUCKET' is not a bucket name"):
+        runner_args(RunnerConfig(runner="dataflow", beam_args=(*base, "--temp_location=gs://BUCKET/tmp")))
+    with pytest.raises(BuildError, match="needs a gs://BUCKET/path"):
+        runner_args(RunnerConfig(runner="dataflow", beam_args=(*base, "--temp_location=/tmp/x")))
+    with pytest.raises(BuildError, match="REGISTRY/mixtape-worker:VERSION"):
+        runner_args(RunnerConfig(runner="dataflow", beam_args=(*base[:2], "--temp_location=gs://my-bucket/t")))
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+    monkeypatch.delenv("GCE_METADATA_HOST", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(BuildError, match="no Google Cloud credentials"):
+        make_pipeline(RunnerConfig(runner="dataflow", beam_args=(*base, "--temp_location=gs://my-bucket/tmp")))
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "nope.json"))
+    with pytest.raises(BuildError, match=r"nope\.json, which is not a file"):
+        make_pipeline(RunnerConfig(runner="dataflow", beam_args=(*base, "--temp_location=gs://my-bucket/tmp")))

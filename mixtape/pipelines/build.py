@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -63,6 +64,59 @@ def _has(args: list[str], name: str) -> bool:
     return any(a == f"--{name}" or a.startswith(f"--{name}=") for a in args)
 
 
+#: Google Cloud Storage bucket names: lower-case letters, digits, '-', '_' and '.', 3 to 63 characters
+GCS_BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$")
+#: how long a job endpoint may take to accept a connection before the build gives up on it
+ENDPOINT_TIMEOUT = 3.0
+
+
+def _value(args: list[str], name: str) -> str | None:
+    for i, a in enumerate(args):
+        if a.startswith(f"--{name}="):
+            return a.split("=", 1)[1]
+        if a == f"--{name}" and i + 1 < len(args):
+            return args[i + 1]
+    return None
+
+
+def check_bucket(option: str, url: str | None) -> None:
+    """A gs:// location whose bucket cannot exist fails now, not after minutes of credential retries."""
+    if not url or not url.startswith("gs://"):
+        if url:
+            raise BuildError(f"--{option}={url}: Dataflow needs a gs://BUCKET/path location")
+        return
+    bucket = url[len("gs://"):].split("/", 1)[0]
+    if not GCS_BUCKET.match(bucket):
+        raise BuildError(f"--{option}={url}: {bucket!r} is not a bucket name (lower-case letters, digits, '-', '_' "
+                         "and '.', 3-63 characters): put your own bucket there")
+
+
+def check_credentials() -> None:
+    """Google credentials, found the way the client libraries find them, checked before anything starts."""
+    path = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
+    if path:
+        if not os.path.isfile(path):
+            raise BuildError(f"GOOGLE_APPLICATION_CREDENTIALS names {path}, which is not a file")
+        return
+    adc = os.path.join(os.path.expanduser("~"), ".config", "gcloud", "application_default_credentials.json")
+    if not os.path.isfile(adc) and not os.environ.get("GCE_METADATA_HOST"):
+        raise BuildError("no Google Cloud credentials: run `gcloud auth application-default login` or set "
+                         "GOOGLE_APPLICATION_CREDENTIALS to a service-account key file")
+
+
+def check_endpoint(option: str, address: str) -> None:
+    """A job server (or Flink REST endpoint) that does not answer fails in seconds, naming the address."""
+    host, _, port = address.rpartition(":")
+    host = host.split("//", 1)[-1] or "localhost"
+    try:
+        with socket.create_connection((host, int(port)), timeout=ENDPOINT_TIMEOUT):
+            return
+    except (OSError, ValueError) as e:
+        why = getattr(e, "strerror", None) or e
+        raise BuildError(f"--{option}={address}: nothing answers at {host}:{port} ({why}); start the Flink job "
+                         "server (deploy/flink) or fix the address") from None
+
+
 def runner_args(cfg: RunnerConfig) -> tuple[str, list[str]]:
     """The Beam runner class name and its options: the user's, plus the defaults each runner needs."""
     args = list(cfg.beam_args)
@@ -91,9 +145,11 @@ def runner_args(cfg: RunnerConfig) -> tuple[str, list[str]]:
     if missing:
         raise BuildError("--runner dataflow needs, after `--`: " + ", ".join(f"--{o}=..." for o in missing)
                          + " (see deploy/dataflow/README.md)")
+    for option in ("temp_location", "staging_location"):
+        check_bucket(option, _value(args, option))
     if not any(_has(args, o) for o in ("sdk_container_image", "setup_file", "extra_package", "requirements_file")):
         raise BuildError("Dataflow workers must be able to import mixtape: build the SDK container (`make image`, "
-                         "push it) and pass -- --sdk_container_image=REGISTRY/mixtape:VERSION "
+                         "push it) and pass -- --sdk_container_image=REGISTRY/mixtape-worker:VERSION "
                          "(see deploy/dataflow/README.md)")
     if _has(args, "sdk_container_image") and not _has(args, "sdk_location"):
         args.append("--sdk_location=container")  # the image already holds the SDK: nothing to stage
@@ -119,6 +175,12 @@ def make_pipeline(cfg: RunnerConfig) -> beam.Pipeline:
             direct.direct_running_mode = "multi_processing" if cfg.workers > 1 else "in_memory"
         return beam.Pipeline(runner=FnApiRunner(), options=options)
     runner_name, args = runner_args(cfg)
+    if cfg.runner == "flink":  # an absent job server otherwise costs a silent minute and a half
+        for option in ("job_endpoint", "flink_master"):
+            if _value(args, option):
+                check_endpoint(option, _value(args, option) or "")
+    if cfg.runner == "dataflow" and not _has(args, "dry_run"):
+        check_credentials()
     return beam.Pipeline(options=PipelineOptions([f"--runner={runner_name}", *args]))
 
 
