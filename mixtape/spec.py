@@ -341,13 +341,12 @@ def _parse_option(r: _Reader, kind: str, value: Any, where: str) -> Any:
         if not isinstance(value, str) or not value:
             r.fail(where, f"must be a path (relative to the source's `path`); got {brief(value)}")
         return value
-    if kind == "paths":
-        if isinstance(value, str):
-            value = [value]
+    if kind in ("paths", "names"):  # one string or a list of them; names are a set (sorted)
+        value = [value] if isinstance(value, str) else value
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            r.fail(where, f"must be a path or a list of paths; got {brief(value)}")
+            r.fail(where, f"must be a {kind[:-1]} or a list of {kind}; got {brief(value)}")
             return []
-        return value
+        return value if kind == "paths" else sorted(set(value))
     if kind == "exts":
         if not isinstance(value, list) or not all(isinstance(e, str) and e for e in value):
             r.fail(where, f"must be a list of file extensions such as [flac, wav]; got {brief(value)}")
@@ -367,13 +366,6 @@ def _parse_option(r: _Reader, kind: str, value: Any, where: str) -> Any:
         if value not in options:
             r.fail(where, f"must be one of {', '.join(options)}; got {brief(value)}")
         return value
-    if kind == "names":
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            r.fail(where, f"must be a name or a list of names; got {brief(value)}")
-            return []
-        return sorted(set(value))
     if kind in ("count", "renders", "synth_rate"):
         lo, hi = {"count": (0, 10**9), "renders": (1, MAX_RENDERS), "synth_rate": (0, 192000)}[kind]
         if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:

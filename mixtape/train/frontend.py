@@ -54,23 +54,28 @@ class LogMel(nn.Module):
                           if cfg.norm == "per_frequency" else None)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        cfg = self.config
-        spec = torch.stft(wave, cfg.n_fft, cfg.hop, window=self.window, center=True, return_complex=True)
-        power = spec.real.pow(2) + spec.imag.pow(2)
-        mel = torch.matmul(self.mel_fb, power)
-        if cfg.compression == "log1p":
-            x = torch.log1p(cfg.log_c * mel)
-        else:
-            x = 10.0 * torch.log10(mel.clamp_min(1e-10))
-            x = torch.maximum(x, x.amax(dim=(1, 2), keepdim=True) - cfg.top_db)
-        if self.band_norm is not None:
-            x = self.band_norm(x)
-        if cfg.scale != 1.0:
-            x = x * cfg.scale
-        return x.unsqueeze(1)
+        return filtered_spectrogram(wave, self.mel_fb, self.window, self.config, self.band_norm)
 
     def frames(self, samples: int) -> int:
         return samples // self.config.hop + 1
+
+
+def filtered_spectrogram(wave: torch.Tensor, fb: torch.Tensor, window: torch.Tensor, cfg: FrontendConfig,
+                         band_norm: nn.Module | None) -> torch.Tensor:
+    """(batch, samples) -> (batch, 1, bands, frames): STFT power through a filterbank, compressed (log1p or
+    clipped dB), optionally standardised per band, scaled: every spectral front-end's one recipe."""
+    spec = torch.stft(wave, cfg.n_fft, cfg.hop, window=window, center=True, return_complex=True)
+    x = torch.matmul(fb, spec.real.pow(2) + spec.imag.pow(2))
+    if cfg.compression == "log1p":
+        x = torch.log1p(cfg.log_c * x)
+    else:
+        x = 10.0 * torch.log10(x.clamp_min(1e-10))
+        x = torch.maximum(x, x.amax(dim=(1, 2), keepdim=True) - cfg.top_db)
+    if band_norm is not None:
+        x = band_norm(x)
+    if cfg.scale != 1.0:
+        x = x * cfg.scale
+    return x.unsqueeze(1)
 
 
 def logfreq_filterbank(sample_rate: int, n_fft: int, f_min: float, octaves: int, per_semitone: int) -> np.ndarray:
@@ -123,19 +128,7 @@ class LogFrequency(nn.Module):
                           if config.norm == "per_frequency" else None)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        cfg = self.config
-        spec = torch.stft(wave, cfg.n_fft, cfg.hop, window=self.window, center=True, return_complex=True)
-        x = torch.matmul(self.fb, spec.real.pow(2) + spec.imag.pow(2))
-        if cfg.compression == "log1p":
-            x = torch.log1p(cfg.log_c * x)
-        else:
-            x = 10.0 * torch.log10(x.clamp_min(1e-10))
-            x = torch.maximum(x, x.amax(dim=(1, 2), keepdim=True) - cfg.top_db)
-        if self.band_norm is not None:
-            x = self.band_norm(x)
-        if cfg.scale != 1.0:
-            x = x * cfg.scale
-        return x.unsqueeze(1)
+        return filtered_spectrogram(wave, self.fb, self.window, self.config, self.band_norm)
 
     def frames(self, samples: int) -> int:
         return samples // self.config.hop + 1
