@@ -29,8 +29,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/mixtape demo --out $(DEMO)
 
+# two test processes (the machine's two cores); a file's tests stay in one process (one Chromium install,
+# one build of each session fixture per process)
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check mixtape tests bench
