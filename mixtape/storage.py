@@ -168,7 +168,7 @@ def atomic_write(uri: str, durable: bool = True) -> Iterator[IO[bytes]]:
         try:
             yield f
             f.close()
-            FileSystems.rename([tmp], [uri])
+            FileSystems.rename([tmp], [uri])  # ok: atomic write of our own temporary object
         except BaseException:
             f.close()
             FileSystems.delete([tmp])
@@ -183,14 +183,14 @@ def atomic_write(uri: str, durable: bool = True) -> Iterator[IO[bytes]]:
         if durable:
             os.fsync(f.fileno())
         f.close()
-        os.replace(tmp, path)
+        os.replace(tmp, path)  # ok: atomic write of our own temporary file
     except BaseException:
         try:
             f.close()  # may fail again flushing its buffer (a full disk): the first error is the one to report
         except OSError:
             pass
         if os.path.exists(tmp):
-            os.remove(tmp)
+            os.remove(tmp)  # ok: our own temporary file, after a failed write
         raise
 
 
@@ -218,9 +218,9 @@ def rename(src: str, dst: str) -> None:
     if is_remote(src):
         from apache_beam.io.filesystems import FileSystems
 
-        FileSystems.rename([src], [dst])  # object stores copy, then delete: the copy replaces dst
+        FileSystems.rename([src], [dst])  # ok: object stores copy, then delete; callers move only what they own
         return
-    os.replace(_local(src), _local(dst))
+    os.replace(_local(src), _local(dst))  # ok: callers move only files a build owns
 
 
 def delete(uri: str) -> None:
@@ -232,7 +232,7 @@ def delete(uri: str) -> None:
             FileSystems.delete([uri])
         return
     try:
-        os.remove(_local(uri))
+        os.remove(_local(uri))  # ok: callers delete only files a build owns
     except FileNotFoundError:
         pass
 

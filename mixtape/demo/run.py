@@ -34,7 +34,7 @@ def run_demo(out: str, clips: int = 260, steps: int = 150, seed: int = 7, worker
     if collection.exists():
         if not marker.exists():
             raise FileExistsError(f"{collection} exists and was not written by `mixtape demo`: choose another --out")
-        shutil.rmtree(collection)  # a previous demo's files must not leak into this one
+        shutil.rmtree(collection)  # ok: the demo's own folder (its marker file says so); stale files must not leak
     col = write_dump(collection, parts["folk"])
     marker.write_text("written by `mixtape demo`; the whole folder is replaced by the next demo run\n")
     gen_seconds = time.monotonic() - t0

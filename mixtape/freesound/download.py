@@ -80,7 +80,7 @@ class _State:
         elif restart:
             for name in (self.pages_file, self.failures_file):
                 if os.path.exists(name):
-                    os.remove(name)
+                    os.remove(name)  # ok: the download's own state, on --restart
         _write_atomic(self.query_file, json.dumps(query, sort_keys=True))
 
     def pages(self) -> list[dict[str, Any]]:
@@ -112,7 +112,7 @@ def _write_atomic(path: str, text: str) -> None:
     tmp = path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(text)
-    os.replace(tmp, path)
+    os.replace(tmp, path)  # ok: our temporary file onto our own state file
 
 
 def _append_line(path: str, obj: dict[str, Any]) -> None:

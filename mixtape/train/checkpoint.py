@@ -27,7 +27,7 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
     path = Path(path)
     tmp = path.with_name(f".tmp-{path.name}")
     torch.save(payload, tmp)
-    os.replace(tmp, path)
+    os.replace(tmp, path)  # ok: our temporary checkpoint onto the run's own
 
 
 def checkpoint_path(run: str | Path, name: str = CHECKPOINT) -> Path:
