@@ -229,7 +229,7 @@ def _cmd_verify(args: argparse.Namespace, beam_args: list[str]) -> int:
 def _cmd_report(args: argparse.Namespace, beam_args: list[str]) -> int:
     from mixtape.report.page import write_report
 
-    path = write_report(args.dataset, args.out, args.examples, args.seed)
+    path = write_report(args.dataset, args.out, args.examples, args.seed, log=lambda m: print(m, flush=True))
     print(f"report: {path} (open it in a browser; it needs no network)")
     return 0
 
@@ -310,7 +310,7 @@ def _cmd_fsd50k(args: argparse.Namespace, beam_args: list[str]) -> int:
     from mixtape.fsd50k import unpack_release
 
     skipped: list[str] = []
-    written = unpack_release(args.dist, args.out, skipped)
+    written = unpack_release(args.dist, args.out, skipped, log=lambda m: print(m, flush=True))
     for name in skipped:
         print(f"skipped {name}: only regular files are extracted")
     print(f"{len(written)} files -> {args.out} (read it with `kind: fsd50k, path: {args.out}`)")

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import struct
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 from mixtape.errors import MixtapeError
-from mixtape.splitzip import extract
+from mixtape.splitzip import extract, parts_of
 from mixtape.untrusted import show
 
 
@@ -16,7 +17,8 @@ class UnpackError(MixtapeError, RuntimeError):
     """A release that cannot be unpacked; the message names the archive and the problem."""
 
 
-def unpack_release(dist: str | Path, out: str | Path, skipped: list[str] | None = None) -> list[str]:
+def unpack_release(dist: str | Path, out: str | Path, skipped: list[str] | None = None,
+                   log: Callable[[str], None] = lambda _m: None) -> list[str]:
     """Extract every ``*.zip`` of the release folder (with its ``.zNN`` parts) into ``out``.
 
     The release's ``FSD50K.doc.zip`` has been seen holding the ground truth instead of the docs; whatever
@@ -29,9 +31,13 @@ def unpack_release(dist: str | Path, out: str | Path, skipped: list[str] | None 
     if not archives:
         raise UnpackError(f"{dist} holds no .zip archives of the FSD50K release")
     written: list[str] = []
-    for archive in archives:
+    for i, archive in enumerate(archives, 1):
+        parts = len(parts_of(archive))
+        log(f"[{i}/{len(archives)}] extracting {archive.name}" + (f" ({parts} parts)" if parts > 1 else "") + " ...")
         try:
-            written += extract(archive, out, skipped)
+            done = extract(archive, out, skipped)
+            written += done
+            log(f"[{i}/{len(archives)}] {archive.name}: {len(done)} files")
         except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, struct.error) as e:
             if isinstance(e, FileExistsError):
                 raise UnpackError(str(e)) from None

@@ -246,3 +246,36 @@ def test_a_second_build_into_a_locked_folder_is_refused_in_one_line(tmp_path, ti
     (out / ".mixtape.lock").write_text(json.dumps({"pid": gone.pid, "host": socket.gethostname()}))
     card = build(_folder_spec(tiny_root / "collection" / "freesound" / "audio"), str(out))
     assert card["splits"]["train"]["samples"] > 0 and not (out / ".mixtape.lock").exists()
+
+
+def test_a_running_build_says_so_until_it_ends():
+    """The ticker logs while a (Beam) build runs and stops with it: driven here by a short period and an
+    event the test controls, not by sleeping."""
+    import threading
+    import time
+
+    from mixtape.pipelines.build import Ticker
+
+    said: list[str] = []
+    heard = threading.Event()
+
+    def log(message: str) -> None:
+        said.append(message)
+        heard.set()
+
+    with Ticker(log, time.monotonic(), every=0.01):
+        assert heard.wait(5)
+    n = len(said)
+    assert n >= 1 and said[0].startswith("build: running for ") and said[0].endswith(" s ...")
+    assert len(said) == n  # nothing after the build ended
+
+
+def test_build_logs_its_phases(tmp_path):
+    (tmp_path / "a").mkdir()
+    import numpy as np
+
+    sf.write(tmp_path / "a" / "tone.wav", (0.3 * np.sin(np.arange(16000 * 3) / 8.0)).astype("float32"), 16000)
+    said: list[str] = []
+    build(_folder_spec(tmp_path / "a"), str(tmp_path / "out"), log=said.append)
+    assert said[0].startswith("build: 1 source(s) -> list, probe, split, plan, render shards")
+    assert any(x.startswith("build: pipeline done in ") for x in said)

@@ -249,3 +249,11 @@ def test_a_rebuild_says_the_report_inside_the_dataset_is_stale(tiny_root, tiny_s
     (warning,) = again["_build"]["warnings"]
     assert "report/index.html describes the previous build and is now stale" in warning
     assert (out / "report" / "index.html").exists()  # the user's to rewrite, never deleted by a build
+
+
+def test_report_says_each_section_as_it_writes_it(report_copy, capsys):
+    assert main(["report", str(report_copy)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    steps = [x for x in lines if x.startswith("report [")]
+    assert len(steps) == 7 and steps[0] == "report [1/7] summary ..." and "examples" in steps[5]
+    assert lines[-1].startswith("report: ")

@@ -185,3 +185,18 @@ def test_a_damaged_release_is_one_line(tmp_path, capsys, damage):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("mixtape fsd50k: ") and "Traceback" not in err, err
     assert not (tmp_path / "escaped.csv").exists()
+
+
+def test_unpack_says_what_it_is_doing_archive_by_archive(tmp_path, capsys, monkeypatch):
+    from mixtape.cli import main
+
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    _zip(dist / "FSD50K.metadata.zip", {"FSD50K.metadata/a.csv": b"x"})
+    write_split_zip(dist, "FSD50K.dev_audio", {"FSD50K.dev_audio/1.wav": np.random.default_rng(0).bytes(60_000)},
+                    part_size=16_384,
+                    zip64=False, monkeypatch=monkeypatch)
+    assert main(["fsd50k", "unpack", str(dist), "--out", str(tmp_path / "out")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("[1/2] extracting FSD50K.dev_audio.zip (") and "parts)" in lines[0]
+    assert "[1/2] FSD50K.dev_audio.zip: 1 files" in lines and "[2/2] extracting FSD50K.metadata.zip ..." in lines

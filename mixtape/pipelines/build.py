@@ -6,6 +6,7 @@ import json
 import os
 import re
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -295,6 +296,28 @@ def check_sources(spec: DatasetSpec) -> None:
                                      f"relative to its `path`, {src.root})")
 
 
+class Ticker:
+    """A line every ``every`` seconds while a build runs (a Beam pipeline says nothing until it ends), so a
+    long build is visibly alive; the line goes to the log only, never to an output."""
+
+    def __init__(self, log: Callable[[str], None], started: float, every: float = 30.0):
+        self.log, self.started, self.every = log, started, every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self.log(f"build: running for {time.monotonic() - self.started:.0f} s ...")
+
+    def __enter__(self) -> Ticker:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def refuse_empty_splits(spec: DatasetSpec, card: dict[str, Any], out_dir: str, had_dataset: bool) -> None:
     """A split without samples is an error unless the spec says ``splits.allow_empty: true``: training and
     evaluation on it would fail later, and far from the cause (which the rejects name)."""
@@ -375,9 +398,13 @@ def _build_locked(spec: DatasetSpec, out_dir: str, cfg: RunnerConfig, overwrite:
     started = time.monotonic()
     p = make_pipeline(cfg)
     add_build(p, spec, stage, out_dir, previous, cfg.cache_mb)
+    scores = any(s.kind == "score" for s in spec.sources)
+    log(f"build: {len(spec.sources)} source(s) -> list, probe{' (rendering scores)' if scores else ''}, split, plan, "
+        f"render shards, write the card; {cfg.runner} runner, {cfg.workers} worker(s) ...")
     try:
-        result = p.run()
-        result.wait_until_finish()
+        with Ticker(log, started):
+            result = p.run()
+            result.wait_until_finish()
     except Exception as e:
         clean_staging(out_dir)
         kept = "the previous dataset there is unchanged" if existing.has_dataset else "nothing was written there"
@@ -387,6 +414,7 @@ def _build_locked(spec: DatasetSpec, out_dir: str, cfg: RunnerConfig, overwrite:
         raise BuildError(f"cannot write the dataset in {out_dir}: {problem}; {kept}. Free space or fix "
                          "permissions, then run the build again") from None
     seconds = time.monotonic() - started
+    log(f"build: pipeline done in {seconds:.0f} s; moving the dataset into place ...")
     metrics = counters(result)
     for name, value in metrics.items():
         log(f"metric {name}: {value}")

@@ -14,6 +14,7 @@ import json
 import re
 import tarfile
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,11 +114,12 @@ class _Assets:
         (self.folder / ASSETS / ASSET_LIST).write_text(json.dumps(self.names) + "\n")
 
 
-def write_report(dataset: str, out: str | None = None, examples: int = 3, seed: int = 0) -> Path:
+def write_report(dataset: str, out: str | None = None, examples: int = 3, seed: int = 0,
+                 log: Callable[[str], None] = lambda _m: None) -> Path:
     """Write ``<out>/index.html`` and ``<out>/assets/``; ``out`` defaults to ``<dataset>/report``. Anything
     wrong with the dataset (a damaged card, table or shard) is one :class:`ReportError`."""
     try:
-        return _write_report(dataset, out, examples, seed)
+        return _write_report(dataset, out, examples, seed, log)
     except ReportError:
         raise
     except CardError as e:
@@ -132,7 +134,7 @@ def _own_folder(folder: Path) -> None:
         raise ReportError(f"{page} is not a mixtape report and would be overwritten: choose another --out")
 
 
-def _write_report(dataset: str, out: str | None, examples: int, seed: int) -> Path:
+def _write_report(dataset: str, out: str | None, examples: int, seed: int, log: Callable[[str], None]) -> Path:
     base = dataset.rstrip("/")
     if not storage.exists(storage.join(base, CARD_NAME)):
         raise ReportError(f"{dataset} has no dataset.json: pass the folder `mixtape build --out` wrote")
@@ -146,15 +148,19 @@ def _write_report(dataset: str, out: str | None, examples: int, seed: int) -> Pa
     assets = _Assets(folder)
     assets.clear_previous()
     splits = list(card["splits"])
-    sections = [
-        _summary(card, build_info, rejects),
-        _labels(index, splits, assets),
-        _audio_stats(clips, splits, assets),
-        _augmentation(index, assets),
-        _licences(clips, index, assets),
-        _examples(base, card, index, splits, examples, seed, assets),
-        _attribution(card),
+    steps: list[tuple[str, Callable[[], str]]] = [
+        ("summary", lambda: _summary(card, build_info, rejects)),
+        ("label plots", lambda: _labels(index, splits, assets)),
+        ("audio statistics", lambda: _audio_stats(clips, splits, assets)),
+        ("augmentation", lambda: _augmentation(index, assets)),
+        ("licences", lambda: _licences(clips, index, assets)),
+        ("examples (spectrograms and audio)", lambda: _examples(base, card, index, splits, examples, seed, assets)),
+        ("attribution", lambda: _attribution(card)),
     ]
+    sections = []
+    for i, (name, make) in enumerate(steps, 1):
+        log(f"report [{i}/{len(steps)}] {name} ...")
+        sections.append(make())
     page = PAGE.format(title=_e(f"{card['name']} {card.get('version', '')} — mixtape report"),
                        generator=GENERATOR, body="\n".join(sections))
     assets.finish()
