@@ -29,6 +29,7 @@ import hashlib
 import json
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -96,10 +97,8 @@ def subsets(groups: dict[str, str], fractions: list[float], seed: int) -> dict[f
     return out
 
 
-def train_groups(spec: Any, dataset: Path) -> dict[str, str]:
-    """clip id -> its split group, for the train clips of the built dataset."""
-    index = pq.read_table(dataset / "index.parquet", columns=["clip_id", "split"]).to_pylist()
-    train = {r["clip_id"] for r in index if r["split"] == "train"}
+def train_groups(spec: Any, train: Counter[str]) -> dict[str, str]:
+    """clip id -> its split group, for the train clips (``train``: their sample counts)."""
     out = {}
     for source in spec.sources:
         for c in list_source(source):
@@ -120,8 +119,14 @@ def _build(raw: dict[str, Any], base_dir: Path, out: Path, log) -> tuple[Any, di
     return spec, card
 
 
+def train_samples(dataset: Path) -> Counter[str]:
+    """Train samples per clip id of a built dataset (read once per dataset, not once per run)."""
+    rows = pq.read_table(dataset / "index.parquet", columns=["clip_id", "split"]).to_pylist()
+    return Counter(r["clip_id"] for r in rows if r["split"] == "train")
+
+
 def _train_one(base: Path, extra: Path | None, clips: list[str], model: str, crop: float, tasks: str, seed: int,
-               steps: int, out: Path) -> dict[str, Any]:
+               steps: int, out: Path, counts: dict[Path, Counter[str]]) -> dict[str, Any]:
     from mixtape.train.loop import TrainConfig, train
     from mixtape.train.runs import evaluate_run
 
@@ -131,10 +136,7 @@ def _train_one(base: Path, extra: Path | None, clips: list[str], model: str, cro
     (out / "clips.txt").parent.mkdir(parents=True, exist_ok=True)
     (out / "clips.txt").write_text("\n".join(clips) + "\n")
     valid = " ".join(str(p) for p in sorted(base.glob("valid-*.tar")))
-    keep = set(clips)
-    available = sum(1 for d in ([base] + ([extra] if extra else []))
-                    for r in pq.read_table(d / "index.parquet", columns=["clip_id", "split"]).to_pylist()
-                    if r["split"] == "train" and r["clip_id"] in keep)
+    available = sum(counts[d][c] for d in ([base] + ([extra] if extra else [])) for c in set(clips))
     cfg = TrainConfig(shards=" ".join(shards), valid_shards=valid, card=str(base / "dataset.json"), out=str(out),
                       model=model, tasks=tasks, steps=steps, crop_seconds=crop, seed=seed,
                       batch_size=max(2, min(16, available // 2)),  # a tiny subset still makes batches
@@ -283,11 +285,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     tasks = [t for t in wanted if present.get(t)]
     groups: dict[str, list[str]] = {"key": ["key"] if "key" in tasks else [],
                                     "rest": [t for t in tasks if t != "key"]}
-    train_clips = train_groups(specs["none"], datasets["none"])
+    counts = {d: train_samples(d) for d in datasets.values()}
+    train_clips = train_groups(specs["none"], counts[datasets["none"]])
     reorch_extra: dict[str, list[str]] = {}
     if "re-orchestrated" in datasets:
-        idx = pq.read_table(datasets["re-orchestrated"] / "index.parquet", columns=["clip_id", "split"]).to_pylist()
-        for cid in sorted({r["clip_id"] for r in idx if r["split"] == "train"}):
+        for cid in sorted(counts[datasets["re-orchestrated"]]):
             stem, _, k = cid.rpartition("~")
             if stem and k.isdigit() and int(k) > 1:
                 reorch_extra.setdefault(stem, []).append(cid)
@@ -329,7 +331,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     model, crop = MODELS[name]
                     run_dir = out / "runs" / f"{c}-{f}-{seed}-{name}"
                     r = _train_one(datasets["none"], extra, clips, model, crop, ",".join(task_list), seed,
-                                   args.steps, run_dir)
+                                   args.steps, run_dir, counts)
                     for task, (metric, value) in _scores(r["tasks"], r["report"]).items():
                         result["runs"].append({"condition": c, "fraction": f, "seed": seed, "task": task,
                                                "model": model, "metric": metric, "score": value,

@@ -170,11 +170,7 @@ class SourceCache:
             key = (sha256, offset_frames, length_frames, k)
             block = self._lookup(key)
             if block is None:
-                data = self._encoded(clip_id, uri, sha256, synth)
-                block = decode_window(data, clip_id, offset_frames, length_frames, k * BLOCK_MS, BLOCK_MS,
-                                      self.audio.sample_rate, self.audio.channels)
-                block.flags.writeable = False  # windows are views of it: a transform writing in place would fail
-                self._keep(key, block)
+                block = self._convert(self._encoded(clip_id, uri, sha256, synth), clip_id, key)
             out.append(block)
         return out
 
@@ -189,10 +185,16 @@ class SourceCache:
             with self._lock:
                 have = key in self._items
             if not have:
-                block = decode_window(data, clip_id, 0, 0, k * BLOCK_MS, BLOCK_MS, self.audio.sample_rate,
-                                      self.audio.channels)
-                block.flags.writeable = False
-                self._keep(key, block)
+                self._convert(data, clip_id, key)
+
+    def _convert(self, data: bytes, clip_id: str, key: tuple[str, int, int, int]) -> np.ndarray:
+        """Block ``key`` (sha256, offset, length, index) of a source converted, kept and returned."""
+        _, offset_frames, length_frames, k = key
+        block = decode_window(data, clip_id, offset_frames, length_frames, k * BLOCK_MS, BLOCK_MS,
+                              self.audio.sample_rate, self.audio.channels)
+        block.flags.writeable = False  # windows are views of it: a transform writing in place would fail
+        self._keep(key, block)
+        return block
 
     def window(self, clip_id: str, uri: str, sha256: str, offset_frames: int, length_frames: int,
                start_ms: int, duration_ms: int, synth: dict[str, Any] | None = None) -> np.ndarray:

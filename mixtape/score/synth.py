@@ -15,6 +15,7 @@ The default SoundFont is TimGM6mb (a 6 MB General MIDI set by Tim Brechbill, GPL
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import struct
 import threading
@@ -78,10 +79,19 @@ def check_synthesiser() -> str | None:
 
 
 def open_soundfont(path: str | None) -> SoundFont:
-    """A SoundFont by path (None: the built-in one), checked to be a RIFF sfbk file and hashed."""
+    """A SoundFont by path (None: the built-in one), checked to be a RIFF sfbk file and hashed; hashed once
+    per process while the file keeps its size and modification time (a build asks for it several times)."""
     where = path or builtin_soundfont_path()
     try:
-        size = Path(where).stat().st_size
+        st = Path(where).stat()
+    except OSError as e:
+        raise SynthError(f"soundfont {show(where)} cannot be read: {e.strerror or e}") from None
+    return _opened(where, path is None, st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=32)
+def _opened(where: str, builtin: bool, size: int, mtime_ns: int) -> SoundFont:
+    try:
         if size > MAX_SOUNDFONT_BYTES:
             raise SynthError(f"soundfont {show(where)} is {size >> 20} MB, more than a SoundFont can be")
         with open(where, "rb") as f:
@@ -94,7 +104,7 @@ def open_soundfont(path: str | None) -> SoundFont:
                 digest.update(chunk)
     except OSError as e:
         raise SynthError(f"soundfont {show(where)} cannot be read: {e.strerror or e}") from None
-    name = BUILTIN_SOUNDFONT if path is None else Path(where).name
+    name = BUILTIN_SOUNDFONT if builtin else Path(where).name
     return SoundFont(path=where, sha256=digest.hexdigest(), name=name)
 
 

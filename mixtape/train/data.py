@@ -80,12 +80,6 @@ def _checked(f: sf.SoundFile) -> sf.SoundFile:
     return f
 
 
-def _frames_at(data: bytes, sample_rate: int) -> int:
-    """A member's length in frames at ``sample_rate`` (from its header)."""
-    info = sf.info(io.BytesIO(data))
-    return info.frames * sample_rate // info.samplerate
-
-
 def decode_audio(data: bytes, sample_rate: int) -> np.ndarray:
     """Mono float32 at ``sample_rate`` from encoded bytes, decoded in memory (no temporary files)."""
     with _checked(sf.SoundFile(io.BytesIO(data))) as f:
@@ -98,16 +92,23 @@ def decode_random_crop(data: bytes, sample_rate: int, length: int, rng: np.rando
     """The same crop as ``crop(decode_audio(data), length, rng)``, decoding only the cropped frames when the
     file is already at ``sample_rate`` (FLAC and WAV seek sample-exactly): a third less decoding for a
     2 s crop of a 3 s snippet."""
+    return random_crop(data, sample_rate, length, rng)[0]
+
+
+def random_crop(data: bytes, sample_rate: int, length: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """:func:`decode_random_crop`, and the sample's own length in frames at ``sample_rate`` (a sample shorter
+    than the crop is padded, which the stream counts)."""
     with _checked(sf.SoundFile(io.BytesIO(data))) as f:
         if f.samplerate != sample_rate or f.frames <= length:
-            audio = f.read(dtype="float32", always_2d=True)
-            return crop(_mono_at(audio, f.samplerate, sample_rate), length, rng)
-        start = int(rng.integers(0, f.frames - length + 1))
+            audio = _mono_at(f.read(dtype="float32", always_2d=True), f.samplerate, sample_rate)
+            return crop(audio, length, rng), audio.shape[0]
+        frames = f.frames
+        start = int(rng.integers(0, frames - length + 1))
         f.seek(start)
         audio = f.read(length, dtype="float32", always_2d=True)
     if audio.shape[0] != length:
         raise ValueError(f"short read: {audio.shape[0]} of {length} frames at {start}")
-    return _mono_at(audio, sample_rate, sample_rate)
+    return _mono_at(audio, sample_rate, sample_rate), frames
 
 
 def _mono_at(audio: np.ndarray, sr: int, sample_rate: int) -> np.ndarray:
@@ -335,10 +336,8 @@ class ShardStream(IterableDataset):
             if not isinstance(doc, dict):
                 raise ValueError("sample json is not an object")
             targets = self.encoder.encode(doc.get("labels") or {})
-            crops = self._crops(raw.key, raw.audio)
-            length = self.crop_samples
-            if self.crop == "random" and length and _frames_at(raw.audio, self.sample_rate) < length:
-                stats.short += 1
+            crops, short = self._crops(raw.key, raw.audio)
+            stats.short += short
         except Exception as e:  # any undecodable sample is skipped and counted
             stats.corrupt += 1
             _note(stats, f"{show(raw.url)} {show(raw.key)}: {type(e).__name__}: {show(e)}")
@@ -346,21 +345,23 @@ class ShardStream(IterableDataset):
         variant = doc.get("variant", 0)
         return crops, targets, str(doc.get("clip_id", "")), variant if isinstance(variant, int) else 0
 
-    def _crops(self, key: str, data: bytes) -> list[np.ndarray]:
+    def _crops(self, key: str, data: bytes) -> tuple[list[np.ndarray], bool]:
+        """The sample's crops, and whether it is shorter than a training crop (then padded)."""
         length = self.crop_samples
         if self.crop == "random" and length is not None:
             rngs = [rng_for(self.seed, f"{key}/crop/{self.epoch}/{c}") for c in range(self.crops)]
             if self.crops == 1:
-                return [decode_random_crop(data, self.sample_rate, length, rngs[0])]
+                one, frames = random_crop(data, self.sample_rate, length, rngs[0])
+                return [one], frames < length
             whole = decode_audio(data, self.sample_rate)
-            return [crop(whole, length, r) for r in rngs]
+            return [crop(whole, length, r) for r in rngs], whole.shape[0] < length
         audio = decode_audio(data, self.sample_rate)
         if length is None:
-            return [audio]
+            return [audio], False
         if self.crop == "windows":
             padded = audio if audio.shape[0] >= length else np.pad(audio, (0, length - audio.shape[0]))
-            return [padded[s:s + length] for s in window_starts(padded.shape[0], length)]
-        return [crop(audio, length, None)]
+            return [padded[s:s + length] for s in window_starts(padded.shape[0], length)], False
+        return [crop(audio, length, None)], False
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         info = get_worker_info()
