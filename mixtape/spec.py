@@ -198,8 +198,10 @@ class LabelSpec:
     #: class field (or ``tags``) -> {value: replacement}: one spelling for values sources spell differently
     value_map: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
 
-    def map_value(self, fieldname: str, value: str) -> str:
-        return dict(dict(self.value_map).get(fieldname, ())).get(value, value)
+    @property
+    def maps(self) -> dict[str, dict[str, str]]:
+        """``value_map`` as plain mappings: field -> {value: replacement}."""
+        return {k: dict(v) for k, v in self.value_map}
 
 
 @dataclass(frozen=True)
@@ -251,7 +253,7 @@ class DatasetSpec:
         d["augment"]["splits"] = list(self.augment.splits)
         d["labels"] = {"tags": {"min_count": self.labels.tag_min_count},
                        "classes": {k: list(v) for k, v in self.labels.class_values},
-                       **({"map": {k: dict(v) for k, v in self.labels.value_map}} if self.labels.value_map else {})}
+                       **({"map": self.labels.maps} if self.labels.value_map else {})}
         d["sources"] = [{"kind": s.kind, "name": s.name, "path": s.path, **s.options} for s in self.sources]
         if not self.snippets.max_per_clip:  # added later: absent when unset, so earlier spec hashes still hold
             del d["snippets"]["max_per_clip"]

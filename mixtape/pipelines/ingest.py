@@ -88,7 +88,7 @@ def _admit(kv: tuple[str, Iterable[Clip]], spec: DatasetSpec) -> Iterator:
         yield pvalue.TaggedOutput(REJECTS, Reject(clip_id, dup.relpath, "source", "duplicate_clip_id",
                                                   f"{clip_id} is already provided by {first.relpath}"))
     if spec.labels.value_map:  # one spelling per value before any rule looks at it
-        first = replace(first, labels=map_values(first.labels, {k: dict(v) for k, v in spec.labels.value_map}))
+        first = replace(first, labels=map_values(first.labels, spec.labels.maps))
     problem = admission_problem(first, spec)
     if problem:
         yield pvalue.TaggedOutput(REJECTS, Reject(clip_id, first.relpath, "admit", *problem))
@@ -127,7 +127,7 @@ class ProbeClip(beam.DoFn):
             return Reject(clip.clip_id, clip.relpath, "probe", e.reason, f"{show(clip.relpath)}: {e.detail}")
         labels["classes"] = {**labels["classes"], **clip.labels.get("classes", {})}
         if self.spec is not None and self.spec.labels.value_map:
-            labels = map_values(labels, {k: dict(v) for k, v in self.spec.labels.value_map})
+            labels = map_values(labels, self.spec.labels.maps)
         composer = perf.composer or clip.artist
         credits = (f"composition: {composer or 'unknown'}; encoding: {show(clip.relpath)}"
                    f"{' (' + perf.rights + ')' if perf.rights else ''}; sound: {settings.font_licence}")
