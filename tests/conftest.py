@@ -40,6 +40,16 @@ labels: {tags: {min_count: 2}}
 """
 
 
+@pytest.fixture(scope="session", autouse=True)
+def performance_cache(tmp_path_factory, request) -> Path:
+    """A parsed-score cache of the session's own: tests never read or fill the user's, and start cold."""
+    folder = tmp_path_factory.mktemp("cache")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("MIXTAPE_CACHE_DIR", str(folder))
+    request.addfinalizer(patch.undo)
+    return folder / "performances"
+
+
 @pytest.fixture(scope="session")
 def tiny_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("tiny")

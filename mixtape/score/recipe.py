@@ -16,7 +16,8 @@ from typing import Any
 from mixtape.hashing import rng_for
 from mixtape.labels import empty_labels, normalise_key, normalise_tags
 from mixtape.score.analysis import KEY_METHOD, chords, estimate_key, gm_family, gm_name
-from mixtape.score.formats import ScoreError, read_performance
+from mixtape.score.formats import ScoreError
+from mixtape.score.parsed import parsed_performance
 from mixtape.score.performance import Performance, excerpt, retimed
 from mixtape.score.synth import (
     BUILTIN_LICENCE,
@@ -132,7 +133,7 @@ def _tempo(perf: Performance, settings: ScoreSettings, clip_id: str) -> tuple[fl
 def performed(data: bytes, recipe: Mapping[str, Any]) -> tuple[Performance, list[int]]:
     """The performance a recipe plays (at its tempo, cut to its excerpt) and the parts it renders (drum
     parts only when the recipe has them)."""
-    return perform(read_performance(data, recipe["format"], int(recipe["tune"])), recipe)
+    return perform(parsed_performance(data, recipe["format"], int(recipe["tune"])), recipe)
 
 
 def perform(perf: Performance, recipe: Mapping[str, Any]) -> tuple[Performance, list[int]]:
@@ -164,7 +165,7 @@ def realise(clip_id: str, data: bytes, synth: Mapping[str, Any], settings: Score
     """(recipe, labels, audio bytes, performance as rendered) of one listed score clip (``piece``: the
     score or tune its renders share, by default the clip itself); a score that cannot be a clip raises
     :class:`ScoreError` with its reject reason."""
-    perf = read_performance(data, synth["format"], int(synth["tune"]))
+    perf = parsed_performance(data, synth["format"], int(synth["tune"]))
     _check(perf, settings)
     tempo, tempo_source = _tempo(perf, settings, clip_id)
     recipe = {"format": synth["format"], "tune": int(synth["tune"]), "render": int(synth.get("render", 0)),
