@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections import Counter
 
 from mixtape.dataset.card import read_card
+from mixtape.dataset.index import read_index
 from mixtape.dataset.names import CARD_NAME, INDEX_NAME
 from mixtape.licences import licence_family
-from mixtape.storage import read_parquet
 from mixtape.untrusted import show
 
 
@@ -16,8 +16,8 @@ def describe(dataset: str, top: int = 8) -> list[str]:
     base = dataset[: -len(CARD_NAME)].rstrip("/") if dataset.endswith(CARD_NAME) else dataset.rstrip("/")
     card = read_card(f"{base}/{CARD_NAME}")
     try:
-        index = read_parquet(f"{base}/{INDEX_NAME}").to_pylist()
-    except (OSError, ValueError):
+        index = read_index(f"{base}/{INDEX_NAME}", ["split", "tags", "musical_key", "tempo_bpm"])
+    except (OSError, ValueError):  # no index (or not a Parquet file): the card alone is described
         index = []
     return [show(line, 2000) for line in _lines(card, index, top)]
 
@@ -47,8 +47,8 @@ def _lines(card: dict, index: list[dict], top: int) -> list[str]:
         if not rows:
             continue
         tags = Counter(t for r in rows for t in r["tags"])
-        keys = Counter(r["key_label"] for r in rows if r["key_label"])
-        tempi = sorted(r["tempo"] for r in rows if r["tempo"] is not None)
+        keys = Counter(r["musical_key"] for r in rows if r["musical_key"])
+        tempi = sorted(r["tempo_bpm"] for r in rows if r["tempo_bpm"] is not None)
         if tags:  # a split without tags gets no empty line
             lines.append(f"  {split} tags: " + ", ".join(f"{t} {n}" for t, n in tags.most_common(top)))
         if keys:

@@ -22,6 +22,7 @@ from typing import Any
 from mixtape import storage
 from mixtape.audio import AudioError
 from mixtape.dataset.card import read_card
+from mixtape.dataset.index import read_index
 from mixtape.dataset.names import BUILD_INFO, CARD_NAME, INDEX_NAME, PLAN_NAME, UnsafeName, check_shard_name
 from mixtape.features import MEMBER_SUFFIX
 from mixtape.hashing import rng_for
@@ -66,10 +67,11 @@ def _compare_members(name: str, shard: bytes, rows: list[dict[str, Any]], fmt: s
         report.problems.append(f"{name}: member {member} is not one a reader loads")
     expected = {}
     for r in rows:
-        expected[f"{r['key']}.{fmt}"] = (r["key"], r["audio_sha256"])
-        expected[f"{r['key']}.json"] = (r["key"], r["json_sha256"])
+        key = r["sample_key"]
+        expected[f"{key}.{fmt}"] = (key, r["audio_sha256"])
+        expected[f"{key}.json"] = (key, r["json_sha256"])
         if r.get("logmel_sha256"):
-            expected[f"{r['key']}.{MEMBER_SUFFIX}"] = (r["key"], r["logmel_sha256"])
+            expected[f"{key}.{MEMBER_SUFFIX}"] = (key, r["logmel_sha256"])
     for member, (key, sha) in sorted(expected.items()):
         if member not in members:
             if error is None:
@@ -91,7 +93,7 @@ def check(dataset: str) -> tuple[VerifyReport, dict[str, Any]]:
     card = read_card(storage.join(dataset, CARD_NAME))
     fmt = card["audio"]["format"]
     index_path = storage.join(dataset, INDEX_NAME)
-    index = storage.read_parquet(index_path).to_pylist() if storage.exists(index_path) else []
+    index = read_index(index_path) if storage.exists(index_path) else []
     expected = sum(int(s["samples"]) for s in card["splits"].values())
     if not storage.exists(index_path):
         report.problems.append(f"{INDEX_NAME} is missing")
@@ -192,7 +194,7 @@ def rerender(dataset: str, card: dict[str, Any], fraction: float, seed: int, roo
     by_shard: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in plan:
         by_shard[r["shard"]].append(r)
-    index = storage.read_parquet(storage.join(dataset, INDEX_NAME)).to_pylist()
+    index = read_index(storage.join(dataset, INDEX_NAME))
     spec = spec_from_dict(card["spec"])  # the card's normalised spec: the same render settings as the build
     audio, logmel_spec = spec.audio, spec.logmel
     # shared by the chosen shards, as a build's worker shares it

@@ -2,13 +2,16 @@
 
 import io
 import json
+import shutil
 import tarfile
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 import webdataset as wds
 
+from mixtape.dataset.index import recorded_steps
 from mixtape.pipelines.build import BuildError, RunnerConfig, build
 from mixtape.spec import parse_spec
 
@@ -50,7 +53,7 @@ def test_splits_shards_and_counts_agree(tiny_build, tiny_spec):
 
 def test_shards_are_readable_by_stock_webdataset_and_match_the_index(tiny_build):
     out, _card = tiny_build
-    index = {r["key"]: r for r in pq.read_table(out / "index.parquet").to_pylist()}
+    index = {r["sample_key"]: r for r in pq.read_table(out / "index.parquet").to_pylist()}
     seen = {}
     for name in shard_files(out):
         for sample in wds.WebDataset(str(out / name), shardshuffle=False):
@@ -60,7 +63,7 @@ def test_shards_are_readable_by_stock_webdataset_and_match_the_index(tiny_build)
             assert sr == 8000 and audio.ndim == 1 and len(audio) == 8000
             row = index[doc["key"]]
             assert row["shard"] == name and doc["split"] == row["split"]
-            assert doc["labels"]["tags"] == row["tags"] and json.loads(row["augment"]) == doc["augment"]
+            assert doc["labels"]["tags"] == row["tags"] and recorded_steps(row["augment"]) == doc["augment"]
             assert doc["licence"] and doc["attribution"] and doc["source"]["sha256"]
             if doc["variant"] > 0:
                 assert doc["augment"] and doc["augment"][0]["op"] == "gain"
@@ -81,15 +84,15 @@ def test_tar_members_have_fixed_metadata(tiny_build):
 def test_augmented_variant_differs_from_its_original_by_the_drawn_gain(tiny_build):
     out, _ = tiny_build
     index = pq.read_table(out / "index.parquet").to_pylist()
-    variant = next(r for r in index if r["variant"] == 1 and json.loads(r["augment"]))
-    original_key = variant["key"].rsplit("/", 1)[0] + "/0"
+    variant = next(r for r in index if r["variant"] == 1 and r["augment"])
+    original_key = variant["sample_key"].rsplit("/", 1)[0] + "/0"
     audio = {}
-    for name in {variant["shard"], next(r["shard"] for r in index if r["key"] == original_key)}:
+    for name in {variant["shard"], next(r["shard"] for r in index if r["sample_key"] == original_key)}:
         for s in wds.WebDataset(str(out / name), shardshuffle=False):
-            if s["__key__"] in (variant["key"], original_key):
+            if s["__key__"] in (variant["sample_key"], original_key):
                 audio[s["__key__"]] = sf.read(io.BytesIO(s["flac"]))[0]
-    db = json.loads(variant["augment"])[0]["db"]
-    a, b = audio[original_key], audio[variant["key"]]
+    db = recorded_steps(variant["augment"])[0]["db"]
+    a, b = audio[original_key], audio[variant["sample_key"]]
     mask = abs(a) > 0.05
     ratio = (b[mask] / a[mask]).mean()
     assert ratio == pytest.approx(10 ** (db / 20), rel=0.01)
@@ -279,3 +282,29 @@ def test_build_logs_its_phases(tmp_path):
     build(_folder_spec(tmp_path / "a"), str(tmp_path / "out"), log=said.append)
     assert said[0].startswith("build: 1 source(s) -> list, probe, split, plan, render shards")
     assert any(x.startswith("build: pipeline done in ") for x in said)
+
+
+@pytest.mark.parametrize("change, expected, readers", [
+    (lambda t: t.rename_columns(["key" if n == "sample_key" else "key_label" if n == "musical_key" else n
+                                 for n in t.column_names]),
+     r"no column\(s\) (sample_key, )?musical_key.*rebuild the dataset", "verify inspect report"),
+    (lambda t: t.set_column(t.column_names.index("classes"), "classes",
+                            pa.array(['{"genre": "x"}'] * len(t))), "classes is string, not map<string, string>",
+     "verify report"),  # inspect reads no classes column
+])
+def test_an_index_of_another_shape_is_a_clear_error_for_every_reader(tiny_build, tmp_path, change, expected,
+                                                                    readers):
+    from mixtape.dataset.index import IndexSchemaError
+    from mixtape.inspect_card import describe
+    from mixtape.report.page import write_report
+    from mixtape.verify import verify
+
+    out, _ = tiny_build
+    copy = tmp_path / "ds"
+    shutil.copytree(out, copy)
+    pq.write_table(change(pq.read_table(copy / "index.parquet")), copy / "index.parquet")
+    calls = {"verify": lambda: verify(str(copy)), "inspect": lambda: describe(str(copy)),
+             "report": lambda: write_report(str(copy), str(tmp_path / "report"))}
+    for name in readers.split():
+        with pytest.raises(IndexSchemaError, match=expected):
+            calls[name]()

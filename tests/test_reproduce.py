@@ -48,13 +48,13 @@ def test_a_flipped_byte_is_traced_to_its_shard_and_sample(copy_of):
     path = dst / victim["shard"]
     data = bytearray(path.read_bytes())
     with __import__("tarfile").open(path) as tar:
-        member = tar.getmember(f"{victim['key']}.flac")
+        member = tar.getmember(f"{victim['sample_key']}.flac")
     data[member.offset_data + member.size // 2] ^= 0x01
     path.write_bytes(bytes(data))
     report = verify(str(dst))
     assert not report.ok
     assert any(p.startswith(f"{victim['shard']}: sha256") for p in report.problems)
-    assert any(f"sample {victim['key']}: member {victim['key']}.flac differs" in p for p in report.problems)
+    assert any(f"sample {victim['sample_key']}: member {victim['sample_key']}.flac differs" in p for p in report.problems)
 
 
 def test_a_missing_shard_and_a_stray_one_are_named(copy_of):
@@ -171,7 +171,8 @@ def test_gnu_tar_lists_the_members(tiny_build):
     name = card["splits"]["valid"]["shards"][0]["name"]
     listing = subprocess.run(["tar", "-tf", str(out / name)], capture_output=True, text=True, check=True).stdout
     index = [r for r in pq.read_table(out / "index.parquet").to_pylist() if r["shard"] == name]
-    expected = [m for r in sorted(index, key=lambda r: r["order"]) for m in (f"{r['key']}.flac", f"{r['key']}.json")]
+    keys = [r["sample_key"] for r in sorted(index, key=lambda r: r["order"])]
+    expected = [m for k in keys for m in (f"{k}.flac", f"{k}.json")]
     assert listing.splitlines() == expected
 
 

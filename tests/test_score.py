@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import librosa
@@ -30,6 +32,7 @@ from mixtape.spec import parse_spec
 from mixtape.verify import verify
 
 RATE = 16000
+README = Path(__file__).resolve().parents[1] / "README.md"
 SCALE_ABC = b"""%abc-2.1
 X:1
 T:Scale one
@@ -283,13 +286,56 @@ def test_listing_gives_one_clip_per_tune_and_render_and_accounts_for_every_file(
     assert isinstance(stray, Reject) and stray.reason == "not_selected"
 
 
+@pytest.fixture(scope="module")
+def score_build(score_collection, tmp_path_factory) -> tuple[Path, dict]:
+    """(folder, card) of the score collection built in memory."""
+    from mixtape.spec import load_spec
+
+    out = tmp_path_factory.mktemp("score-build") / "a"
+    return out, build(load_spec(score_collection / "spec.yaml"), str(out), RunnerConfig(workers=1))
+
+
+def readme_queries() -> list[str]:
+    block = re.search(r"```sql\n(.*?)```", README.read_text(), flags=re.S)
+    assert block, "the README has its DuckDB examples in a sql block"
+    lines = [line for line in block.group(1).splitlines() if not line.startswith("--")]
+    return [q.strip() for q in " ".join(lines).split(";") if q.strip()]
+
+
+def test_the_readmes_index_columns_and_duckdb_queries_hold_on_a_build(score_build):
+    import duckdb
+
+    from mixtape.dataset.index import INDEX_SCHEMA, class_map, read_index, recorded_steps
+    from mixtape.licences import licence_family
+
+    columns = README.read_text().split("| column | type | holds |\n", 1)[1].split("\n\n", 1)[0]
+    table = re.findall(r"^\| `(\w+)` \| `([^`]+)` \|", columns, flags=re.M)
+    assert table == [(f.name, str(f.type)) for f in INDEX_SCHEMA]  # every column, its type, in order
+    out, _card = score_build
+    rows = read_index(str(out / "index.parquet"))
+    tag = Counter(t for r in rows for t in r["tags"]).most_common(1)[0][0]
+    queries = readme_queries()
+    assert len(queries) == 5
+    got = [duckdb.sql(q.replace("DIR", str(out)).replace("'piano'", f"'{tag}'")).fetchall() for q in queries]
+    assert dict(got[0]) == Counter(r["split"] for r in rows if tag in r["tags"])
+    genres = Counter(class_map(r["classes"]).get("genre") for r in rows)
+    assert dict(got[1]) == genres and {"baroque", "pop"} <= set(genres)
+    shifted = {(r["sample_key"], r["musical_key"], s["semitones"]) for r in rows
+               for s in recorded_steps(r["augment"]) if s["op"] == "pitch_shift"}
+    assert set(got[2]) == shifted and shifted
+    assert dict(got[3]) == Counter(op for r in rows for op in r["augment_ops"])
+    families: dict[str, set[str]] = {}
+    for r in rows:
+        families.setdefault(licence_family(r["licence"]), set()).add(r["clip_id"])
+    assert dict(got[4]) == {f: len(c) for f, c in families.items()}
+
+
 @pytest.mark.slow
-def test_a_score_build_is_the_same_bytes_on_every_runner_and_verifies(score_collection, tmp_path):
+def test_a_score_build_is_the_same_bytes_on_every_runner_and_verifies(score_collection, score_build, tmp_path):
     from mixtape.spec import load_spec
 
     spec = load_spec(score_collection / "spec.yaml")
-    a = tmp_path / "a"
-    card = build(spec, str(a), RunnerConfig(workers=1))
+    a, card = score_build
     b = tmp_path / "b"
     build(spec, str(b), RunnerConfig(workers=2))
     files = sorted(p.name for p in a.iterdir() if p.is_file() and p.name != "build.json")
@@ -306,8 +352,8 @@ def test_a_score_build_is_the_same_bytes_on_every_runner_and_verifies(score_coll
     assert "TimGM6mb by Tim Brechbill" in credits["bach:bach/bwv1.6.mxl~1"]
 
     index = pq.read_table(a / "index.parquet").to_pylist()
-    shifted = [r for r in index if "pitch_shift" in r["augment"]]
-    assert shifted and all(r["key_label"] for r in shifted)
+    shifted = [r for r in index if "pitch_shift" in r["augment_ops"]]
+    assert shifted and all(r["musical_key"] for r in shifted)
     groups: dict[str, set[str]] = {}
     for r in index:
         piece = r["clip_id"].rsplit("~", 1)[0]

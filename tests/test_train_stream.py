@@ -19,7 +19,7 @@ def _train_keys(out: Path) -> list[str]:
     import pyarrow.parquet as pq
 
     index = pq.read_table(out / "index.parquet").to_pylist()
-    return sorted(r["key"] for r in index if r["split"] == "train")
+    return sorted(r["sample_key"] for r in index if r["split"] == "train")
 
 
 def _read(stream: ShardStream, workers: int) -> tuple[list[str], StreamTracker]:

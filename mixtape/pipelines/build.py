@@ -29,6 +29,7 @@ from mixtape.dataset.folder import (
     prepare_staging,
     swap_in,
 )
+from mixtape.dataset.index import read_index
 from mixtape.dataset.names import BUILD_INFO, CARD_NAME, INDEX_NAME
 from mixtape.errors import MixtapeError
 from mixtape.pipelines.ingest import Ingest
@@ -239,7 +240,7 @@ def load_previous(out_dir: str, card: dict[str, Any] | None, log: Callable[[str]
         changed = sorted(k for k, v in now.items() if card.get("versions", {}).get(k) != v)
         log(f"incremental: versions changed since the previous build ({', '.join(changed)}); rendering everything")
         return {}
-    index = storage.read_parquet(storage.join(out_dir, INDEX_NAME)).to_pylist()
+    index = read_index(storage.join(out_dir, INDEX_NAME))
     by_shard: dict[str, list[dict[str, Any]]] = {}
     for row in index:
         by_shard.setdefault(row["shard"], []).append(row)

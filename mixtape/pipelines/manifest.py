@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 
 import mixtape
 from mixtape import storage
+from mixtape.dataset.index import INDEX_SCHEMA, INDEX_VERSION, augmentation_summary
 from mixtape.dataset.names import CARD_NAME, CLIPS_NAME, INDEX_NAME, PART_NAME, PARTS_DIR, PLAN_NAME, REJECTS_NAME
 from mixtape.hashing import canonical_json, sha256_hex
 from mixtape.labels import build_vocabularies
@@ -30,14 +31,6 @@ CARD_FORMAT = "mixtape-dataset/1"
 VERSIONED_PACKAGES = ("apache-beam", "numpy", "soundfile", "soxr", "librosa", "audiomentations", "pyarrow",
                       "python-stretch")
 
-INDEX_SCHEMA = pa.schema([
-    ("key", pa.string()), ("split", pa.string()), ("shard", pa.string()), ("order", pa.int32()),
-    ("clip_id", pa.string()), ("start_ms", pa.int64()), ("duration_ms", pa.int64()), ("variant", pa.int32()),
-    ("hash", pa.string()), ("tags", pa.list_(pa.string())), ("classes", pa.string()),
-    ("key_label", pa.string()), ("tempo", pa.float64()), ("augment", pa.string()), ("licence", pa.string()),
-    ("audio_bytes", pa.int64()), ("audio_sha256", pa.string()), ("json_sha256", pa.string()),
-    ("logmel_sha256", pa.string()),
-])
 PLAN_SCHEMA = pa.schema([("shard", pa.string()), ("order", pa.int32()), ("key", pa.string()), ("record", pa.string())])
 REJECTS_SCHEMA = pa.schema([("clip_id", pa.string()), ("path", pa.string()), ("stage", pa.string()),
                             ("reason", pa.string()), ("detail", pa.string())])
@@ -60,6 +53,7 @@ def package_versions(spec: DatasetSpec | None = None) -> dict[str, str]:
     from mixtape.score.recipe import score_versions
 
     out = {"mixtape": mixtape.__version__, "mixtape-render": str(RENDER_VERSION), "mixtape-plan": str(PLAN_VERSION),
+           "mixtape-index": str(INDEX_VERSION),
            "python": platform.python_version(),
            "libsndfile": soundfile.__libsndfile_version__}
     for name in VERSIONED_PACKAGES:
@@ -76,19 +70,8 @@ def _parquet_bytes(rows: list[dict[str, Any]], schema: pa.Schema) -> bytes:
     return _table_bytes(pa.Table.from_pylist(rows, schema=schema))
 
 
-def augmentation_summary(chains: Iterable[str]) -> dict[str, Any]:
-    """How many variants were augmented and how often each op applied (from the index's augment column)."""
-    ops: Counter[str] = Counter()
-    augmented = 0
-    for text in chains:
-        chain = json.loads(text)
-        augmented += bool(chain)
-        ops.update(step["op"] for step in chain)
-    return {"augmented_samples": augmented, "ops": dict(sorted(ops.items()))}
-
-
 def make_card(spec: DatasetSpec, shards: list[dict], used: list[dict], rejects: list[Reject],
-              augment_chains: Iterable[str] = ()) -> dict[str, Any]:
+              augment_ops: Iterable[Iterable[str] | None] = ()) -> dict[str, Any]:
     """The card from the build's outputs, sorted so it depends on nothing but their content."""
     used = sorted(used, key=lambda u: u["clip_id"])
     rejects = sorted(rejects, key=lambda r: (r.clip_id, r.stage, r.reason, r.path))
@@ -128,7 +111,7 @@ def make_card(spec: DatasetSpec, shards: list[dict], used: list[dict], rejects: 
         "splits": splits,
         "vocabularies": build_vocabularies((u["labels"] for u in used if u.get("role", "sample") == "sample"),
                                            spec.labels.tag_min_count),
-        "augmentation": augmentation_summary(augment_chains),
+        "augmentation": augmentation_summary(augment_ops),
         "features": ({"logmel": spec.logmel.card(spec.audio.sample_rate, spec.snippets.duration_ms *
                                                  spec.audio.sample_rate // 1000)} if spec.logmel else {}),
         "accounting": {
@@ -196,7 +179,7 @@ class WriteManifest(beam.DoFn):
         by_split = [s["name"] for s in sorted(shards, key=lambda s: (s["split"], s["name"]))]
         index = _joined(self.out_dir, by_split, "index")
         plan = _joined(self.out_dir, sorted(s["name"] for s in shards), "plan")
-        card = make_card(self.spec, shards, used, rejects, index.column("augment").to_pylist())
+        card = make_card(self.spec, shards, used, rejects, index.column("augment_ops").to_pylist())
         acc = card["accounting"]
         if acc["clips_in"] != acc["clips_used"] + acc["clips_rejected"] or len({u["clip_id"] for u in used}) != len(
                 used):

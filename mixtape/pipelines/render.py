@@ -6,7 +6,6 @@ Decode, augment and encode stay fused in one step, so nothing heavy is pickled b
 from __future__ import annotations
 
 import io
-import json
 import logging
 import math
 import threading
@@ -25,10 +24,10 @@ from mixtape import storage
 from mixtape.audio import AudioError, convert, encode_pcm16, to_pcm16
 from mixtape.augment import apply_chain
 from mixtape.augment.ops import Context
+from mixtape.dataset.index import index_row
 from mixtape.faults import inject
 from mixtape.features import MEMBER_SUFFIX, LogMelSpec, logmel, npy_bytes
 from mixtape.hashing import canonical_json, sha256_hex
-from mixtape.labels import key_name
 from mixtape.pipelines.manifest import write_part
 from mixtape.records import PlanRow
 from mixtape.shardformat import HashingWriter, ShardWriter, sample_json_bytes
@@ -297,32 +296,6 @@ def plan_hash(rows: list[PlanRow], audio: AudioSpec, logmel_spec: LogMelSpec | N
     DSP versions recorded in the card: its rows, in order, the output format and the stored features."""
     return sha256_hex(canonical_json({"audio": asdict(audio), "rows": [r.record() for r in rows],
                                       "logmel": asdict(logmel_spec) if logmel_spec else None}).encode())
-
-
-def index_row(row: PlanRow, order: int, audio: bytes, doc: bytes, features: bytes | None = None
-              ) -> dict[str, Any]:
-    labels = row.labels
-    return {
-        "key": row.key,
-        "split": row.split,
-        "shard": row.shard,
-        "order": order,
-        "clip_id": row.clip_id,
-        "start_ms": row.start_ms,
-        "duration_ms": row.duration_ms,
-        "variant": row.variant,
-        "hash": row.hash,
-        "tags": list(labels.get("tags", [])),
-        "classes": json.dumps(labels.get("classes", {}), sort_keys=True, ensure_ascii=False),
-        "key_label": key_name(labels.get("key")),
-        "tempo": labels.get("tempo"),
-        "augment": json.dumps(list(row.augment), sort_keys=True),
-        "licence": row.licence,
-        "audio_bytes": len(audio),
-        "audio_sha256": sha256_hex(audio),
-        "json_sha256": sha256_hex(doc),
-        "logmel_sha256": sha256_hex(features) if features is not None else None,
-    }
 
 
 class RenderShard(beam.DoFn):

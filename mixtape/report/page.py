@@ -24,6 +24,7 @@ import soundfile as sf
 
 from mixtape import storage
 from mixtape.dataset.card import CardError, read_card
+from mixtape.dataset.index import class_map, read_index
 from mixtape.dataset.names import BUILD_INFO, CARD_NAME, CLIPS_NAME, INDEX_NAME, REJECTS_NAME, check_shard_name
 from mixtape.hashing import rng_for
 from mixtape.licences import licence_family
@@ -140,7 +141,8 @@ def _write_report(dataset: str, out: str | None, examples: int, seed: int, log: 
         raise ReportError(f"{dataset} has no dataset.json: pass the folder `mixtape build --out` wrote")
     card = read_card(storage.join(base, CARD_NAME))
     build_info = _build_info(storage.join(base, BUILD_INFO))
-    index = _table(storage.join(base, INDEX_NAME))
+    index_uri = storage.join(base, INDEX_NAME)
+    index = read_index(index_uri) if storage.exists(index_uri) else []
     rejects = _table(storage.join(base, REJECTS_NAME))
     clips = _table(storage.join(base, CLIPS_NAME))
     folder = Path(out or (Path(base) / DEFAULT_FOLDER))
@@ -212,17 +214,6 @@ def _summary(card: dict[str, Any], build_info: dict[str, Any], rejects: list[dic
 </section>"""
 
 
-def _json_field(text: Any, empty: Any) -> Any:
-    """A JSON column of the index (classes, augment), or ``empty`` when it is not of that shape."""
-    try:
-        value = load_json(text, INDEX_NAME) if isinstance(text, str) and text else empty
-    except UntrustedInputError:
-        return empty
-    if not isinstance(value, type(empty)):
-        return empty
-    return [v for v in value if isinstance(v, dict) and "op" in v] if isinstance(empty, list) else value
-
-
 def _img(assets: _Assets, png: bytes, alt: str) -> str:
     return f'<img src="{assets.add(png, "png")}" alt="{_e(alt)}">'
 
@@ -240,20 +231,20 @@ def _labels(index: list[dict[str, Any]], splits: list[str], assets: _Assets) -> 
                                                     "samples"), "tag histogram per split"))
     fields: dict[str, dict[str, Counter]] = {}
     for r in index:
-        for field, value in _json_field(r["classes"], {}).items():
+        for field, value in class_map(r["classes"]).items():
             fields.setdefault(field, {s: Counter() for s in splits})[r["split"]][str(value)] += 1
     for field, per_split in sorted(fields.items()):
         values = sorted(set().union(*per_split.values()))
         parts.append(_img(assets, figures.bar_chart(f"Class {field}", values,
                                                     {s: [per_split[s][v] for v in values] for s in splits},
                                                     "samples"), f"{field} histogram per split"))
-    keys = {s: Counter(r["key_label"] for r in index if r["split"] == s and r["key_label"]) for s in splits}
+    keys = {s: Counter(r["musical_key"] for r in index if r["split"] == s and r["musical_key"]) for s in splits}
     key_names = sorted(set().union(*keys.values()))
     if key_names:
         parts.append(_img(assets, figures.bar_chart("Keys", key_names, {s: [keys[s][k] for k in key_names]
                                                                         for s in splits}, "samples"),
                           "key histogram per split"))
-    tempi = {s: [r["tempo"] for r in index if r["split"] == s and r["tempo"]] for s in splits}
+    tempi = {s: [r["tempo_bpm"] for r in index if r["split"] == s and r["tempo_bpm"]] for s in splits}
     if any(tempi.values()):
         parts.append(_img(assets, figures.histogram("Tempo", tempi, "bpm"), "tempo histogram per split"))
     parts.append("</section>")
@@ -278,11 +269,10 @@ def _augmentation(index: list[dict[str, Any]], assets: _Assets) -> str:
     params: dict[str, list[float]] = {}
     ops: Counter = Counter()
     for r in index:
-        for step in _json_field(r["augment"], []):
+        for step in r["augment"] or []:
             ops[step["op"]] += 1
-            for k, v in step.items():
-                if k != "op" and isinstance(v, (int, float)) and not isinstance(v, bool):
-                    params.setdefault(f"{step['op']}.{k}", []).append(float(v))
+            for k, v in step["params"] or []:
+                params.setdefault(f"{step['op']}.{k}", []).append(float(v))
     if not ops:
         return '<section id="augmentation"><h2>Augmentation</h2><p>no augmented samples</p></section>'
     parts = ['<section id="augmentation"><h2>Augmentation</h2>',
@@ -297,8 +287,9 @@ def _augmentation(index: list[dict[str, Any]], assets: _Assets) -> str:
 
 
 def _licences(clips: list[dict[str, Any]], index: list[dict[str, Any]], assets: _Assets) -> str:
-    per_clip = {c["clip_id"]: c["licence"] for c in clips} or {r["clip_id"]: r["licence"] for r in index}
-    families = Counter(licence_family(v or "") for v in per_clip.values())
+    per_clip = ({c["clip_id"]: licence_family(c["licence"] or "") for c in clips}
+                or {r["clip_id"]: r["licence_family"] for r in index})
+    families = Counter(per_clip.values())
     names = sorted(families)
     return ('<section id="licences"><h2>Licences</h2>'
             + _img(assets, figures.bar_chart("Licence families (clips)", names,
@@ -307,7 +298,7 @@ def _licences(clips: list[dict[str, Any]], index: list[dict[str, Any]], assets: 
 
 
 def _choose(index: list[dict[str, Any]], split: str, n: int, seed: int) -> list[dict[str, Any]]:
-    rows = sorted((r for r in index if r["split"] == split), key=lambda r: r["key"])
+    rows = sorted((r for r in index if r["split"] == split), key=lambda r: r["sample_key"])
     if not rows:
         return []
     order = rng_for(seed, f"report/{split}").permutation(len(rows))
@@ -316,7 +307,7 @@ def _choose(index: list[dict[str, Any]], split: str, n: int, seed: int) -> list[
 
 def _examples(base: str, card: dict[str, Any], index: list[dict[str, Any]], splits: list[str], n: int,
               seed: int, assets: _Assets) -> str:
-    by_key = {r["key"]: r for r in index}
+    by_key = {r["sample_key"]: r for r in index}
     chosen: list[tuple[str, dict[str, Any], dict[str, Any] | None]] = []
     for split in splits:
         for r in _choose(index, split, n, seed):
@@ -328,7 +319,7 @@ def _examples(base: str, card: dict[str, Any], index: list[dict[str, Any]], spli
     for _, r, o in chosen:
         for row in (r, o):
             if row is not None:
-                wanted.setdefault(row["shard"], set()).add(row["key"])
+                wanted.setdefault(row["shard"], set()).add(row["sample_key"])
     found: dict[str, dict[str, Any]] = {}
     largest = max((s["bytes"] for info in card["splits"].values() for s in info["shards"]), default=0)
     for shard, keys in sorted(wanted.items(), key=lambda kv: str(kv[0])):
@@ -346,9 +337,9 @@ def _examples(base: str, card: dict[str, Any], index: list[dict[str, Any]], spli
         if split != current:
             parts.append(f"<h3>{_e(split)}</h3>")
             current = split
-        cells = [_example_cell(found.get(r["key"]), fmt, card, assets, "sample")]
+        cells = [_example_cell(found.get(r["sample_key"]), fmt, card, assets, "sample")]
         if o is not None:
-            cells.insert(0, _example_cell(found.get(o["key"]), fmt, card, assets, "original"))
+            cells.insert(0, _example_cell(found.get(o["sample_key"]), fmt, card, assets, "original"))
         parts.append(f'<div class="example">{"".join(cells)}</div>')
     parts.append("</section>")
     return "\n".join(parts)
