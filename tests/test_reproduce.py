@@ -54,7 +54,8 @@ def test_a_flipped_byte_is_traced_to_its_shard_and_sample(copy_of):
     report = verify(str(dst))
     assert not report.ok
     assert any(p.startswith(f"{victim['shard']}: sha256") for p in report.problems)
-    assert any(f"sample {victim['sample_key']}: member {victim['sample_key']}.flac differs" in p for p in report.problems)
+    key = victim["sample_key"]
+    assert any(f"sample {key}: member {key}.flac differs" in p for p in report.problems)
 
 
 def test_a_missing_shard_and_a_stray_one_are_named(copy_of):
