@@ -101,7 +101,8 @@ def test_labels_follow_the_recorded_parameters(augmented):
         if r["variant"] == 0 or any(s["op"] == "mix" for s in chain):
             continue
         base = originals[r["sample_key"].rsplit("/", 1)[0] + "/0"]
-        semis = sum(s["semitones"] for s in chain if s["op"] == "pitch_shift")
+        # the index stores every parameter as a double; a pitch shift is whole semitones
+        semis = round(sum(s["semitones"] for s in chain if s["op"] == "pitch_shift"))
         rate = np.prod([s["rate"] for s in chain if s["op"] == "time_stretch"] or [1.0])
         if base["musical_key"]:
             from mixtape.augment.label_transforms import transpose_key
