@@ -28,10 +28,10 @@ import soundfile as sf
 from mixtape.cli import quiet_logging
 from mixtape.demo.collection import generate
 from mixtape.pipelines.ingest import ProbeClip
-from mixtape.pipelines.render import SourceCache, render_sample
-from mixtape.pipelines.sources import list_source
 from mixtape.planning import plan_clip, pool_refs
 from mixtape.records import Clip
+from mixtape.rendering import SourceCache, render_sample
+from mixtape.sources.registry import list_source
 from mixtape.spec import parse_spec
 
 SPEC = {

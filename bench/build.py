@@ -141,7 +141,7 @@ def limit_loop(rows: list[PlanRow]) -> float:
     from mixtape.audio import convert, decode, encode_pcm16, to_pcm16
     from mixtape.augment import apply_chain
     from mixtape.augment.ops import Context
-    from mixtape.pipelines.render import cut
+    from mixtape.rendering import cut
 
     sources: dict[str, Any] = {}
 
@@ -191,7 +191,7 @@ def run_limit(rows: list[PlanRow], cores: int = 2, by: str = "shard") -> dict[st
 
 def profile_render(dataset: Path, rows: list[PlanRow], top: int) -> None:
     """cProfile of render tasks as a worker runs them: every shard of the plan, in one process."""
-    from mixtape.pipelines.render import SourceCache, render_shard
+    from mixtape.rendering import SourceCache, render_shard
     from mixtape.spec import AudioSpec
 
     by_shard: dict[str, list[PlanRow]] = defaultdict(list)

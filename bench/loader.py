@@ -27,9 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from models import serve
 from torch.utils.data import DataLoader
 
-from mixtape.shardformat import iter_members
+from mixtape.dataset.shardformat import iter_members
 from mixtape.train.data import ShardStream
-from mixtape.train.labels import LabelEncoder
+from mixtape.train.targets import LabelEncoder
 
 
 def decode_only(paths: list[str]) -> int:

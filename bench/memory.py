@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from mixtape.pipelines.render import CACHE_MB
+from mixtape.rendering import CACHE_MB
 
 ROOT = Path(__file__).resolve().parents[1]
 

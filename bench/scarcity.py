@@ -38,8 +38,8 @@ import pyarrow.parquet as pq
 import yaml
 
 from mixtape.pipelines.build import RunnerConfig, build
-from mixtape.pipelines.sources import list_source
 from mixtape.records import Clip
+from mixtape.sources.registry import list_source
 from mixtape.spec import parse_spec
 
 CONDITIONS = ("none", "label-aware", "labels-not-transformed", "audio-only", "re-orchestrated")

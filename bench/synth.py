@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pretty_midi
 
-from mixtape.score.formats import abc_tunes, read_performance, score_format
-from mixtape.score.synth import open_soundfont, synthesise
+from mixtape.sources.score.formats import abc_tunes, read_performance, score_format
+from mixtape.sources.score.synth import open_soundfont, synthesise
 from mixtape.spec import corpus_root
 
 

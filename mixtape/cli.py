@@ -213,7 +213,7 @@ def _cmd_baseline(args: argparse.Namespace, beam_args: list[str]) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace, beam_args: list[str]) -> int:
-    from mixtape.verify import verify
+    from mixtape.dataset.verify import verify
 
     report = verify(args.dataset, args.rerender, args.seed, args.spec)
     for problem in report.problems:
@@ -235,7 +235,7 @@ def _cmd_report(args: argparse.Namespace, beam_args: list[str]) -> int:
 
 
 def _cmd_inspect(args: argparse.Namespace, beam_args: list[str]) -> int:
-    from mixtape.inspect_card import describe
+    from mixtape.dataset.inspect import describe
 
     for line in describe(args.dataset):
         print(line)
@@ -280,8 +280,8 @@ def _cmd_demo(args: argparse.Namespace, beam_args: list[str]) -> int:
 
 
 def _cmd_freesound(args: argparse.Namespace, beam_args: list[str]) -> int:
-    from mixtape.freesound.client import FreesoundClient
-    from mixtape.freesound.download import FIELDS, download_dump
+    from mixtape.sources.freesound.client import FreesoundClient
+    from mixtape.sources.freesound.download import FIELDS, download_dump
 
     def log(message: str) -> None:
         print(message, file=sys.stderr)
@@ -307,7 +307,7 @@ def _cmd_freesound(args: argparse.Namespace, beam_args: list[str]) -> int:
 
 
 def _cmd_fsd50k(args: argparse.Namespace, beam_args: list[str]) -> int:
-    from mixtape.fsd50k import unpack_release
+    from mixtape.sources.fsd50k.unpack import unpack_release
 
     skipped: list[str] = []
     written = unpack_release(args.dist, args.out, skipped, log=lambda m: print(m, flush=True))

@@ -44,7 +44,7 @@ class Clip:
     window_unit: str = "seconds"
     #: where the window starts, in source frames (set by the probe; ``frames`` is then the window's length)
     offset_frames: int = 0
-    #: a rendered score's recipe (see ``mixtape.score.recipe``): its audio is synthesised from the file at
+    #: a rendered score's recipe (see ``mixtape.sources.score.recipe``): its audio is synthesised from the file at
     #: ``uri`` with these settings instead of decoded from it; empty for recordings
     synth: dict[str, Any] = field(default_factory=dict)
     #: who else is owed credit beyond title / author / licence (a score's encoding and SoundFont)

@@ -61,7 +61,7 @@ SOURCE_OPTIONS: dict[str, dict[str, tuple[str, Any]]] = {
                        "genre_threshold": ("float", 0.0), "moods": ("bool", True)},
     "folder": {"class_field": ("str", None), "pattern": ("str", None), "sidecar": ("path", None),
                "read_tags": ("bool", True)},
-    # symbolic music rendered through a SoundFont (see mixtape.score); `corpus` reads music21's own corpus
+    # symbolic music rendered through a SoundFont (see mixtape.sources.score); `corpus` reads music21's own corpus
     "score": {"corpus": ("names", []), "limit": ("count", 0), "soundfont": ("path", None),
               "soundfont_licence": ("str", None), "programs": ("programs", "keep"), "default_program": ("program", 0),
               "renders": ("renders", 1), "tempo": ("tempo", "score"), "sample_rate": ("synth_rate", 0),
@@ -234,7 +234,7 @@ class DatasetSpec:
 
     @property
     def logmel(self):
-        from mixtape.features import LogMelSpec
+        from mixtape.dataset.features import LogMelSpec
 
         params = dict(self.features).get("logmel")
         return LogMelSpec(**dict(params)) if params is not None else None
@@ -411,7 +411,7 @@ def _parse_option(r: _Reader, kind: str, value: Any, where: str) -> Any:
 
 
 def _parse_program(r: _Reader, value: Any, where: str) -> int:
-    from mixtape.score.analysis import gm_program
+    from mixtape.sources.score.analysis import gm_program
 
     program = gm_program(value) if isinstance(value, (str, int)) else None
     if program is None:

@@ -117,7 +117,7 @@ def test_the_chunked_probe_equals_a_whole_file_decode(sr, channels, seconds, fmt
 @pytest.mark.parametrize("sr,target,channels,target_channels", [(44100, 16000, 2, 1), (16000, 16000, 1, 1),
                                                                 (48000, 22050, 1, 2)])
 def test_a_window_decoded_by_seeking_matches_the_whole_file_conversion(sr, target, channels, target_channels):
-    from mixtape.pipelines.render import cut, decode_window
+    from mixtape.rendering import cut, decode_window
 
     t = np.arange(sr * 20) / sr
     x = np.stack([0.3 * np.sin(2 * np.pi * (440 + 50 * c) * t) for c in range(channels)], axis=1)

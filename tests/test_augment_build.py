@@ -137,7 +137,7 @@ def test_two_worker_build_of_the_full_chain_is_byte_identical(augmented, tiny_ro
 
 def _render_in_fresh_process(payload):
     rows, audio = pickle.loads(payload)
-    from mixtape.pipelines.render import SourceCache, render_sample
+    from mixtape.rendering import SourceCache, render_sample
 
     cache = SourceCache(audio, capacity_bytes=1)  # tiny cache: every row decodes again
     return {row.key: render_sample(row, cache)[0] for row in rows}
@@ -146,8 +146,8 @@ def _render_in_fresh_process(payload):
 def test_rendering_a_sample_twice_in_other_processes_and_orders_gives_the_same_bytes(augmented):
     spec, _, _, _ = augmented
     from mixtape.pipelines.ingest import ProbeClip
-    from mixtape.pipelines.sources import list_source
     from mixtape.planning import plan_clip, pool_refs
+    from mixtape.sources.registry import list_source
 
     clips = []
     for c in list_source(spec.sources[0]):

@@ -295,9 +295,9 @@ def test_build_logs_its_phases(tmp_path):
 def test_an_index_of_another_shape_is_a_clear_error_for_every_reader(tiny_build, tmp_path, change, expected,
                                                                     readers):
     from mixtape.dataset.index import IndexSchemaError
-    from mixtape.inspect_card import describe
+    from mixtape.dataset.inspect import describe
+    from mixtape.dataset.verify import verify
     from mixtape.report.page import write_report
-    from mixtape.verify import verify
 
     out, _ = tiny_build
     copy = tmp_path / "ds"

@@ -158,7 +158,7 @@ def test_worker_requirements_are_the_build_dependencies():
             "        if name.split('.')[0] in ('torch', 'webdataset', 'sklearn', 'tqdm', 'matplotlib'):\n"
             "            raise ImportError(name)\n"
             "sys.meta_path.insert(0, Block())\n"
-            "import mixtape.pipelines.build, mixtape.verify\n")
+            "import mixtape.pipelines.build, mixtape.dataset.verify\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
 

@@ -61,7 +61,7 @@ def test_a_build_killed_mid_render_leaves_no_partial_shard_and_reruns_identicall
 def test_a_build_killed_over_a_dataset_leaves_that_dataset_intact(tiny_build, tiny_root, tmp_path):
     """--overwrite and --incremental keep the previous dataset until the new one is complete: a kill at any
     point of the render leaves it verifiable, with its card and every shard it lists."""
-    from mixtape.verify import verify
+    from mixtape.dataset.verify import verify
 
     _, card = tiny_build
     target = tmp_path / "out"

@@ -8,10 +8,10 @@ import sys
 
 import pytest
 
-from mixtape.freesound.client import Budget, FreesoundClient, FreesoundError, retry_after_seconds
-from mixtape.freesound.download import download_dump, preview_url
-from mixtape.pipelines.sources import list_source
 from mixtape.records import Clip
+from mixtape.sources.freesound.client import Budget, FreesoundClient, FreesoundError, retry_after_seconds
+from mixtape.sources.freesound.download import download_dump, preview_url
+from mixtape.sources.registry import list_source
 from mixtape.spec import parse_spec
 from tests.conftest import REALDATA
 from tests.freesound_server import API_KEY, OAUTH, FakeFreesound

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from music21 import corpus
 
-from mixtape.score import parsed
-from mixtape.score.formats import ScoreError, read_performance
-from mixtape.score.parsed import cache_dir, from_json, parsed_performance, performance_key, to_json
+from mixtape.sources.score import parsed
+from mixtape.sources.score.formats import ScoreError, read_performance
+from mixtape.sources.score.parsed import cache_dir, from_json, parsed_performance, performance_key, to_json
 
 ABC = b"X:1\nT:Tune\nM:3/4\nL:1/8\nQ:1/4=96\nK:D\nDEF GAB|c2 d2 e2|]\n"
 

@@ -14,8 +14,9 @@ import soundfile as sf
 from mixtape.audio import convert, decode
 from mixtape.hashing import sha256_hex
 from mixtape.pipelines.manifest import PARTS_DIR
-from mixtape.pipelines.render import BLOCK_MS, RenderShard, SourceCache, cut
+from mixtape.pipelines.render import RenderShard
 from mixtape.records import PlanRow
+from mixtape.rendering import BLOCK_MS, SourceCache, cut
 from mixtape.spec import AudioSpec
 from mixtape.storage import read_parquet
 
@@ -81,7 +82,7 @@ def test_a_long_source_costs_the_blocks_a_window_touches(tmp_path):
 
 
 def test_a_changed_input_is_refused(tmp_path):
-    from mixtape.pipelines.render import InputChanged
+    from mixtape.rendering import InputChanged
 
     uri, _, _ = write_source(tmp_path / "x.flac", 16000, 1, 3.0, "FLAC", "PCM_16")
     with pytest.raises(InputChanged):
@@ -142,7 +143,7 @@ def test_an_incremental_build_keeps_nothing_rendered_by_another_render_version(t
     import shutil
 
     from mixtape.pipelines.build import load_previous
-    from mixtape.pipelines.render import RENDER_VERSION
+    from mixtape.rendering import RENDER_VERSION
 
     out, card = tiny_build
     assert card["versions"]["mixtape-render"] == str(RENDER_VERSION)

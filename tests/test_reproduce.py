@@ -16,11 +16,11 @@ import pytest
 import soundfile as sf
 import yaml
 
+from mixtape.dataset.features import LogMelSpec, load_npy, logmel
+from mixtape.dataset.verify import verify
 from mixtape.demo.collection import generate
-from mixtape.features import LogMelSpec, load_npy, logmel
 from mixtape.pipelines.build import RunnerConfig, build
 from mixtape.spec import SpecError, load_spec, parse_spec
-from mixtape.verify import verify
 from tests.conftest import TINY_SPEC
 
 pytestmark = pytest.mark.slow

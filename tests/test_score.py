@@ -20,16 +20,16 @@ import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 
+from mixtape.dataset.verify import verify
 from mixtape.labels import TONICS
 from mixtape.pipelines.build import BuildError, RunnerConfig, build
-from mixtape.pipelines.sources import list_source
 from mixtape.records import Clip, Reject
-from mixtape.score.analysis import chord_label
-from mixtape.score.formats import ScoreError, read_performance
-from mixtape.score.recipe import ScoreSettings, realise, render_recipe
-from mixtape.score.synth import encode_render, open_soundfont, synthesise
+from mixtape.sources.registry import list_source
+from mixtape.sources.score.analysis import chord_label
+from mixtape.sources.score.formats import ScoreError, read_performance
+from mixtape.sources.score.recipe import ScoreSettings, realise, render_recipe
+from mixtape.sources.score.synth import encode_render, open_soundfont, synthesise
 from mixtape.spec import parse_spec
-from mixtape.verify import verify
 
 RATE = 16000
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -228,7 +228,7 @@ def test_an_unreadable_soundfont_is_one_clear_error(tmp_path):
 
 
 def test_a_custom_soundfont_is_used_and_recorded(tmp_path):
-    from mixtape.score.synth import builtin_soundfont_path
+    from mixtape.sources.score.synth import builtin_soundfont_path
 
     copy = tmp_path / "My Font.sf2"
     shutil.copyfile(builtin_soundfont_path(), copy)

@@ -14,7 +14,7 @@ import torch
 from mixtape.spec import SpecError, load_spec
 from mixtape.train.checkpoint import CheckpointError, load_checkpoint
 from mixtape.train.data import ShardStream
-from mixtape.train.labels import LabelEncoder
+from mixtape.train.targets import LabelEncoder
 from tests.freesound_server import API_KEY, OAUTH, FakeFreesound
 
 

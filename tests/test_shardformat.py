@@ -4,7 +4,7 @@ import tarfile
 
 import pytest
 
-from mixtape.shardformat import (
+from mixtape.dataset.shardformat import (
     HashingWriter,
     ShardWriter,
     UnsafeMemberName,

@@ -7,10 +7,10 @@ import pytest
 
 from mixtape.audio import probe
 from mixtape.licences import licence_family
-from mixtape.pipelines.sources import list_source
-from mixtape.pipelines.sources.folder import match_pattern
-from mixtape.pipelines.sources.freesound_pack import parse_readme
 from mixtape.records import Clip, Reject
+from mixtape.sources.folder import match_pattern
+from mixtape.sources.freesound.pack import parse_readme
+from mixtape.sources.registry import list_source
 from mixtape.spec import parse_spec
 from tests import formats
 from tests.conftest import REALDATA

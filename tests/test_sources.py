@@ -4,8 +4,8 @@ import numpy as np
 import soundfile as sf
 
 from mixtape.labels import labels_from_acousticbrainz, normalise_key, normalise_tags
-from mixtape.pipelines.sources import list_source
 from mixtape.records import Clip, Reject
+from mixtape.sources.registry import list_source
 from mixtape.spec import parse_spec
 from tests.conftest import REALDATA
 
@@ -154,7 +154,7 @@ def test_freesound_audiocommons_key_and_tempo_only_when_confident(tmp_path):
 
 
 def test_real_audiocommons_record():
-    from mixtape.pipelines.sources.freesound_dump import labels_from_audiocommons
+    from mixtape.sources.freesound.dump import labels_from_audiocommons
 
     real = REALDATA / "freesound_style" / "freesound_one_shot_percussive_sounds" / "sound_info_analysis.json"
     if real.exists():  # the captured real record, when shared/realdata is present

@@ -7,7 +7,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from mixtape.splitzip import SPLIT_SIGNATURE, extract, parts_of
+from mixtape.sources.fsd50k.splitzip import SPLIT_SIGNATURE, extract, parts_of
 from tests.conftest import REALDATA
 
 
@@ -92,7 +92,7 @@ def test_real_fsd50k_release_archive(tmp_path):
         return
     with zipfile.ZipFile(archive) as outer:  # the release folder, zipped once more for the fixture
         outer.extractall(tmp_path / "dist")
-    from mixtape.fsd50k import unpack_release
+    from mixtape.sources.fsd50k.unpack import unpack_release
 
     written = unpack_release(tmp_path / "dist" / "fsd50k", tmp_path / "FSD50K")
     assert (tmp_path / "FSD50K" / "FSD50K.dev_audio" / "21914.wav").stat().st_size == 1306702  # not 44 KB
@@ -102,8 +102,8 @@ def test_real_fsd50k_release_archive(tmp_path):
 
 def test_unpack_command_then_read(tmp_path, monkeypatch):
     from mixtape.cli import main
-    from mixtape.pipelines.sources import list_source
     from mixtape.records import Clip
+    from mixtape.sources.registry import list_source
     from mixtape.spec import parse_spec
     from tests import formats
 

@@ -10,7 +10,7 @@ import pytest
 from torch.utils.data import DataLoader
 
 from mixtape.train.data import ShardStream, StreamTracker
-from mixtape.train.labels import LabelEncoder
+from mixtape.train.targets import LabelEncoder
 
 pytestmark = pytest.mark.slow
 

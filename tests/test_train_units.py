@@ -10,7 +10,6 @@ from mixtape.labels import key_vocabulary
 from mixtape.train.baseline import estimate_clip, key_correlations, onset_autocorrelation, tempo_from_autocorrelation
 from mixtape.train.data import StreamTracker, crop, expand_urls, shard_slot, window_starts
 from mixtape.train.frontend import FrontendConfig, LogFrequency, LogMel
-from mixtape.train.labels import LabelEncoder, key_index, target_to_tempo, tempo_to_target
 from mixtape.train.loop import lr_at
 from mixtape.train.metrics import (
     class_metrics,
@@ -22,6 +21,7 @@ from mixtape.train.metrics import (
     tempo_metrics,
 )
 from mixtape.train.models import PRESETS, ModelSpec, build_model, count_parameters, input_samples
+from mixtape.train.targets import LabelEncoder, key_index, target_to_tempo, tempo_to_target
 from mixtape.train.tasks import TaskError, TaskSet
 
 

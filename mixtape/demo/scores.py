@@ -21,8 +21,8 @@ import numpy as np
 import soundfile as sf
 
 from mixtape.demo.collection import write_broken_clips
-from mixtape.score.formats import abc_tunes
-from mixtape.score.recipe import CORPUS_LICENCE, ScoreSettings, realise
+from mixtape.sources.score.formats import abc_tunes
+from mixtape.sources.score.recipe import CORPUS_LICENCE, ScoreSettings, realise
 from mixtape.spec import corpus_root, parse_spec
 
 #: The folk collection rendered into the dump, and how (the dump is a recording collection: its

@@ -35,8 +35,9 @@ from mixtape.errors import MixtapeError
 from mixtape.pipelines.ingest import Ingest
 from mixtape.pipelines.manifest import Manifest
 from mixtape.pipelines.plan import Plan
-from mixtape.pipelines.render import CACHE_MB, Render
-from mixtape.score.recipe import score_fonts
+from mixtape.pipelines.render import Render
+from mixtape.rendering import CACHE_MB
+from mixtape.sources.score.recipe import score_fonts
 from mixtape.spec import DatasetSpec
 
 RUNNERS = ("direct", "portable", "flink", "dataflow")
@@ -230,7 +231,7 @@ def load_previous(out_dir: str, card: dict[str, Any] | None, log: Callable[[str]
                   spec: DatasetSpec | None = None) -> dict[str, Any]:
     """Shards of the dataset already in ``out_dir`` that an incremental build may keep: name -> card entry
     and index rows. Nothing is kept when the versions that can change output differ from the card's."""
-    from mixtape.pipelines.manifest import package_versions
+    from mixtape.versions import package_versions
 
     if card is None:
         log("incremental: no previous dataset here; building everything")
@@ -262,7 +263,7 @@ def source_folders(spec: DatasetSpec) -> list[tuple[str, str]]:
 
 def check_scores(spec: DatasetSpec) -> None:
     """A score source needs the synthesiser, a usable SoundFont and, for `corpus`, collections that exist."""
-    from mixtape.score.synth import SynthError, check_synthesiser, open_soundfont
+    from mixtape.sources.score.synth import SynthError, check_synthesiser, open_soundfont
 
     for i, src in enumerate(spec.sources):
         if src.kind != "score":

@@ -13,13 +13,13 @@ from apache_beam.metrics import Metrics
 
 from mixtape import storage
 from mixtape.audio import AudioError, probe
+from mixtape.dataset.shardformat import unsafe_key_problem
 from mixtape.hashing import sha256_hex
 from mixtape.labels import map_values
 from mixtape.licences import licence_family
-from mixtape.pipelines.sources import audio_roots, list_source
-from mixtape.pipelines.sources.common import audio_files
 from mixtape.records import Clip, Reject
-from mixtape.shardformat import unsafe_key_problem
+from mixtape.sources.common import audio_files
+from mixtape.sources.registry import audio_roots, list_source
 from mixtape.spec import DatasetSpec, SourceSpec
 from mixtape.untrusted import clean_detail, show
 
@@ -107,7 +107,7 @@ class ProbeClip(beam.DoFn):
         self._scores: dict[str, Any] = {}
 
     def _settings(self, source: str) -> Any:
-        from mixtape.score.recipe import ScoreSettings
+        from mixtape.sources.score.recipe import ScoreSettings
 
         if source not in self._scores:
             assert self.spec is not None, "score clips need the spec"
@@ -117,8 +117,8 @@ class ProbeClip(beam.DoFn):
         return self._scores[source]
 
     def _render(self, clip: Clip, data: bytes) -> tuple[Clip, bytes] | Reject:
-        from mixtape.score.formats import ScoreError
-        from mixtape.score.recipe import realise
+        from mixtape.sources.score.formats import ScoreError
+        from mixtape.sources.score.recipe import realise
 
         settings = self._settings(clip.source)
         try:

@@ -7,30 +7,24 @@ runs of the same build (runner, wall time and host go to ``build.json`` instead)
 from __future__ import annotations
 
 import json
-import platform
 from collections import Counter
 from collections.abc import Iterable
-from importlib import metadata
 from typing import Any
 
 import apache_beam as beam
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-import mixtape
 from mixtape import storage
-from mixtape.dataset.index import INDEX_SCHEMA, INDEX_VERSION, augmentation_summary
+from mixtape.dataset.index import INDEX_SCHEMA, augmentation_summary
 from mixtape.dataset.names import CARD_NAME, CLIPS_NAME, INDEX_NAME, PART_NAME, PARTS_DIR, PLAN_NAME, REJECTS_NAME
 from mixtape.hashing import canonical_json, sha256_hex
 from mixtape.labels import build_vocabularies
 from mixtape.records import Reject
 from mixtape.spec import DatasetSpec
+from mixtape.versions import package_versions
 
 CARD_FORMAT = "mixtape-dataset/1"
-#: Packages whose versions can change the bytes of a dataset (DSP, codecs, container writers).
-VERSIONED_PACKAGES = ("apache-beam", "numpy", "soundfile", "soxr", "librosa", "audiomentations", "pyarrow",
-                      "python-stretch")
-
 PLAN_SCHEMA = pa.schema([("shard", pa.string()), ("order", pa.int32()), ("key", pa.string()), ("record", pa.string())])
 REJECTS_SCHEMA = pa.schema([("clip_id", pa.string()), ("path", pa.string()), ("stage", pa.string()),
                             ("reason", pa.string()), ("detail", pa.string())])
@@ -41,29 +35,6 @@ CLIPS_SCHEMA = pa.schema([
     ("seconds", pa.float64()), ("sample_rate", pa.int32()), ("channels", pa.int32()), ("bit_depth", pa.int32()),
     ("peak_db", pa.float64()), ("loudness_db", pa.float64()), ("samples", pa.int32()), ("licence", pa.string()),
     ("title", pa.string()), ("uploader", pa.string()), ("url", pa.string())])
-
-
-def package_versions(spec: DatasetSpec | None = None) -> dict[str, str]:
-    """Versions of everything that can change output bytes; with a spec that renders scores, also its
-    synthesiser, parsers and SoundFonts."""
-    import soundfile
-
-    from mixtape.pipelines.render import RENDER_VERSION
-    from mixtape.planning import PLAN_VERSION
-    from mixtape.score.recipe import score_versions
-
-    out = {"mixtape": mixtape.__version__, "mixtape-render": str(RENDER_VERSION), "mixtape-plan": str(PLAN_VERSION),
-           "mixtape-index": str(INDEX_VERSION),
-           "python": platform.python_version(),
-           "libsndfile": soundfile.__libsndfile_version__}
-    for name in VERSIONED_PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "absent"
-    if spec is not None:
-        out.update(score_versions(spec))
-    return dict(sorted(out.items()))
 
 
 def _parquet_bytes(rows: list[dict[str, Any]], schema: pa.Schema) -> bytes:

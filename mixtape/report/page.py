@@ -26,10 +26,10 @@ from mixtape import storage
 from mixtape.dataset.card import CardError, read_card
 from mixtape.dataset.index import class_map, read_index
 from mixtape.dataset.names import BUILD_INFO, CARD_NAME, CLIPS_NAME, INDEX_NAME, REJECTS_NAME, check_shard_name
+from mixtape.dataset.shardformat import iter_samples
 from mixtape.hashing import rng_for
 from mixtape.licences import licence_family
 from mixtape.report import ReportError, figures
-from mixtape.shardformat import iter_samples
 from mixtape.untrusted import UntrustedInputError, load_json, show
 
 ASSETS = "assets"

@@ -13,7 +13,7 @@ Why it is built the way it is:
   truncated) is skipped and counted; counts travel back to the main process inside batches (workers live in
   other processes), and a final stats-only batch reports whatever came after the last full batch.
 
-Security: members are read with ``mixtape.shardformat`` (only .flac/.wav/.json are ever loaded, nothing is
+Security: members are read with ``mixtape.dataset.shardformat`` (only .flac/.wav/.json are ever loaded, nothing is
 unpickled, unsafe member names raise) and URLs are opened in-process (urllib / fsspec), never through a
 shell, unlike webdataset's own ``pipe:curl`` opener.
 """
@@ -33,10 +33,10 @@ from braceexpand import braceexpand
 from torch.utils.data import IterableDataset, get_worker_info
 
 from mixtape.audio import SOURCE_RATES
+from mixtape.dataset.shardformat import MAX_MEMBER_BYTES, iter_members
 from mixtape.hashing import rng_for, sha256_hex
-from mixtape.shardformat import MAX_MEMBER_BYTES, iter_members
 from mixtape.storage import ShardURLError, is_remote, open_url
-from mixtape.train.labels import LabelEncoder
+from mixtape.train.targets import LabelEncoder
 from mixtape.untrusted import load_json, show
 
 CROP_MODES = ("random", "centre", "windows")

@@ -15,9 +15,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from mixtape.train.data import ShardStream, StreamStats
-from mixtape.train.labels import LabelEncoder
 from mixtape.train.metrics import group_mean
 from mixtape.train.models import MusicModel
+from mixtape.train.targets import LabelEncoder
 from mixtape.train.tasks import TaskSet, headline
 
 

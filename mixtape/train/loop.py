@@ -31,9 +31,9 @@ from mixtape.train.checkpoint import BEST, CHECKPOINT, load_checkpoint, save_che
 from mixtape.train.config import FrontendConfig, TrainConfig
 from mixtape.train.data import ShardStream, StreamStats, StreamTracker, expand_urls, shard_slot, sibling_url
 from mixtape.train.evaluate import evaluate_predictions, predict, score
-from mixtape.train.labels import LabelEncoder
 from mixtape.train.models import ModelSpec, build_model, count_parameters, input_samples, preset_frontend
 from mixtape.train.runs import RunError, dataset_shards
+from mixtape.train.targets import LabelEncoder
 from mixtape.train.tasks import TaskError, TaskSet
 
 

@@ -15,9 +15,9 @@ from mixtape.train.baseline import estimate_clip
 from mixtape.train.checkpoint import BEST, CHECKPOINT, checkpoint_path, load_checkpoint
 from mixtape.train.data import ShardStream, StreamStats, expand_urls, sibling_url
 from mixtape.train.evaluate import aggregate_targets, evaluate_predictions, predict
-from mixtape.train.labels import LabelEncoder, target_to_tempo
 from mixtape.train.metrics import group_mean, key_metrics, tempo_metrics
 from mixtape.train.models import ModelSpec, MusicModel, build_model
+from mixtape.train.targets import LabelEncoder, target_to_tempo
 from mixtape.train.tasks import TaskSet
 from mixtape.train.transfer import label_columns, write_table
 

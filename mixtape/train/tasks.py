@@ -17,8 +17,8 @@ from torch.nn import functional as F
 
 from mixtape.errors import MixtapeError
 from mixtape.labels import key_vocabulary
-from mixtape.train.labels import LabelEncoder, target_to_tempo
 from mixtape.train.metrics import class_metrics, key_metrics, tag_metrics, tempo_metrics
+from mixtape.train.targets import LabelEncoder, target_to_tempo
 
 KINDS = ("multilabel", "multiclass", "regression")
 

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from mixtape import storage
 from mixtape.errors import MixtapeError
 from mixtape.labels import key_vocabulary
-from mixtape.train.labels import LabelEncoder, target_to_tempo
+from mixtape.train.targets import LabelEncoder, target_to_tempo
 
 CLASSIFIERS = ("knn", "logreg")
 

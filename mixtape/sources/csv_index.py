@@ -18,7 +18,8 @@ from collections.abc import Iterator
 
 from mixtape import storage
 from mixtape.labels import empty_labels, normalise_tags
-from mixtape.pipelines.sources.common import (
+from mixtape.records import Clip, Reject
+from mixtape.sources.common import (
     audio_files,
     clip,
     csv_rows,
@@ -27,7 +28,6 @@ from mixtape.pipelines.sources.common import (
     sniff_delimiter,
     unselected_audio,
 )
-from mixtape.records import Clip, Reject
 from mixtape.spec import SourceSpec
 
 _PAIR = re.compile(r"^\s*\[\s*([-+0-9.eE]+)\s*,\s*([-+0-9.eE]+)\s*\]\s*$")

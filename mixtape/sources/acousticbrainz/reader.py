@@ -1,6 +1,6 @@
 """``kind: acousticbrainz``: AcousticBrainz labels joined to audio by MusicBrainz recording id.
 
-``path`` holds the documents (any shape ``mixtape.acousticbrainz`` reads); ``audio`` is the tree of audio
+``path`` holds the documents (any shape ``documents`` reads); ``audio`` is the tree of audio
 files, each joined by the recording MBID in its own tags or, when given, by a ``mapping`` CSV with columns
 ``mbid,file``. ``genre_tsv`` adds MediaEval genre ground truth (as tags) and release groups (for grouping);
 ``class_csv`` adds AcousticBrainz "dataset" CSVs (``mbid,class`` rows, ``description`` pseudo-rows skipped)
@@ -16,11 +16,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from mixtape import storage
-from mixtape.acousticbrainz import BadArchive, classify, iter_json_files, read_genre_tsv, tag_value
-from mixtape.filetags import is_mbid, read_tags
 from mixtape.labels import empty_labels, labels_from_acousticbrainz, merge_labels, normalise_tags
-from mixtape.pipelines.sources.common import audio_files, clip, read_csv, read_text, reject, unselected_audio
 from mixtape.records import Clip, Reject
+from mixtape.sources.acousticbrainz.documents import BadArchive, classify, iter_json_files, read_genre_tsv, tag_value
+from mixtape.sources.common import audio_files, clip, read_csv, read_text, reject, unselected_audio
+from mixtape.sources.filetags import is_mbid, read_tags
 from mixtape.spec import SourceSpec
 from mixtape.untrusted import load_json
 

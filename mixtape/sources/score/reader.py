@@ -4,7 +4,7 @@ Listing is cheap and reads no score but ABC files (to count their tunes): one cl
 and per render (``renders: N`` gives N instrumentations of each). Parsing, labels and synthesis happen in
 the probe, one clip at a time on whichever worker holds it, so a folder of 100,000 MIDI files is never
 parsed in one place. A clip's ``synth`` says which tune and render it is; the probe completes it into the
-recipe its audio is rendered from (see ``mixtape.score.recipe``).
+recipe its audio is rendered from (see ``mixtape.sources.score.recipe``).
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from pathlib import PurePosixPath
 
 from mixtape import storage
 from mixtape.labels import empty_labels
-from mixtape.pipelines.sources.common import audio_files, clip, reject, unselected_audio
 from mixtape.records import Clip, Reject
-from mixtape.score.formats import MAX_SCORE_BYTES, abc_tunes, score_format
-from mixtape.score.recipe import CORPUS_LICENCE, collection_classes
+from mixtape.sources.common import audio_files, clip, reject, unselected_audio
+from mixtape.sources.score.formats import MAX_SCORE_BYTES, abc_tunes, score_format
+from mixtape.sources.score.recipe import CORPUS_LICENCE, collection_classes
 from mixtape.spec import SourceSpec
 
 

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from mixtape.score.performance import Performance
+from mixtape.sources.score.performance import Performance
 from mixtape.untrusted import show
 
 SYNTHESISER = "tinysoundfont"

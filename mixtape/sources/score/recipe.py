@@ -15,11 +15,11 @@ from typing import Any
 
 from mixtape.hashing import rng_for
 from mixtape.labels import empty_labels, normalise_key, normalise_tags
-from mixtape.score.analysis import KEY_METHOD, chords, estimate_key, gm_family, gm_name
-from mixtape.score.formats import ScoreError
-from mixtape.score.parsed import parsed_performance
-from mixtape.score.performance import Performance, excerpt, retimed
-from mixtape.score.synth import (
+from mixtape.sources.score.analysis import KEY_METHOD, chords, estimate_key, gm_family, gm_name
+from mixtape.sources.score.formats import ScoreError
+from mixtape.sources.score.parsed import parsed_performance
+from mixtape.sources.score.performance import Performance, excerpt, retimed
+from mixtape.sources.score.synth import (
     BUILTIN_LICENCE,
     BUILTIN_SOUNDFONT,
     SoundFont,

@@ -25,7 +25,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from mixtape import storage
-from mixtape.pipelines.sources.common import is_junk
+from mixtape.sources.common import is_junk
 from mixtape.untrusted import show
 
 MBID_IN_NAME = re.compile(r"([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})")

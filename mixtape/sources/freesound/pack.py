@@ -16,9 +16,9 @@ from pathlib import PurePosixPath
 
 from mixtape import storage
 from mixtape.labels import empty_labels
-from mixtape.pipelines.sources.common import audio_files, clip, is_junk, read_text, reject, unselected_audio
-from mixtape.pipelines.sources.freesound_dump import freesound_url
 from mixtape.records import Clip, Reject
+from mixtape.sources.common import audio_files, clip, is_junk, read_text, reject, unselected_audio
+from mixtape.sources.freesound.dump import freesound_url
 from mixtape.spec import SourceSpec
 
 README = "_readme_and_license.txt"

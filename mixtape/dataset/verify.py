@@ -22,12 +22,12 @@ from typing import Any
 from mixtape import storage
 from mixtape.audio import AudioError
 from mixtape.dataset.card import read_card
+from mixtape.dataset.features import MEMBER_SUFFIX
 from mixtape.dataset.index import read_index
 from mixtape.dataset.names import BUILD_INFO, CARD_NAME, INDEX_NAME, PLAN_NAME, UnsafeName, check_shard_name
-from mixtape.features import MEMBER_SUFFIX
+from mixtape.dataset.shardformat import iter_members, split_member_name
 from mixtape.hashing import rng_for
 from mixtape.records import PlanRow
-from mixtape.shardformat import iter_members, split_member_name
 from mixtape.spec import spec_from_dict
 from mixtape.untrusted import UntrustedInputError, load_json, show
 
@@ -153,8 +153,8 @@ def source_roots(dataset: str, spec_path: str | None = None) -> dict[str, str]:
 def soundfonts(dataset: str, card: dict[str, Any], spec_path: str | None = None) -> dict[str, str]:
     """sha256 -> path of the SoundFonts rendered scores need: a spec file given now, else the build's
     record, else the card's spec as this machine resolves it (the built-in SoundFont)."""
-    from mixtape.score.recipe import score_fonts
-    from mixtape.score.synth import SynthError
+    from mixtape.sources.score.recipe import score_fonts
+    from mixtape.sources.score.synth import SynthError
 
     if spec_path:
         from mixtape.spec import load_spec
@@ -172,8 +172,8 @@ def soundfonts(dataset: str, card: dict[str, Any], spec_path: str | None = None)
 
 
 def environment_differences(card: dict[str, Any]) -> list[str]:
-    from mixtape.pipelines.manifest import package_versions
-    from mixtape.score.recipe import tool_versions
+    from mixtape.sources.score.recipe import tool_versions
+    from mixtape.versions import package_versions
 
     now = package_versions()
     if "synthesiser" in card["versions"]:
@@ -185,7 +185,7 @@ def environment_differences(card: dict[str, Any]) -> list[str]:
 def rerender(dataset: str, card: dict[str, Any], fraction: float, seed: int, roots: dict[str, str],
              report: VerifyReport, spec_path: str | None = None) -> None:
     """Render a seeded random subset of shards again from the stored plan and compare the bytes."""
-    from mixtape.pipelines.render import InputChanged, SourceCache, render_shard
+    from mixtape.rendering import InputChanged, SourceCache, render_shard
 
     shards = [s for info in card["splits"].values() for s in info["shards"]]
     k = min(len(shards), max(1, math.ceil(fraction * len(shards)))) if fraction > 0 and shards else 0

@@ -11,10 +11,10 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from mixtape import storage
-from mixtape.filetags import read_tags
 from mixtape.labels import empty_labels, normalise_tags
-from mixtape.pipelines.sources.common import audio_files, clip, read_csv, reject, unselected_audio
 from mixtape.records import Clip, Reject
+from mixtape.sources.common import audio_files, clip, read_csv, reject, unselected_audio
+from mixtape.sources.filetags import read_tags
 from mixtape.spec import SourceSpec
 from mixtape.untrusted import load_json
 

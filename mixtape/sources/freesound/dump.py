@@ -26,10 +26,10 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from mixtape import storage
-from mixtape.filetags import is_mbid
 from mixtape.labels import labels_from_acousticbrainz, merge_labels, normalise_key, normalise_tags
-from mixtape.pipelines.sources.common import audio_files, clip, is_junk, read_text, reject, unselected_audio
 from mixtape.records import Clip, Reject
+from mixtape.sources.common import audio_files, clip, is_junk, read_text, reject, unselected_audio
+from mixtape.sources.filetags import is_mbid
 from mixtape.spec import SourceSpec
 from mixtape.untrusted import UntrustedInputError, brief, load_json
 

@@ -18,7 +18,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from mixtape.labels import TONICS
-from mixtape.score.performance import DEFAULT_TEMPO, Note, Part, Performance, sort_notes
+from mixtape.sources.score.performance import DEFAULT_TEMPO, Note, Part, Performance, sort_notes
 from mixtape.untrusted import show
 
 #: extension -> format; the extensions a score source reads by default

@@ -19,9 +19,9 @@ from pathlib import PurePosixPath
 
 from mixtape import storage
 from mixtape.labels import normalise_tags
-from mixtape.pipelines.sources.common import audio_files, clip, read_csv, read_text, reject, unselected_audio
-from mixtape.pipelines.sources.freesound_dump import freesound_url, is_numeric_id
 from mixtape.records import Clip, Reject
+from mixtape.sources.common import audio_files, clip, read_csv, read_text, reject, unselected_audio
+from mixtape.sources.freesound.dump import freesound_url, is_numeric_id
 from mixtape.spec import SourceSpec
 from mixtape.untrusted import load_json
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from mixtape.labels import TONICS
-from mixtape.score.performance import Note, Performance
+from mixtape.sources.score.performance import Note, Performance
 
 #: Aarden's key profiles from the Essen folksong collection (major, minor), tonic first: the weights
 #: music21 also defaults to, and better than Krumhansl-Kessler's at not mistaking the dominant for the key

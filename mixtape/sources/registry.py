@@ -8,15 +8,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from mixtape import storage
-from mixtape.pipelines.sources.acousticbrainz import list_acousticbrainz
-from mixtape.pipelines.sources.csv_index import list_csv_index
-from mixtape.pipelines.sources.folder import list_folder
-from mixtape.pipelines.sources.freesound_dump import list_freesound_dump
-from mixtape.pipelines.sources.freesound_pack import list_freesound_pack
-from mixtape.pipelines.sources.fsd50k import PARTS as FSD50K_PARTS
-from mixtape.pipelines.sources.fsd50k import list_fsd50k
-from mixtape.pipelines.sources.score import list_score
 from mixtape.records import Clip, Reject
+from mixtape.sources.acousticbrainz.reader import list_acousticbrainz
+from mixtape.sources.csv_index import list_csv_index
+from mixtape.sources.folder import list_folder
+from mixtape.sources.freesound.dump import list_freesound_dump
+from mixtape.sources.freesound.pack import list_freesound_pack
+from mixtape.sources.fsd50k.reader import PARTS as FSD50K_PARTS
+from mixtape.sources.fsd50k.reader import list_fsd50k
+from mixtape.sources.score.reader import list_score
 from mixtape.spec import SourceSpec
 
 READERS = {

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mixtape.errors import MixtapeError
-from mixtape.splitzip import extract, parts_of
+from mixtape.sources.fsd50k.splitzip import extract, parts_of
 from mixtape.untrusted import show
 
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mixtape.freesound.client import FreesoundClient, FreesoundError, next_link
+from mixtape.sources.freesound.client import FreesoundClient, FreesoundError, next_link
 from mixtape.untrusted import brief, show
 
 STATE_DIR = ".freesound"

@@ -21,7 +21,7 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
-from mixtape.shardformat import UnsafeMemberName, check_member_name
+from mixtape.dataset.shardformat import UnsafeMemberName, check_member_name
 from mixtape.untrusted import show
 
 SPLIT_SIGNATURE = b"PK\x07\x08"

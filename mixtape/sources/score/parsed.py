@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from mixtape.hashing import sha256_hex
-from mixtape.score.formats import read_performance
-from mixtape.score.performance import Note, Part, Performance
+from mixtape.sources.score.formats import read_performance
+from mixtape.sources.score.performance import Note, Part, Performance
 
 #: bump when ``formats.read_performance`` changes what it makes of the same bytes
 PARSE_VERSION = 1
