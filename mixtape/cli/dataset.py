@@ -1,0 +1,59 @@
+"""``mixtape verify``, ``report``, ``inspect``: a built dataset checked, shown and summarised."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from mixtape.cli.common import COMMANDS
+
+
+def _cmd_verify(args: argparse.Namespace, beam_args: list[str]) -> int:
+    from mixtape.dataset.verify import verify
+
+    report = verify(args.dataset, args.rerender, args.seed, args.spec)
+    for problem in report.problems:
+        print(f"PROBLEM {problem}")
+    for note in report.notes:
+        print(f"note: {note}")
+    rerendered = f"; re-rendered {len(report.rerendered)} ({', '.join(report.rerendered)})" if report.rerendered else ""
+    verdict = "OK" if report.ok else f"{len(report.problems)} problem(s)"
+    print(f"{verdict}: {report.shards_checked} shards, {report.samples_checked} samples checked{rerendered}")
+    return 0 if report.ok else 1
+
+
+def _cmd_report(args: argparse.Namespace, beam_args: list[str]) -> int:
+    from mixtape.report.page import write_report
+
+    path = write_report(args.dataset, args.out, args.examples, args.seed, log=lambda m: print(m, flush=True))
+    print(f"report: {path} (open it in a browser; it needs no network)")
+    return 0
+
+
+def _cmd_inspect(args: argparse.Namespace, beam_args: list[str]) -> int:
+    from mixtape.dataset.inspect import describe
+
+    for line in describe(args.dataset):
+        print(line)
+    return 0
+
+
+def add_parsers(sub: Any) -> None:
+    v = sub.add_parser("verify", help=COMMANDS["verify"], description=COMMANDS["verify"])
+    v.add_argument("dataset", help="dataset folder")
+    v.add_argument("--rerender", type=float, default=0.0, metavar="FRACTION",
+                   help="re-render this fraction of shards (seeded choice) and compare bytes, e.g. 0.05")
+    v.add_argument("--seed", type=int, default=0, help="which seeded subset --rerender picks")
+    v.add_argument("--spec", help="spec file to locate the inputs (default: the build's build.json)")
+    v.set_defaults(func=_cmd_verify)
+
+    rp = sub.add_parser("report", help=COMMANDS["report"], description=COMMANDS["report"])
+    rp.add_argument("dataset", help="dataset folder")
+    rp.add_argument("--out", help="report folder (default: DATASET/report)")
+    rp.add_argument("--examples", type=int, default=3, help="seeded example samples per split (default 3)")
+    rp.add_argument("--seed", type=int, default=0, help="which examples")
+    rp.set_defaults(func=_cmd_report)
+
+    i = sub.add_parser("inspect", help=COMMANDS["inspect"], description=COMMANDS["inspect"])
+    i.add_argument("dataset", help="dataset folder or URL, or its dataset.json")
+    i.set_defaults(func=_cmd_inspect)
