@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from mixtape.cli.common import COMMANDS, build_summary
+from mixtape.demo.config import DEMO
 
 
 def _cmd_demo(args: argparse.Namespace, beam_args: list[str]) -> int:
@@ -46,12 +47,13 @@ def _cmd_demo(args: argparse.Namespace, beam_args: list[str]) -> int:
 
 
 def add_parsers(sub: Any) -> None:
-    d = sub.add_parser("demo", help=COMMANDS["demo"], description=COMMANDS["demo"])
-    d.add_argument("--out", default="demo-output", help="where to write collection/, spec.yaml, dataset/, run/")
-    d.add_argument("--clips", type=int, default=260,
+    d = sub.add_parser("demo", help=COMMANDS["demo"], description=COMMANDS["demo"],
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    d.add_argument("--out", default=DEMO.out, help="where to write collection/, spec.yaml, dataset/, run/")
+    d.add_argument("--clips", type=int, default=DEMO.clips,
                    help="pieces to render (chorales, Palestrina, trecento, folk tunes); the default gives valid and "
                         "test splits of 30+ pieces each")
-    d.add_argument("--steps", type=int, default=150, help="training steps")
-    d.add_argument("--seed", type=int, default=7, help="seed of the generated collection")
-    d.add_argument("--workers", type=int, default=1, help="Beam direct runner worker processes")
+    d.add_argument("--steps", type=int, default=DEMO.steps, help="training steps")
+    d.add_argument("--seed", type=int, default=DEMO.seed, help="seed of the generated collection")
+    d.add_argument("--workers", type=int, default=DEMO.workers, help="Beam direct runner worker processes")
     d.set_defaults(func=_cmd_demo)

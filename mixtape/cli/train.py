@@ -9,9 +9,8 @@ import sys
 from dataclasses import replace
 from typing import Any
 
-from mixtape.cli.common import COMMANDS, UsageError, add_evaluation_shards, loader_workers, Deprecated
+from mixtape.cli.common import COMMANDS, Deprecated, UsageError, add_evaluation_shards, loader_workers
 from mixtape.train.config import PRESETS
-
 
 MODEL_PRESETS = tuple(PRESETS)
 
@@ -19,8 +18,8 @@ MODEL_PRESETS = tuple(PRESETS)
 def cli_frontend(args: argparse.Namespace) -> Any:
     """The front-end the train options name: unset options keep FrontendConfig's defaults (or, for a preset
     with a front-end of its own and no --frontend, that one)."""
+    from mixtape.train.config import PRESET_FRONTENDS
     from mixtape.train.frontend import FrontendConfig
-    from mixtape.train.models import PRESET_FRONTENDS
 
     kind = args.frontend or (PRESET_FRONTENDS[args.model].kind if args.model in PRESET_FRONTENDS else "logmel")
     base = PRESET_FRONTENDS.get(args.model) if args.model in PRESET_FRONTENDS and kind != "logmel" else None

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mixtape.dataset.names import CARD_NAME
+from mixtape.demo.config import DEMO
 from mixtape.demo.scores import allocation, demo_spec, write_dump
 from mixtape.pipelines.build import RunnerConfig, build
 from mixtape.planning import shard_pattern
@@ -18,7 +19,8 @@ MARKER = ".mixtape-demo"
 #: what the demo trains: instrument tags (and families), the genre (style) class, the key
 DEMO_TASKS = "tags,genre,key"
 
-def run_demo(out: str, clips: int = 260, steps: int = 150, seed: int = 7, workers: int = 1,
+def run_demo(out: str = DEMO.out, clips: int = DEMO.clips, steps: int = DEMO.steps, seed: int = DEMO.seed,
+             workers: int = DEMO.workers,
              log: Callable[[str], None] = print) -> dict:
     """Render a real-music collection, build it with Beam, train on its shards, evaluate per clip, report.
     ``clips`` is the number of pieces (chorales, Renaissance and trecento pieces, folk tunes)."""

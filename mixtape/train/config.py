@@ -64,6 +64,21 @@ class FrontendConfig:
 
 
 
+FAMILIES = ("samplecnn", "pons", "shortchunk", "keycnn")
+#: preset name -> (family, default width). ``*-small`` presets stay under ~100k parameters.
+PRESETS: dict[str, tuple[str, int]] = {
+    "samplecnn": ("samplecnn", 32), "samplecnn-small": ("samplecnn", 16),
+    "pons": ("pons", 16), "pons-small": ("pons", 8),
+    "shortchunk": ("shortchunk", 32), "shortchunk-small": ("shortchunk", 16),
+    "keycnn": ("keycnn", 8),
+}
+#: the front-end a preset trains on unless one is given (others: log-mel with FrontendConfig's defaults)
+PRESET_FRONTENDS: dict[str, FrontendConfig] = {
+    # Korzeniowski & Widmer's resolution: 2 bins per semitone over 5 octaves from C2, ~16 frames a second
+    "keycnn": FrontendConfig(kind="logfreq", n_fft=4096, hop=1024, bins_per_semitone=2, octaves=5),
+}
+
+
 @dataclass
 class TrainConfig:
     shards: str

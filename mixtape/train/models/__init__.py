@@ -12,25 +12,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from mixtape.train.config import FAMILIES, PRESET_FRONTENDS, PRESETS  # noqa: F401 - their home is config
 from mixtape.train.frontend import FrontendConfig, Waveform, spectral_frontend
 from mixtape.train.models.keycnn import KeyCNN
 from mixtape.train.models.pons import PonsCNN
 from mixtape.train.models.samplecnn import SampleCNN
 from mixtape.train.models.shortchunk import ShortChunkCNN
-
-FAMILIES = ("samplecnn", "pons", "shortchunk", "keycnn")
-#: preset name -> (family, default width). ``*-small`` presets stay under ~100k parameters.
-PRESETS: dict[str, tuple[str, int]] = {
-    "samplecnn": ("samplecnn", 32), "samplecnn-small": ("samplecnn", 16),
-    "pons": ("pons", 16), "pons-small": ("pons", 8),
-    "shortchunk": ("shortchunk", 32), "shortchunk-small": ("shortchunk", 16),
-    "keycnn": ("keycnn", 8),
-}
-#: the front-end a preset trains on unless one is given (others: log-mel with FrontendConfig's defaults)
-PRESET_FRONTENDS: dict[str, FrontendConfig] = {
-    # Korzeniowski & Widmer's resolution: 2 bins per semitone over 5 octaves from C2, ~16 frames a second
-    "keycnn": FrontendConfig(kind="logfreq", n_fft=4096, hop=1024, bins_per_semitone=2, octaves=5),
-}
 
 
 @dataclass(frozen=True)
