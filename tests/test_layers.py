@@ -90,9 +90,9 @@ def test_no_import_cycles():
         state[m] = 1
         for t in sorted(graph.get(m, ())):
             if state.get(t) == 1:
-                cycles.append(" -> ".join(path[path.index(t):] + [t]))
+                cycles.append(" -> ".join([*path[path.index(t):], t]))
             elif t not in state:
-                visit(t, path + [t])
+                visit(t, [*path, t])
         state[m] = 2
 
     for m in sorted(graph):
