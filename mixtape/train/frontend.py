@@ -37,6 +37,9 @@ class Waveform(nn.Module):
 class LogMel(nn.Module):
     """(batch, samples) -> (batch, 1, n_mels, frames): mel power, compressed, optionally normalised."""
 
+    mel_fb: torch.Tensor  # buffers, registered in __init__
+    window: torch.Tensor
+
     def __init__(self, sample_rate: int, config: FrontendConfig | None = None):
         super().__init__()
         cfg = config or FrontendConfig()
@@ -101,6 +104,9 @@ def logfreq_filterbank(sample_rate: int, n_fft: int, f_min: float, octaves: int,
 class LogFrequency(nn.Module):
     """(batch, samples) -> (batch, 1, bands, frames): semitone-spaced power (or, for ``chroma``, its 12 pitch
     classes summed over octaves), compressed like log-mel and optionally normalised per band."""
+
+    fb: torch.Tensor  # buffers, registered in __init__
+    window: torch.Tensor
 
     def __init__(self, sample_rate: int, config: FrontendConfig):
         super().__init__()

@@ -56,6 +56,10 @@ class LabelEncoder:
         return cls(tags=list(vocab.get("tags", [])), classes={k: list(v) for k, v in vocab.get("classes", {}).items()},
                    keys=list(vocab.get("key", [])), soft_tags=soft_tags)
 
+    def vocabularies(self) -> dict[str, Any]:
+        """The vocabularies in the card's shape, as a checkpoint records them."""
+        return {"tags": self.tags, "classes": self.classes, "key": self.keys}
+
     def encode(self, labels: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {"tags": self.encode_tags(labels)}
         classes = labels.get("classes") or {}
@@ -66,7 +70,7 @@ class LabelEncoder:
         out["key"] = np.int64(key_index(key_name(k)) if k else -1)
         tempo = labels.get("tempo")
         ok = isinstance(tempo, (int, float)) and not isinstance(tempo, bool) and math.isfinite(tempo) and tempo > 0
-        out["tempo"] = np.float32(tempo_to_target(float(tempo)) if ok else math.nan)
+        out["tempo"] = np.float32(tempo_to_target(float(tempo)) if ok and tempo is not None else math.nan)
         return out
 
     def encode_tags(self, labels: dict[str, Any]) -> np.ndarray:

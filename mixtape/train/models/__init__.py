@@ -15,6 +15,7 @@ from torch import nn
 from mixtape.train.config import FAMILIES, PRESET_FRONTENDS, PRESETS  # noqa: F401 - their home is config
 from mixtape.train.frontend import FrontendConfig, Waveform, spectral_frontend
 from mixtape.train.models.keycnn import KeyCNN
+from mixtape.train.models.layers import Backbone
 from mixtape.train.models.pons import PonsCNN
 from mixtape.train.models.samplecnn import SampleCNN
 from mixtape.train.models.shortchunk import ShortChunkCNN
@@ -49,7 +50,7 @@ class ModelSpec:
 
 
 class MusicModel(nn.Module):
-    def __init__(self, frontend: nn.Module, backbone: nn.Module, n_outputs: int, dropout: float):
+    def __init__(self, frontend: nn.Module, backbone: Backbone, n_outputs: int, dropout: float):
         super().__init__()
         self.frontend = frontend
         self.backbone = backbone

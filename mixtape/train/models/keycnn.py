@@ -10,12 +10,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mixtape.train.models.layers import Backbone
+
 
 def _conv(c_in: int, c_out: int, k: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(c_in, c_out, k, padding=k // 2, bias=False), nn.BatchNorm2d(c_out), nn.ELU())
 
 
-class KeyCNN(nn.Module):
+class KeyCNN(Backbone):
     """(batch, 1, bands, frames) -> (batch, embed_dim): five 5x5 conv layers of ``width`` channels (one
     frequency pooling after the second), then per frame a dense layer over all channels and bands (where
     in frequency a pattern sits is what tells the keys apart, so frequency is not pooled away), and the

@@ -8,6 +8,13 @@ import torch
 from torch import nn
 
 
+class Backbone(nn.Module):
+    """What every model family is to :class:`MusicModel`: features of ``embed_dim`` per example, so one head
+    (and ``mixtape embed``) fits every family."""
+
+    embed_dim: int
+
+
 def stack(block: Callable[[int, int], nn.Module], c_in: int, channels: list[int]) -> tuple[nn.Sequential, int]:
     """``block(c_in, c_out)`` for each width in turn, each fed by the last; and the final width."""
     layers = []

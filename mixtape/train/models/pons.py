@@ -13,14 +13,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from mixtape.train.models.layers import max_mean_pool
+from mixtape.train.models.layers import Backbone, max_mean_pool
 
 TIMBRE_HEIGHTS = (0.9, 0.4)
 TIMBRE_WIDTHS = (1, 3, 7)
 TEMPORAL_LENGTHS = (16, 32, 64)  # frames: 0.25-1 s at a 16 ms hop
 
 
-class PonsCNN(nn.Module):
+class PonsCNN(Backbone):
     """(batch, 1, mels, frames) -> (batch, hidden)."""
 
     def __init__(self, width: int = 8, n_mels: int = 64, mid: int | None = None, hidden: int | None = None):

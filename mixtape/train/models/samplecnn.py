@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mixtape.train.models.layers import max_mean_pool, stack
+from mixtape.train.models.layers import Backbone, max_mean_pool, stack
 
 
 def _stage(c_in: int, c_out: int) -> nn.Sequential:
@@ -18,7 +18,7 @@ def _stage(c_in: int, c_out: int) -> nn.Sequential:
                          nn.MaxPool1d(3))
 
 
-class SampleCNN(nn.Module):
+class SampleCNN(Backbone):
     """(batch, 1, samples) -> (batch, 2 x 4 x width)."""
 
     def __init__(self, width: int = 16, blocks: int = 8):

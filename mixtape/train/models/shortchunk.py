@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mixtape.train.models.layers import max_mean_pool, stack
+from mixtape.train.models.layers import Backbone, max_mean_pool, stack
 
 
 def _block(c_in: int, c_out: int) -> nn.Sequential:
@@ -13,7 +13,7 @@ def _block(c_in: int, c_out: int) -> nn.Sequential:
                          nn.MaxPool2d(2))
 
 
-class ShortChunkCNN(nn.Module):
+class ShortChunkCNN(Backbone):
     """(batch, 1, mels, frames) -> (batch, 2 x 4 x width): four 3x3 conv blocks, then global max + mean.
 
     Global pooling means any input length works, so evaluation can use whole windows of any size.
