@@ -128,6 +128,16 @@ def _cmd_baseline(args: argparse.Namespace, beam_args: list[str]) -> int:
 
 
 def add_parsers(sub: Any) -> None:
+    _add_train(sub)
+    _add_evaluate_and_embed(sub)
+    _add_probe(sub)
+    _add_baseline(sub)
+
+
+def _add_train(sub: Any) -> None:
+    from mixtape.train.config import FrontendConfig, TrainConfig
+
+    tc, fc = TrainConfig(shards="", out=""), FrontendConfig()  # every default below is read from these
     t = sub.add_parser("train", help=COMMANDS["train"], description=COMMANDS["train"] +
                        ". Under torchrun (--nproc_per_node N) it trains data-parallel: gloo on CPU, nccl on GPU.",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -138,10 +148,15 @@ def add_parsers(sub: Any) -> None:
     t.add_argument("--card", help="dataset.json URL (default: beside the first shard)")
     t.add_argument("--clips", help="a file of clip ids, one per line: train only on those clips' samples "
                                    "(a subset for a data-scarcity study); valid shards are not filtered")
-    from mixtape.train.config import FrontendConfig, TrainConfig
+    _add_model_options(t.add_argument_group("model"), tc)
+    _add_frontend_options(t.add_argument_group("spectrogram front-end"), fc)
+    _add_schedule_options(t.add_argument_group("schedule"), tc)
+    _add_run_options(t.add_argument_group("resuming and checking"))
+    _add_machine_options(t.add_argument_group("machine"), tc)
+    t.set_defaults(func=_cmd_train)
 
-    tc, fc = TrainConfig(shards="", out=""), FrontendConfig()  # every default below is read from these
-    g = t.add_argument_group("model")
+
+def _add_model_options(g: Any, tc: Any) -> None:
     g.add_argument("--model", default=tc.model, choices=list(MODEL_PRESETS),
                    help="family and size; *-small presets have < 100k parameters")
     g.add_argument("--width", type=int, default=tc.width, help="channels of the first block (0: the preset's)")
@@ -149,7 +164,9 @@ def add_parsers(sub: Any) -> None:
     g.add_argument("--tasks", default=tc.tasks,
                    help="comma-separated: tags, key, tempo, a class field (e.g. genre), or all")
     g.add_argument("--dropout", type=float, default=tc.dropout, help="dropout before the head")
-    g = t.add_argument_group("spectrogram front-end")
+
+
+def _add_frontend_options(g: Any, fc: Any) -> None:
     g.add_argument("--frontend", default=None, choices=["logmel", "logfreq", "chroma"],
                    help=f"{fc.kind} unless the preset has its own (keycnn: logfreq); logfreq has semitone-spaced "
                         "bins, chroma 12 pitch classes")
@@ -163,7 +180,9 @@ def add_parsers(sub: Any) -> None:
     g.add_argument("--compression", default=fc.compression, choices=["log1p", "db"], help="log(1 + C·mel) or dB")
     g.add_argument("--norm", default=fc.norm, choices=["per_frequency", "a_weighting", "none"])
     g.add_argument("--scale", type=float, default=fc.scale, help="multiply the front-end output")
-    g = t.add_argument_group("schedule")
+
+
+def _add_schedule_options(g: Any, tc: Any) -> None:
     g.add_argument("--steps", type=int, default=None, help=f"optimiser steps (None: {tc.steps} unless --epochs)")
     g.add_argument("--epochs", type=int, default=tc.epochs, help="exact epochs over the train shards")
     g.add_argument("--batch-size", type=int, default=tc.batch_size, help="samples per optimiser step and rank")
@@ -180,21 +199,27 @@ def add_parsers(sub: Any) -> None:
                    help="evaluate every N steps (0: each epoch / at the end)")
     g.add_argument("--patience", type=int, default=tc.patience, help="stop after N evaluations without improvement")
     g.add_argument("--checkpoint-every", type=int, default=tc.checkpoint_every, help="also checkpoint every N steps")
+
+
+def _add_run_options(g: Any) -> None:
     g.add_argument("--resume", help="continue the run in this folder (or checkpoint) exactly where it stopped")
     g.add_argument("--stop-after", type=int, help="leave after N steps of this invocation (resume later)")
     g.add_argument("--force", action="store_true",
                    help="with --resume: continue even on a dataset with another spec hash or vocabulary")
     g.add_argument("--verify-remote", action="store_true",
                    help="check remote shards against the card's sha256 before reading (local ones always are)")
-    g = t.add_argument_group("machine")
+
+
+def _add_machine_options(g: Any, tc: Any) -> None:
     loader_workers(g, tc.num_workers)
     g.add_argument("--threads", type=int, default=tc.threads, help="torch CPU threads (0: torch's default)")
     g.add_argument("--device", default=tc.device, help="auto (GPU when present), cpu, cuda:0, ...")
     g.add_argument("--no-amp", action="store_true", help="no mixed precision on GPU")
     g.add_argument("--seed", type=int, default=tc.seed, help="seeds initial weights, sample order and crops")
     g.add_argument("--trace", action="store_true", help="log every step's sample keys to trace.jsonl")
-    t.set_defaults(func=_cmd_train)
 
+
+def _add_evaluate_and_embed(sub: Any) -> None:
     for name, fn in (("evaluate", _cmd_evaluate), ("embed", _cmd_embed)):
         e = sub.add_parser(name, help=COMMANDS[name], description=COMMANDS[name])
         e.add_argument("run", help="run folder written by `mixtape train` (best.pt if present, else checkpoint.pt)")
@@ -210,6 +235,8 @@ def add_parsers(sub: Any) -> None:
             e.add_argument("--out", required=True, help="Parquet file: clip_id, embedding, label columns")
         e.set_defaults(func=fn)
 
+
+def _add_probe(sub: Any) -> None:
     pr = sub.add_parser("probe", help=COMMANDS["probe"], description=COMMANDS["probe"])
     pr.add_argument("tables", nargs="+", help="embedding tables from `mixtape embed` or `mixtape baseline --out`")
     pr.add_argument("--label", required=True, help="a label column (genre, key, tempo, ...) or tag:NAME")
@@ -218,6 +245,8 @@ def add_parsers(sub: Any) -> None:
     pr.add_argument("--seed", type=int, default=0)
     pr.set_defaults(func=_cmd_probe)
 
+
+def _add_baseline(sub: Any) -> None:
     bl = sub.add_parser("baseline", help=COMMANDS["baseline"], description=COMMANDS["baseline"])
     add_evaluation_shards(bl)
     bl.add_argument("--out", help="also write the baseline's per-clip features (Parquet) for `mixtape probe`")

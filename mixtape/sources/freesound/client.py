@@ -152,7 +152,8 @@ class FreesoundClient:
                 headers["Authorization"] = f"Token {self._api_key}"
         return headers
 
-    def _open(self, url: str, extra: dict[str, str] | None = None, oauth: bool = False, until: float | None = None):
+    def _open(self, url: str, extra: dict[str, str] | None = None, oauth: bool = False, until: float | None = None
+              ) -> Any:
         """Open a URL with retries; returns the response (caller reads and closes it). Redirects are followed
         here, at most ``MAX_REDIRECTS``, to http(s) only, and credentials go only to the API host: a hop to any
         other host gets none. ``until`` (a clock reading) bounds the whole attempt, retries included."""

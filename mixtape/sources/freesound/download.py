@@ -8,6 +8,7 @@ twice, skips every finished sound, and continues a half-downloaded file with an 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import posixpath
@@ -122,6 +123,20 @@ def _append_line(path: str, obj: dict[str, Any]) -> None:
         os.fsync(f.fileno())
 
 
+def _fetch_from(client: FreesoundClient, sound: dict[str, Any], sid: int, originals: bool, preview: str
+                ) -> tuple[str, str, bool] | None:
+    """(URL, file extension, whether it needs OAuth) of what to download for a sound, or None when a
+    preview was asked for and the search result offers none."""
+    if originals:
+        return f"{client.api_base}/sounds/{sid}/download/", _extension(str(sound.get("type") or ""), "wav"), True
+    url = preview_url(sound, preview)
+    return None if url is None else (url, _extension(url, "ogg"), False)
+
+
+def _log_progress(log: Callable[[str], None], sid: int, n: int) -> None:
+    log(f"{sid}: {n} bytes")
+
+
 def download_dump(client: FreesoundClient, out: str, query: str, filter: str | None = None,
                   sort: str | None = None, max_sounds: int = 100, originals: bool = False, preview: str = "hq-ogg",
                   page_size: int = 150, restart: bool = False, log: Callable[[str], None] = print,
@@ -164,21 +179,17 @@ def download_dump(client: FreesoundClient, out: str, query: str, filter: str | N
         if sid in done:
             report.skipped.append(sid)
             continue
-        if originals:
-            url, ext, oauth = f"{client.api_base}/sounds/{sid}/download/", _extension(str(sound.get("type") or ""),
-                                                                                       "wav"), True
-        else:
-            url = preview_url(sound, preview)
-            if url is None:
-                report.failed.append((sid, "no preview URL in the search result"))
-                _append_line(state.failures_file, {"id": sid, "reason": "no preview URL"})
-                continue
-            ext, oauth = _extension(url, "ogg"), False
+        source = _fetch_from(client, sound, sid, originals, preview)
+        if source is None:
+            report.failed.append((sid, "no preview URL in the search result"))
+            _append_line(state.failures_file, {"id": sid, "reason": "no preview URL"})
+            continue
+        url, ext, oauth = source
         dest = os.path.join(out, "audio", f"{sid}.{ext}")
         expected = int(sound["filesize"]) if originals and sound.get("filesize") else None
         try:
             size = client.download(url, dest, oauth=oauth, expected_size=expected,
-                                   progress=(lambda n, sid=sid: log(f"{sid}: {n} bytes")) if verbose else None)
+                                   progress=functools.partial(_log_progress, log, sid) if verbose else None)
         except FreesoundError as e:
             report.failed.append((sid, str(e)))
             _append_line(state.failures_file, {"id": sid, "reason": str(e)})

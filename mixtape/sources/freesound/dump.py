@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -108,42 +109,105 @@ def _stem(rel: str) -> str:
     return PurePosixPath(rel).name.split(".", 1)[0]
 
 
-def list_freesound_dump(source: SourceSpec) -> Iterator[Clip | Reject]:
+@dataclass(frozen=True)
+class _DumpFiles:
+    """What the dump's folder holds, indexed by the Freesound id its file names carry."""
+
+    meta_uri: str
+    meta_name: str
+    listing: list[str]
+    audio_by_id: dict[str, list[str]]
+    other_by_id: dict[str, list[str]]  # named by an id but with an extension mixtape does not read
+
+
+def _dump_files(source: SourceSpec) -> _DumpFiles | Reject:
     root = source.root
-    meta_name_opt = source.options.get("metadata")
-    names = (meta_name_opt,) if meta_name_opt else METADATA_NAMES
+    names = (source.options["metadata"],) if source.options.get("metadata") else METADATA_NAMES
     meta_uri = next((storage.join(root, n) for n in names if storage.exists(storage.join(root, n))), None)
     if meta_uri is None:
-        yield reject(source, source.path, source.path, "missing_metadata", f"no {' or '.join(names)} in {root}")
-        return
-    meta_name = PurePosixPath(meta_uri).name
+        return reject(source, source.path, source.path, "missing_metadata", f"no {' or '.join(names)} in {root}")
     listing = storage.list_files(root)
     audio = audio_files(root, source.extensions, listing)
     audio_by_id: dict[str, list[str]] = {}
     for rel in audio:
         audio_by_id.setdefault(_stem(rel), []).append(rel)
-    other_by_id: dict[str, list[str]] = {}  # files named by an id but with an extension mixtape does not read
+    other_by_id: dict[str, list[str]] = {}
     readable = set(audio)
     for rel in listing:
         if rel.startswith("audio/") and not is_junk(rel) and rel not in readable:
             other_by_id.setdefault(_stem(rel), []).append(rel)
+    return _DumpFiles(meta_uri, PurePosixPath(meta_uri).name, listing, audio_by_id, other_by_id)
 
+
+def _extra_metadata(source: SourceSpec) -> tuple[dict[str, dict], Reject | None]:
+    """The ``extra_metadata`` file's records keyed by id, or a reject saying why it could not be read."""
+    if not source.opt("extra_metadata"):
+        return {}, None
+    name = source.options["extra_metadata"]
     try:
-        records = list(_records(read_text(meta_uri), meta_name))
+        doc = load_json(read_text(source.opt("extra_metadata")), name)
+        return {str(k): v for k, v in doc.items() if isinstance(v, dict)}, None
+    except (ValueError, AttributeError, UnicodeDecodeError) as e:
+        return {}, reject(source, name, name, "bad_metadata",
+                          f"extra_metadata must be a JSON object keyed by sound id: {e}")
+
+
+def _acousticbrainz_labels(source: SourceSpec, sid: str, audio: str, mbid: Any,
+                           labels: dict[str, Any]) -> dict[str, Any] | Reject:
+    """``labels`` with the recording's AcousticBrainz key, tempo and genre merged in."""
+    if not is_mbid(mbid):
+        return reject(source, sid, audio, "bad_mbid", f"`mbid` {mbid!r} is not a valid UUID")
+    mbid = mbid.strip().lower()
+    ab_root = source.opt("acousticbrainz")
+    try:
+        low = _load_json(storage.join(ab_root, "lowlevel", f"{mbid}.json"))
+        high = _load_json(storage.join(ab_root, "highlevel", f"{mbid}_highlevel.json"))
+    except (ValueError, UnicodeDecodeError) as e:
+        return reject(source, sid, audio, "bad_acousticbrainz",
+                      f"AcousticBrainz document for {mbid} is not valid JSON: {e}")
+    merged = merge_labels(labels, labels_from_acousticbrainz(low, high))
+    merged["extra"]["mbid"] = mbid
+    return merged
+
+
+def _record_clip(source: SourceSpec, sid: str, audio: str, rec: dict[str, Any]) -> Clip | Reject:
+    """One metadata record, already known to have an id and an audio file, as a clip."""
+    labels: dict[str, Any] = {"tags": normalise_tags(rec.get("tags") or []), "classes": {}, "key": None,
+                              "tempo": None, "extra": {}}
+    if rec.get("mbid") and source.opt("acousticbrainz"):
+        merged = _acousticbrainz_labels(source, sid, audio, rec["mbid"], labels)
+        if isinstance(merged, Reject):
+            return merged
+        labels = merged
+    labels = merge_labels(labels, labels_from_audiocommons(rec.get("ac_analysis"),
+                                                           float(source.options.get("ac_min_confidence", 0.5))))
+    username = str(rec.get("username") or "")
+    return clip(
+        source, sid, audio,
+        title=str(rec.get("name") or ""),
+        uploader=username,
+        pack=_pack_value(rec.get("pack")),
+        source_id=sid,
+        licence=str(rec.get("license") or ""),
+        url=str(rec.get("url") or freesound_url(int(sid), username)),
+        labels=labels,
+    )
+
+
+def list_freesound_dump(source: SourceSpec) -> Iterator[Clip | Reject]:
+    files = _dump_files(source)
+    if isinstance(files, Reject):
+        yield files
+        return
+    meta_name = files.meta_name
+    try:
+        records = list(_records(read_text(files.meta_uri), meta_name))
     except (ValueError, UnicodeDecodeError) as e:
         yield reject(source, meta_name, meta_name, "bad_metadata", f"{meta_name} is not valid JSON: {e}")
         records = []
-
-    ab_root = source.opt("acousticbrainz")
-    extra_meta: dict[str, dict] = {}
-    if source.opt("extra_metadata"):
-        try:
-            extra_meta = {str(k): v for k, v in load_json(read_text(source.opt("extra_metadata")),
-                                                          source.options["extra_metadata"]).items()
-                          if isinstance(v, dict)}
-        except (ValueError, AttributeError, UnicodeDecodeError) as e:
-            yield reject(source, source.options["extra_metadata"], source.options["extra_metadata"], "bad_metadata",
-                         f"extra_metadata must be a JSON object keyed by sound id: {e}")
+    extra_meta, bad_extra = _extra_metadata(source)
+    if bad_extra is not None:
+        yield bad_extra
     described: set[str] = set()
     reported: set[str] = set()
     for n, rec in records:
@@ -160,57 +224,30 @@ def list_freesound_dump(source: SourceSpec) -> Iterator[Clip | Reject]:
         rec = {**extra_meta.get(sid, {}), **{k: v for k, v in rec.items() if v not in (None, "")}}
         first_record = sid not in described
         described.add(sid)
-        files = sorted(audio_by_id.get(sid, []))
-        if not files and other_by_id.get(sid):
-            reported.add(other_by_id[sid][0])
-            yield reject(source, sid, other_by_id[sid][0], "unsupported_format",
-                         f"{other_by_id[sid][0]} has an extension mixtape does not read (it reads "
+        audio = sorted(files.audio_by_id.get(sid, []))
+        other = files.other_by_id.get(sid)
+        if not audio and other:
+            reported.add(other[0])
+            yield reject(source, sid, other[0], "unsupported_format",
+                         f"{other[0]} has an extension mixtape does not read (it reads "
                          f"{', '.join(source.extensions)}); convert it, or add the extension to the source's "
                          "`extensions` if libsndfile can decode it")
             continue
-        if not files:
+        if not audio:
             yield reject(source, sid, meta_name, "missing_audio",
-                         f"no audio file named {sid}.<{'|'.join(source.extensions)}> in {storage.join(root, 'audio')} "
-                         f"(where `mixtape freesound download` puts them) or anywhere else under {root}")
+                         f"no audio file named {sid}.<{'|'.join(source.extensions)}> in "
+                         f"{storage.join(source.root, 'audio')} (where `mixtape freesound download` puts them) "
+                         f"or anywhere else under {source.root}")
             continue
-        for extra in files[1:] if first_record else []:
+        for extra in audio[1:] if first_record else []:
             yield reject(source, extra, extra, "duplicate_audio",
-                         f"{files[0]} is used for id {sid}; this second file for the same id is not")
-        labels = {"tags": normalise_tags(rec.get("tags") or []), "classes": {}, "key": None, "tempo": None,
-                  "extra": {}}
-        mbid = rec.get("mbid")
-        if mbid and ab_root:
-            if not is_mbid(mbid):
-                yield reject(source, sid, files[0], "bad_mbid", f"`mbid` {mbid!r} is not a valid UUID")
-                continue
-            mbid = mbid.strip().lower()
-            try:
-                low = _load_json(storage.join(ab_root, "lowlevel", f"{mbid}.json"))
-                high = _load_json(storage.join(ab_root, "highlevel", f"{mbid}_highlevel.json"))
-            except (ValueError, UnicodeDecodeError) as e:
-                yield reject(source, sid, files[0], "bad_acousticbrainz",
-                             f"AcousticBrainz document for {mbid} is not valid JSON: {e}")
-                continue
-            labels = merge_labels(labels, labels_from_acousticbrainz(low, high))
-            labels["extra"]["mbid"] = mbid
-        labels = merge_labels(labels, labels_from_audiocommons(rec.get("ac_analysis"),
-                                                               float(source.options.get("ac_min_confidence", 0.5))))
-        username = str(rec.get("username") or "")
-        yield clip(
-            source, sid, files[0],
-            title=str(rec.get("name") or ""),
-            uploader=username,
-            pack=_pack_value(rec.get("pack")),
-            source_id=sid,
-            licence=str(rec.get("license") or ""),
-            url=str(rec.get("url") or freesound_url(int(sid), username)),
-            labels=labels,
-        )
+                         f"{audio[0]} is used for id {sid}; this second file for the same id is not")
+        yield _record_clip(source, sid, audio[0], rec)
 
-    for sid in sorted(set(audio_by_id) - described):
-        for rel in sorted(audio_by_id[sid]):
+    for sid in sorted(set(files.audio_by_id) - described):
+        for rel in sorted(files.audio_by_id[sid]):
             yield reject(source, rel, rel, "no_metadata",
                          "audio file has no metadata record, so its licence is unknown")
-    for r in unselected_audio(source, root, listing):
+    for r in unselected_audio(source, root=source.root, listing=files.listing):
         if r.path not in reported:
             yield r
