@@ -11,7 +11,7 @@ PIPQUIET := { grep -v -e 'is ignored: it is neither a file nor a directory' -e '
 
 IMAGE  ?= mixtape-worker:0.1.0
 
-.PHONY: demo test bench lint setup clean wheel image
+.PHONY: demo test bench lint docs setup clean wheel image
 
 setup: $(STAMP)
 
@@ -36,6 +36,11 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check mixtape tests bench
+	$(BIN)/mypy
+
+# the documentation site (docs/, mkdocs.yml) into site/; strict: a broken link or anchor fails
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict
 
 bench: $(STAMP)
 	$(BIN)/python bench/augment.py

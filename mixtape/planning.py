@@ -171,7 +171,8 @@ def _resolve_material(chain: list[dict[str, Any]], pools: Mapping[str, Sequence[
                       spec: DatasetSpec) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Pick each mix partner / impulse response; record which in the step. A mix with no partner to be had
     is dropped from the chain (and a reverb with no impulse response stays synthetic)."""
-    steps, material = [], []
+    steps: list[dict[str, Any]] = []
+    material: list[dict[str, Any]] = []
     for step in chain:
         step = dict(step)
         need = OPS[step["op"]].needs

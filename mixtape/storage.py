@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from mixtape.errors import MixtapeError
 
@@ -112,7 +112,7 @@ def read_bytes(uri: str) -> bytes:
         return f.read()
 
 
-def read_parquet(uri: str, schema=None):
+def read_parquet(uri: str, schema: Any = None) -> Any:
     """A Parquet table by path or URL (a ``pyarrow.Table``).
 
     Read in one thread from the bytes in memory: the tables mixtape writes are small, and pyarrow 25's

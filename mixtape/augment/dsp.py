@@ -38,7 +38,7 @@ def warp(audio: np.ndarray, sr: int, rate: float = 1.0, semitones: float = 0.0) 
     st.preset(audio.shape[0], float(sr))
     st.setTimeFactor(float(rate))
     st.setTransposeSemitones(float(semitones))
-    out = st.process(np.require(audio, F32, ["C", "W"]))  # the binding refuses read-only arrays (cached blocks)
+    out = np.asarray(st.process(np.require(audio, F32, ["C", "W"])))  # the binding refuses read-only arrays
     return out.reshape(audio.shape[0], -1) if out.ndim == 1 else out
 
 

@@ -41,14 +41,14 @@ def transpose_key(key: dict[str, str] | None, semitones: int) -> dict[str, str] 
 
 
 def transpose_chord(label: str, semitones: int) -> str:
-    if label in ("N", "X", "") or not _ROOT.match(label):
-        return label
     m = _ROOT.match(label)
+    if label in ("N", "X", "") or m is None:
+        return label
     rest = label[m.end():]
     root = transpose_note(label[: m.end()], semitones)
     if "/" in rest:
         quality, bass = rest.split("/", 1)
-        if _ROOT.fullmatch(bass) or (_ROOT.match(bass) and _ROOT.match(bass).end() == len(bass)):
+        if _ROOT.fullmatch(bass):
             bass = transpose_note(bass, semitones)
         rest = f"{quality}/{bass}"
     return root + rest

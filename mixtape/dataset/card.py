@@ -61,7 +61,7 @@ def _check_shard(shard: Any, split: str, where: str, path: str) -> None:
 
 
 def _check_splits(splits: Any, where: str) -> None:
-    _need(isinstance(splits, dict) and splits, where, "splits", "an object of splits", splits)
+    _need(isinstance(splits, dict) and bool(splits), where, "splits", "an object of splits", splits)
     for split, info in splits.items():
         _need(isinstance(split, str) and SPLIT_NAME.match(split) is not None, where, "splits",
               "keyed by split names (lower-case words)", split)

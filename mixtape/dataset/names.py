@@ -56,7 +56,7 @@ def is_shard_name(name: str) -> bool:
 def check_shard_name(name: object, split: str | None = None) -> str:
     """``name`` if it is a shard name (of ``split``, when given), else :class:`UnsafeName`."""
     match = SHARD_NAME.match(name) if isinstance(name, str) else None
-    if match is None:
+    if match is None or not isinstance(name, str):
         raise UnsafeName(f"{show(name)!s} is not a shard name (<split>-NNNNNN.tar)")
     if split is not None and match.group(1) != split:
         raise UnsafeName(f"shard {name} is listed under split {show(split)}")

@@ -12,7 +12,7 @@ import io
 import re
 import tarfile
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import IO, Any, Final
 
 from mixtape.hashing import canonical_json
 from mixtape.untrusted import UntrustedInputError, load_json, show
@@ -20,7 +20,7 @@ from mixtape.untrusted import UntrustedInputError, load_json, show
 AUDIO_EXTENSIONS = ("flac", "wav")
 #: The only member suffixes a reader will ever load; anything else (.pyd, .pth, ...) is skipped unread.
 SAFE_SUFFIXES = frozenset({*AUDIO_EXTENSIONS, "json"})
-TAR_FORMAT = tarfile.PAX_FORMAT
+TAR_FORMAT: Final = tarfile.PAX_FORMAT
 MEMBER_MODE = 0o644
 
 
@@ -123,7 +123,7 @@ class ShardWriter:
     """Streams members into a tar with fixed metadata (mtime 0, uid/gid 0, empty owner names, mode 644):
     byte for byte what ``tarfile`` writes in stream mode, one write per member."""
 
-    def __init__(self, fileobj: IO[bytes]):
+    def __init__(self, fileobj: IO[bytes] | io.RawIOBase):
         self._out = fileobj
         self._offset = 0
         self.closed = False

@@ -398,7 +398,7 @@ def generate(out: str | Path, seed: int = 7, n_clips: int = 60, min_seconds: flo
             (ab / "highlevel" / f"{mbid}_highlevel.json").write_text(json.dumps(high, indent=1) + "\n")
         records.append(rec)
 
-    broken = []
+    broken: list[str] = []
     if bad_clips:
         extra, broken = write_broken_clips(dump)
         records += extra

@@ -121,7 +121,7 @@ def _settings() -> ScoreSettings:
 
 def _tunes(root: Path, n: int) -> list[tuple[str, int, bytes]]:
     """(relative path, tune index, file bytes) of the collection's first ``n`` tunes."""
-    out = []
+    out: list[tuple[str, int, bytes]] = []
     for path in sorted((root / DUMP_COLLECTION).glob("*.abc")):
         data = path.read_bytes()
         for t in range(len(abc_tunes(data))):

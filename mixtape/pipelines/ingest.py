@@ -135,7 +135,7 @@ class ProbeClip(beam.DoFn):
                        credits=credits), audio
 
     def process(self, clip: Clip) -> Iterator:
-        def rejected(reason: str, detail: str):
+        def rejected(reason: str, detail: str) -> pvalue.TaggedOutput:
             return pvalue.TaggedOutput(REJECTS, Reject(clip.clip_id, clip.relpath, "probe", reason, detail))
 
         try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import apache_beam as beam
@@ -145,7 +145,8 @@ class WriteManifest(beam.DoFn):
         self.spec = spec
         self.out_dir = out_dir
 
-    def process(self, _: Any, shards: Iterable[dict], used: Iterable[dict], rejects: Iterable[Reject]):
+    def process(self, _: Any, shards: Iterable[dict], used: Iterable[dict], rejects: Iterable[Reject]
+                ) -> Iterator[Any]:
         shards, used, rejects = list(shards), list(used), list(rejects)
         by_split = [s["name"] for s in sorted(shards, key=lambda s: (s["split"], s["name"]))]
         index = _joined(self.out_dir, by_split, "index")

@@ -65,6 +65,17 @@ def used_row(clip: Clip, samples: int, role: str = "sample") -> dict[str, Any]:
         "loudness_db": round(window_rms_db(clip.block_rms_db, 0, clip.duration_ms), 2)}
 
 
+class _MaterialOrSample(beam.PartitionFn):
+    """Partition 1 for clips of a material source (mix partners, impulse responses), 0 for samples."""
+
+    def __init__(self, material_names: tuple[str, ...]):
+        super().__init__()
+        self.material_names = material_names
+
+    def partition_for(self, element: Any, num_partitions: int, *args: Any, **kwargs: Any) -> int:
+        return 1 if element.source in self.material_names else 0
+
+
 def _sorted_pool(kv: tuple[str, Iterable[dict[str, Any]]]) -> tuple[str, list[dict[str, Any]]]:
     key, refs = kv
     return key, sorted(refs, key=lambda r: r["hash"])
@@ -114,7 +125,7 @@ class Plan(beam.PTransform):
         spec = self.spec
         material_names = spec.augment.material_sources
         dataset_clips, material_clips = probed | "MaterialOrSamples" >> beam.Partition(
-            lambda c, _n: 1 if c.source in material_names else 0, 2)
+            _MaterialOrSample(material_names), 2)
         checked = dataset_clips | "Eligible" >> beam.FlatMap(_eligible, spec).with_outputs(REJECTS, main="clips")
         clips = checked.clips
         if spec.splits.group_by == "fold":

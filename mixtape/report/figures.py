@@ -8,7 +8,8 @@ same bytes each time it is written.
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import matplotlib
 
@@ -22,7 +23,7 @@ PNG_METADATA = {"Software": None}
 COLOURS = ("#3b6ea8", "#d9822b", "#4f9a5b", "#b04a5a", "#7c5fa8", "#6b6b6b")
 
 
-def _png(fig) -> bytes:
+def _png(fig: Any) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=96, metadata=PNG_METADATA, bbox_inches="tight")
     plt.close(fig)
@@ -57,7 +58,7 @@ def bar_chart(title: str, labels: Sequence[str], series: dict[str, Sequence[floa
     return _png(fig)
 
 
-def histogram(title: str, series: dict[str, Sequence[float]], xlabel: str, bins: int = 30) -> bytes:
+def histogram(title: str, series: Mapping[str, Sequence[float]], xlabel: str, bins: int = 30) -> bytes:
     """Overlaid step histograms, one per series, over shared bins."""
     fig, ax = plt.subplots(figsize=(7.5, 3.0))
     values = [np.asarray(v, dtype=float) for v in series.values() if len(v)]
@@ -67,7 +68,7 @@ def histogram(title: str, series: dict[str, Sequence[float]], xlabel: str, bins:
         edges = np.linspace(lo, hi if hi > lo else lo + 1.0, bins + 1)
         for i, (name, v) in enumerate(series.items()):
             if len(v):
-                ax.hist(np.asarray(v, dtype=float), bins=edges, histtype="step", linewidth=1.6, label=name,
+                ax.hist(np.asarray(v, dtype=float), bins=edges.tolist(), histtype="step", linewidth=1.6, label=name,
                         color=COLOURS[i % len(COLOURS)])
     else:
         ax.text(0.5, 0.5, "no values", ha="center", va="center", transform=ax.transAxes)

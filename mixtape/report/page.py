@@ -221,7 +221,7 @@ def _img(assets: _Assets, png: bytes, alt: str) -> str:
 def _labels(index: list[dict[str, Any]], splits: list[str], assets: _Assets) -> str:
     parts = ['<section id="labels"><h2>Labels per split</h2>']
     tag_counts = {s: Counter(t for r in index if r["split"] == s for t in (r["tags"] or [])) for s in splits}
-    total = Counter()
+    total: Counter[str] = Counter()
     for c in tag_counts.values():
         total.update(c)
     top = [t for t, _ in sorted(total.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_TAGS]]

@@ -15,6 +15,7 @@ import csv
 import re
 import string
 from collections.abc import Iterator
+from typing import Any
 
 from mixtape import storage
 from mixtape.labels import empty_labels, normalise_tags
@@ -115,7 +116,7 @@ def list_csv_index(source: SourceSpec) -> Iterator[Clip | Reject]:
         labels["extra"] = {k: v.strip() for k, v in sorted(row.items()) if k not in mapped and v.strip()}
         value = {role: row.get(cols[role], "").strip() if role in cols else ""
                  for role in ("title", "uploader", "licence", "fold", "source_id", "url")}
-        fields = {**value, "title": value["title"] or rel}
+        fields: dict[str, Any] = {**value, "title": value["title"] or rel}
         if window is not None:
             fields.update(window_start=window[0], window_end=window[1], window_unit=source.options["window_unit"])
         yield clip(source, local_id, rel, base=audio_root, labels=labels, **fields)

@@ -14,7 +14,6 @@ from typing import Any
 from mixtape.errors import MixtapeError
 from mixtape.hashing import canonical_json, sha256_hex
 
-SOURCE_KINDS = ("freesound_dump", "folder")
 GROUP_FIELDS = ("clip", "uploader", "pack", "artist", "album", "release_group", "source_id", "fold")
 LICENCE_FAMILIES = ("cc0", "cc-by", "cc-by-sa", "cc-by-nd", "cc-by-nc", "cc-by-nc-sa", "cc-by-nc-nd", "sampling+",
                     "sampling-plus-nc", "public-domain", "unknown")

@@ -167,12 +167,13 @@ def _parse_option(r: _Reader, kind: str, value: Any, where: str) -> Any:
     if kind == "tempo":
         if value == "score":
             return value
-        lo, hi = SCORE_TEMPO_RANGE
-        if (isinstance(value, list) and len(value) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                                               for v in value) and lo <= value[0] <= value[1] <= hi):
+        slowest, fastest = SCORE_TEMPO_RANGE
+        numbers = isinstance(value, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                  for v in value)
+        if numbers and len(value) == 2 and slowest <= value[0] <= value[1] <= fastest:
             return [float(value[0]), float(value[1])]
         r.fail(where, f"must be `score` (the score's own tempo) or a [low, high] range of quarter notes per minute "
-               f"within [{lo:g}, {hi:g}]; got {brief(value)}")
+               f"within [{slowest:g}, {fastest:g}]; got {brief(value)}")
         return "score"
     if kind == "columns":
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
@@ -401,7 +402,7 @@ def _parse_features(r: _Reader, raw: Any) -> tuple[tuple[str, Any], ...]:
     where = "features.logmel"
     lm = r.mapping(fe["logmel"] if fe["logmel"] is not True else {}, where,
                    {"n_fft", "hop", "n_mels", "f_min", "f_max", "log_c"})
-    d = {f.name: f.default for f in fields(LogMelSpec)}
+    d: dict[str, Any] = {f.name: f.default for f in fields(LogMelSpec)}
     params = {"n_fft": r.number(lm, "n_fft", where, d["n_fft"], lo=16, hi=65536, integer=True),
               "hop": r.number(lm, "hop", where, d["hop"], lo=1, hi=65536, integer=True),
               "n_mels": r.number(lm, "n_mels", where, d["n_mels"], lo=1, hi=512, integer=True),

@@ -59,8 +59,11 @@ def _open_archive(data: bytes, name: str) -> tarfile.TarFile:
 
         raw = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data))
         return tarfile.open(fileobj=raw, mode="r|")
-    mode = "r|bz2" if lower.endswith(".tar.bz2") else "r|gz" if lower.endswith((".tar.gz", ".tgz")) else "r|"
-    return tarfile.open(fileobj=io.BytesIO(data), mode=mode)
+    if lower.endswith(".tar.bz2"):
+        return tarfile.open(fileobj=io.BytesIO(data), mode="r|bz2")
+    if lower.endswith((".tar.gz", ".tgz")):
+        return tarfile.open(fileobj=io.BytesIO(data), mode="r|gz")
+    return tarfile.open(fileobj=io.BytesIO(data), mode="r|")
 
 
 def _archive_documents(data: bytes, rel: str) -> Iterator[tuple[str, bytes]]:

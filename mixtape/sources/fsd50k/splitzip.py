@@ -20,6 +20,7 @@ import zipfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from mixtape.dataset.shardformat import UnsafeMemberName, check_member_name
 from mixtape.untrusted import show
@@ -62,7 +63,7 @@ class ConcatenatedParts(io.RawIOBase):
         self.pos = {0: offset, 1: self.pos + offset, 2: self.size + offset}[whence]
         return self.pos
 
-    def readinto(self, buf) -> int:
+    def readinto(self, buf: Any) -> int:
         n = min(len(buf), self.size - self.pos)
         if n <= 0:
             return 0

@@ -123,7 +123,8 @@ def _from_midi(data: bytes) -> Performance:
             pm = pretty_midi.PrettyMIDI(io.BytesIO(data))
     except Exception as e:  # mido raises OSError, EOFError, KeyError, ValueError... on broken files
         raise ScoreError("bad_score", f"not a readable MIDI file: {type(e).__name__}: {show(e)}") from None
-    parts, notes = [], []
+    parts: list[Part] = []
+    notes: list[Note] = []
     for inst in pm.instruments:
         if not inst.notes:
             continue
@@ -206,7 +207,8 @@ def _performance(score: Any) -> Performance:
     from music21 import instrument as m21instrument
 
     regions, tempo, tempo_source = _seconds_map(score)
-    parts, notes = [], []
+    parts: list[Part] = []
+    notes: list[Note] = []
     for p in getattr(score, "parts", None) or [score]:
         inst = p.getInstrument(returnDefault=False)
         program = inst.midiProgram if inst is not None and isinstance(inst.midiProgram, int) else None
