@@ -1,17 +1,15 @@
-"""The README's spec examples are copy-paste material: each must be a valid spec (or source list)."""
+"""The documentation's spec examples are copy-paste material: each must be a valid spec (or source list)."""
 
 import re
-from pathlib import Path
 
 import yaml
 
 from mixtape.spec import parse_spec
+from tests import documentation
 
-README = Path(__file__).resolve().parents[1] / "README.md"
 
-
-def test_every_yaml_example_in_the_readme_is_a_valid_spec():
-    blocks = re.findall(r"```yaml\n(.*?)```", README.read_text(), flags=re.S)
+def test_every_yaml_example_in_the_docs_is_a_valid_spec():
+    blocks = re.findall(r"```yaml\n(.*?)```", documentation.text(), flags=re.S)
     assert len(blocks) >= 7
     kinds = set()
     for block in blocks:

@@ -30,9 +30,9 @@ from mixtape.sources.score.formats import ScoreError, read_performance
 from mixtape.sources.score.recipe import ScoreSettings, realise, render_recipe
 from mixtape.sources.score.synth import encode_render, open_soundfont, synthesise
 from mixtape.spec import parse_spec
+from tests import documentation
 
 RATE = 16000
-README = Path(__file__).resolve().parents[1] / "README.md"
 SCALE_ABC = b"""%abc-2.1
 X:1
 T:Scale one
@@ -296,8 +296,8 @@ def score_build(score_collection, tmp_path_factory) -> tuple[Path, dict]:
 
 
 def readme_queries() -> list[str]:
-    block = re.search(r"```sql\n(.*?)```", README.read_text(), flags=re.S)
-    assert block, "the README has its DuckDB examples in a sql block"
+    block = re.search(r"```sql\n(.*?)```", documentation.text(), flags=re.S)
+    assert block, "the docs have their DuckDB examples in a sql block"
     lines = [line for line in block.group(1).splitlines() if not line.startswith("--")]
     return [q.strip() for q in " ".join(lines).split(";") if q.strip()]
 
@@ -308,7 +308,7 @@ def test_the_readmes_index_columns_and_duckdb_queries_hold_on_a_build(score_buil
     from mixtape.dataset.index import INDEX_SCHEMA, class_map, read_index, recorded_steps
     from mixtape.licences import licence_family
 
-    columns = README.read_text().split("| column | type | holds |\n", 1)[1].split("\n\n", 1)[0]
+    columns = documentation.text().split("| column | type | holds |\n", 1)[1].split("\n\n", 1)[0]
     table = re.findall(r"^\| `(\w+)` \| `([^`]+)` \|", columns, flags=re.M)
     assert table == [(f.name, str(f.type)) for f in INDEX_SCHEMA]  # every column, its type, in order
     out, _card = score_build

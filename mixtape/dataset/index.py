@@ -36,7 +36,7 @@ INDEX_SCHEMA = pa.schema([
     ("audio_bytes", pa.int64()), ("audio_sha256", pa.string()), ("json_sha256", pa.string()),
     ("logmel_sha256", pa.string()),
 ])
-#: what each column holds, for the README and ``mixtape inspect``
+#: what each column holds, for docs/reproducibility.md and ``mixtape inspect``
 INDEX_COLUMNS = {
     "sample_key": "the sample's key in its shard (`<clip_id>/<start_ms>/<variant>`)",
     "split": "train, valid or test (the spec's split names)",
