@@ -18,7 +18,7 @@ from mixtape.augment.label_transforms import window as window_labels
 from mixtape.augment.ops import OPS, Context, warp_params
 from mixtape.dataset.names import shard_name
 from mixtape.hashing import SHARD_SALT, SPLIT_SALT, digest128, rng_for, unit_interval
-from mixtape.records import Clip, PlanRow, Reject
+from mixtape.records import Clip, ClipWindow, PlanRow, Reject
 from mixtape.spec import DatasetSpec
 
 # ------------------------------------------------------------------------------------------------ splits
@@ -123,16 +123,13 @@ IR_POOL = "__impulse_responses__"
 def snippet_ref(clip: Clip, start_ms: int, duration_ms: int) -> dict[str, Any]:
     """Where to read one window of a clip (and its labels there): what a mixing partner or an impulse
     response is to the sample that borrows it."""
+    where = ClipWindow(clip.clip_id, clip.uri, clip.sha256, start_ms, duration_ms, clip.offset_frames,
+                       clip.window_length_frames, clip.synth or {})
     return {
-        "clip_id": clip.clip_id, "uri": clip.uri, "source": clip.source, "relpath": clip.relpath,
-        "sha256": clip.sha256,
-        "offset_frames": clip.offset_frames,
-        "length_frames": clip.window_length_frames,
-        "start_ms": start_ms, "duration_ms": duration_ms,
+        **where.to_dict(), "source": clip.source, "relpath": clip.relpath,
         "labels": window_labels(clip.labels, start_ms / 1000, duration_ms / 1000),
         "hash": digest128(f"{clip.clip_id}/{start_ms}", SHARD_SALT),
         "licence": clip.licence, "attribution": clip.attribution,
-        **({"synth": clip.synth} if clip.synth else {}),
     }
 
 

@@ -1,4 +1,5 @@
-"""The records that flow through a build: Clip (a source recording), PlanRow (one sample to render), Reject.
+"""The records that flow through a build: Clip (a source recording), ClipWindow (a stretch of one to read),
+PlanRow (one sample to render), Reject.
 
 They hold metadata only, never audio, so grouping and sorting in the plan phase stay cheap. Labels are a
 plain JSON-able mapping typed by field (see ``mixtape.labels``).
@@ -86,6 +87,38 @@ class Clip:
 
 
 @dataclass(frozen=True)
+class ClipWindow:
+    """A stretch of one clip's audio and how to find its file: what the renderer reads for a sample, for the
+    sample's mix partner and for an impulse response, on any worker. ``offset_frames`` / ``length_frames``
+    are the clip's own part of its file in source frames (0, 0: the whole file); ``start_ms`` counts from
+    there. ``synth`` is the recipe of a rendered score (empty for recordings)."""
+
+    clip_id: str
+    uri: str
+    sha256: str
+    start_ms: int
+    duration_ms: int
+    offset_frames: int = 0
+    length_frames: int = 0
+    synth: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plain fields a plan's material reference carries (``synth`` only when there is one, so plans
+        of recordings hash as they did before scores existed)."""
+        d = {"clip_id": self.clip_id, "uri": self.uri, "sha256": self.sha256, "start_ms": self.start_ms,
+             "duration_ms": self.duration_ms, "offset_frames": self.offset_frames,
+             "length_frames": self.length_frames}
+        return {**d, "synth": self.synth} if self.synth else d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ClipWindow:
+        """The window a reference describes; its other keys (labels, role, licence...) are left alone."""
+        return cls(clip_id=d["clip_id"], uri=d["uri"], sha256=d["sha256"], start_ms=int(d["start_ms"]),
+                   duration_ms=int(d["duration_ms"]), offset_frames=int(d.get("offset_frames", 0)),
+                   length_frames=int(d.get("length_frames", 0)), synth=d.get("synth") or {})
+
+
+@dataclass(frozen=True)
 class Reject:
     """An input that did not make it into the dataset, and why (stage + stable reason code + detail)."""
 
@@ -133,6 +166,13 @@ class PlanRow:
     #: the recipe of a rendered score (empty for recordings; then absent from the record, so plans of
     #: recordings hash as they did before scores existed)
     synth: dict[str, Any] = field(default_factory=dict)
+
+    def source_window(self) -> ClipWindow:
+        """The stretch of the clip this sample is made from (longer than the sample when time-stretched)."""
+        start, duration = ((self.src_start_ms, self.src_duration_ms) if self.src_duration_ms
+                           else (self.start_ms, self.duration_ms))
+        return ClipWindow(self.clip_id, self.uri, self.sha256, start, duration, self.offset_frames,
+                          self.length_frames, self.synth)
 
     def record(self) -> dict[str, Any]:
         """The row without machine-specific paths: what ``plan.parquet`` stores and plan hashes cover."""

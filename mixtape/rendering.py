@@ -12,7 +12,7 @@ import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 import numpy as np
@@ -27,7 +27,7 @@ from mixtape.dataset.index import index_row
 from mixtape.dataset.shardformat import HashingWriter, ShardWriter, sample_json_bytes
 from mixtape.faults import inject
 from mixtape.hashing import canonical_json, sha256_hex
-from mixtape.records import PlanRow
+from mixtape.records import ClipWindow, PlanRow
 from mixtape.spec import AudioSpec
 
 #: Memory a render worker keeps for source audio (converted blocks, verified encoded bytes), across the
@@ -114,10 +114,11 @@ class SourceCache:
             while self._size > self.capacity and self._items:
                 self._size -= self._items.popitem(last=False)[1].nbytes
 
-    def _encoded(self, clip_id: str, uri: str, sha256: str, synth: dict[str, Any] | None = None) -> bytes:
+    def _encoded(self, w: ClipWindow) -> bytes:
         """A source's verified bytes (a rendered score's audio, rendered again from its recipe). The last few
         are kept apart from the blocks: a window's blocks are converted one after another from them, but they
         are worth less than converted audio once it is done."""
+        clip_id, sha256, synth = w.clip_id, w.sha256, w.synth
         kept = self._renders if synth else self._recent
         with self._lock:
             data = kept.get(sha256)
@@ -125,7 +126,7 @@ class SourceCache:
                 kept.move_to_end(sha256)
                 return data
             self._count("reads")
-        data = storage.read_bytes(uri)
+        data = storage.read_bytes(w.uri)
         if synth:
             data = self._rendered(clip_id, data, synth)
         if sha256_hex(data) != sha256:
@@ -153,35 +154,34 @@ class SourceCache:
         except ScoreError as e:
             raise InputChanged(f"{clip_id}: its score no longer renders ({e.detail})") from None
 
-    def _blocks(self, clip_id: str, uri: str, sha256: str, offset_frames: int, length_frames: int,
-                first: int, last: int, synth: dict[str, Any] | None = None) -> list[np.ndarray]:
-        if synth:
+    def _blocks(self, w: ClipWindow, first: int, last: int) -> list[np.ndarray]:
+        if w.synth:
             with self._lock:
-                missing = any((sha256, offset_frames, length_frames, k) not in self._items
+                missing = any((w.sha256, w.offset_frames, w.length_frames, k) not in self._items
                               for k in range(first, last + 1))
             if missing:
-                self._convert_all(clip_id, uri, sha256, synth)
+                self._convert_all(w)
         out = []
         for k in range(first, last + 1):
-            key = (sha256, offset_frames, length_frames, k)
+            key = (w.sha256, w.offset_frames, w.length_frames, k)
             block = self._lookup(key)
             if block is None:
-                block = self._convert(self._encoded(clip_id, uri, sha256, synth), clip_id, key)
+                block = self._convert(self._encoded(w), w.clip_id, key)
             out.append(block)
         return out
 
-    def _convert_all(self, clip_id: str, uri: str, sha256: str, synth: dict[str, Any]) -> None:
+    def _convert_all(self, w: ClipWindow) -> None:
         """Every block of a rendered score at once: its samples are spread over every shard of its split,
         and rendering it again for each (parse + synthesis) costs far more than keeping its blocks."""
-        data = self._encoded(clip_id, uri, sha256, synth)
+        data = self._encoded(w)
         info = sf.info(io.BytesIO(data))
         blocks = -(-info.frames * 1000 // (info.samplerate * BLOCK_MS))
         for k in range(blocks):
-            key = (sha256, 0, 0, k)
+            key = (w.sha256, 0, 0, k)
             with self._lock:
                 have = key in self._items
             if not have:
-                self._convert(data, clip_id, key)
+                self._convert(data, w.clip_id, key)
 
     def _convert(self, data: bytes, clip_id: str, key: tuple[str, int, int, int]) -> np.ndarray:
         """Block ``key`` (sha256, offset, length, index) of a source converted, kept and returned."""
@@ -192,29 +192,28 @@ class SourceCache:
         self._keep(key, block)
         return block
 
-    def window(self, clip_id: str, uri: str, sha256: str, offset_frames: int, length_frames: int,
-               start_ms: int, duration_ms: int, synth: dict[str, Any] | None = None) -> np.ndarray:
+    def window(self, w: ClipWindow) -> np.ndarray:
         """A window of a clip (of its part of the file, if it has one) at the target rate and channel count,
         silence past its end."""
         sr = self.audio.sample_rate
-        start, n = start_ms * sr // 1000, duration_ms * sr // 1000
+        start, n = w.start_ms * sr // 1000, w.duration_ms * sr // 1000
         if n <= 0:
             return np.zeros((self.audio.channels, 0), dtype=np.float32)
         per_block = BLOCK_MS * sr // 1000
         first, last = start // per_block, (start + n - 1) // per_block
-        blocks = self._blocks(clip_id, uri, sha256, offset_frames, length_frames, first, last, synth)
+        blocks = self._blocks(w, first, last)
         joined = blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=1)
         at = start - first * per_block
         return joined[:, at:at + n]
 
-    def get(self, clip_id: str, uri: str, sha256: str, offset_frames: int = 0, length_frames: int = 0,
-            synth: dict[str, Any] | None = None) -> np.ndarray:
-        """A whole clip at the target rate and channel count (material such as an impulse response)."""
-        info = sf.info(io.BytesIO(self._encoded(clip_id, uri, sha256, synth)))
-        frames = length_frames or info.frames - offset_frames
+    def whole(self, w: ClipWindow) -> np.ndarray:
+        """All of ``w``'s clip, whatever window it names, at the target rate and channel count (material
+        such as an impulse response)."""
+        info = sf.info(io.BytesIO(self._encoded(w)))
+        frames = w.length_frames or info.frames - w.offset_frames
         duration_ms = -(-frames * 1000 // info.samplerate)
         n = -(-frames * self.audio.sample_rate // info.samplerate)
-        return self.window(clip_id, uri, sha256, offset_frames, length_frames, 0, duration_ms, synth)[:, :n]
+        return self.window(replace(w, start_ms=0, duration_ms=duration_ms))[:, :n]
 
 
 def _keep_recent(kept: OrderedDict[str, bytes], size: int, sha256: str, data: bytes, budget: int) -> int:
@@ -269,17 +268,13 @@ def render_sample(row: PlanRow, cache: SourceCache, logmel_spec: LogMelSpec | No
     """Cut the source window, apply the planned chain (with its partner / impulse response), encode."""
     audio = cache.audio
     sr = audio.sample_rate
-    src_duration = row.src_duration_ms or row.duration_ms
-    window = cache.window(row.clip_id, row.uri, row.sha256, row.offset_frames, row.length_frames,
-                          row.src_start_ms if row.src_duration_ms else row.start_ms, src_duration, row.synth)
+    window = cache.window(row.source_window())
     ctx = Context()
     for ref in row.material:
         if ref["role"] == "partner":
-            ctx.partner = cache.window(ref["clip_id"], ref["uri"], ref["sha256"], ref["offset_frames"],
-                                       ref["length_frames"], ref["start_ms"], ref["duration_ms"], ref.get("synth"))
+            ctx.partner = cache.window(ClipWindow.from_dict(ref))
         else:
-            ctx.ir = cache.get(ref["clip_id"], ref["uri"], ref["sha256"], ref["offset_frames"],
-                               ref["length_frames"], ref.get("synth"))
+            ctx.ir = cache.whole(ClipWindow.from_dict(ref))
     n = row.duration_ms * sr // 1000
     out = apply_chain(window, sr, list(row.augment), n_out=n, ctx=ctx)
     meta = {"sample_rate": sr, "channels": audio.channels, "format": audio.format, "frames": n}

@@ -15,7 +15,7 @@ from mixtape.audio import convert, decode
 from mixtape.hashing import sha256_hex
 from mixtape.pipelines.manifest import PARTS_DIR
 from mixtape.pipelines.render import RenderShard
-from mixtape.records import PlanRow
+from mixtape.records import ClipWindow, PlanRow
 from mixtape.rendering import BLOCK_MS, SourceCache, cut
 from mixtape.spec import AudioSpec
 from mixtape.storage import read_parquet
@@ -42,13 +42,13 @@ def test_windows_made_of_blocks_match_the_whole_file_conversion(tmp_path, sr, ch
     # inside one block, across one and two block boundaries, up to and past the end of the clip
     for start_ms, duration_ms in ((0, 1000), (BLOCK_MS - 1, 3000), (500, 3 * BLOCK_MS), (7000, 3750), (9000, 2000),
                                   (12000, 1000)):
-        window = cache.window("x", uri, sha, 0, 0, start_ms, duration_ms)
+        window = cache.window(ClipWindow("x", uri, sha, start_ms, duration_ms))
         reference = cut(whole, AUDIO.sample_rate, start_ms, duration_ms)
         assert window.shape == reference.shape == (1, duration_ms * 16)
         assert np.abs(window - reference).max() < 1e-6
-    assert not cache.window("x", uri, sha, 0, 0, 12000, 1000).any()  # wholly past the end: silence
+    assert not cache.window(ClipWindow("x", uri, sha, 12000, 1000)).any()  # wholly past the end: silence
     assert cache.stats["reads"] == 1  # the encoded bytes are read and verified once
-    full = cache.get("x", uri, sha)
+    full = cache.whole(ClipWindow("x", uri, sha, 0, 0))
     assert full.shape == whole.shape and np.abs(full - whole).max() < 1e-6
 
 
@@ -62,7 +62,8 @@ def test_the_output_never_depends_on_what_is_cached_or_in_what_order(tmp_path):
 
     def render(capacity, order):
         cache = SourceCache(AUDIO, capacity)
-        return {r: cache.window(f"c{r[0]}", sources[r[0]][0], sources[r[0]][1], 0, 0, r[1], r[2]) for r in order}
+        return {r: cache.window(ClipWindow(f"c{r[0]}", sources[r[0]][0], sources[r[0]][1], r[1], r[2]))
+                for r in order}
 
     roomy = render(1 << 30, requests)
     shuffled = list(requests)
@@ -74,10 +75,10 @@ def test_the_output_never_depends_on_what_is_cached_or_in_what_order(tmp_path):
 def test_a_long_source_costs_the_blocks_a_window_touches(tmp_path):
     uri, sha, _ = write_source(tmp_path / "long.flac", 8000, 1, 12 * 60, "FLAC", "PCM_16")
     cache = SourceCache(AUDIO)
-    window = cache.window("long", uri, sha, 0, 0, 400_500, 3000)
+    window = cache.window(ClipWindow("long", uri, sha, 400_500, 3000))
     assert window.shape == (1, 48000)
     assert cache.stats == {"reads": 1, "blocks": 2, "block_hits": 0}  # 400-402 s and 402-404 s of 720 s
-    cache.window("long", uri, sha, 0, 0, 401_000, 2000)  # another variant of the same window
+    cache.window(ClipWindow("long", uri, sha, 401_000, 2000))  # another variant of the same window
     assert cache.stats == {"reads": 1, "blocks": 2, "block_hits": 2}
 
 
@@ -86,7 +87,7 @@ def test_a_changed_input_is_refused(tmp_path):
 
     uri, _, _ = write_source(tmp_path / "x.flac", 16000, 1, 3.0, "FLAC", "PCM_16")
     with pytest.raises(InputChanged):
-        SourceCache(AUDIO).window("x", uri, "0" * 64, 0, 0, 0, 1000)
+        SourceCache(AUDIO).window(ClipWindow("x", uri, "0" * 64, 0, 1000))
 
 
 def test_a_render_worker_converts_each_block_once_across_its_shards_and_writes_the_same_bytes(tiny_build, tmp_path):
@@ -100,8 +101,8 @@ def test_a_render_worker_converts_each_block_once_across_its_shards_and_writes_t
     touched = set()
     for rows in by_shard.values():
         for row in rows:
-            start = (row.src_start_ms if row.src_duration_ms else row.start_ms) * audio.sample_rate // 1000
-            n = (row.src_duration_ms or row.duration_ms) * audio.sample_rate // 1000
+            w = row.source_window()
+            start, n = w.start_ms * audio.sample_rate // 1000, w.duration_ms * audio.sample_rate // 1000
             touched |= {(row.clip_id, k) for k in range(start // per_block, (start + n - 1) // per_block + 1)}
     assert not any(row.material for rows in by_shard.values() for row in rows)  # the tiny spec mixes nothing
 
@@ -132,10 +133,10 @@ def test_render_tasks_in_one_process_share_one_cache_and_threads_agree(tmp_path)
 
     uri, sha, _ = write_source(tmp_path / "x.ogg", 44100, 2, 8.0, "OGG", "VORBIS")
     requests = [(s, d) for s in range(0, 7000, 350) for d in (1000, 3000, 3750)]
-    serial = [SourceCache(AUDIO).window("x", uri, sha, 0, 0, s, d) for s, d in requests]
+    serial = [SourceCache(AUDIO).window(ClipWindow("x", uri, sha, s, d)) for s, d in requests]
     shared = copies[0].cache
     with ThreadPoolExecutor(4) as pool:
-        threaded = list(pool.map(lambda r: shared.window("x", uri, sha, 0, 0, *r), requests))
+        threaded = list(pool.map(lambda r: shared.window(ClipWindow("x", uri, sha, *r)), requests))
     assert all(np.array_equal(a, b) for a, b in zip(serial, threaded, strict=True))
 
 
@@ -171,3 +172,29 @@ def test_shards_are_flushed_to_disk_before_their_rename_and_scratch_parts_are_no
     write_part(str(tmp_path), "train-000000.tar", "plan", [])
     assert len(synced) == 1 and ".tmp-" in synced[0] and synced[0].endswith("train-000000.tar")
     assert (tmp_path / "train-000000.tar").read_bytes() == b"x" * 10240
+
+
+def test_a_plan_reference_is_a_clip_window_and_back_and_a_row_reads_its_stretched_source(tiny_build):
+    """The window type is what planning writes into a row's material and what rendering reads back: a
+    reference's window fields survive the round trip, its other fields are left alone, and a time-stretched
+    row reads ``duration * rate`` of its clip from where the plan put it."""
+    from mixtape.planning import snippet_ref
+    from mixtape.records import Clip
+
+    clip = Clip(clip_id="c:1", uri="/x/1.flac", source="c", relpath="1.flac", sha256="ab" * 32,
+                window_start=0.01, window_end=4.01, offset_frames=441, sample_rate=44100, frames=44100 * 4)
+    ref = snippet_ref(clip, 1500, 1000)
+    w = ClipWindow.from_dict(ref)
+    assert w == ClipWindow("c:1", "/x/1.flac", "ab" * 32, 1500, 1000, 441, 44100 * 4)
+    assert {k: ref[k] for k in w.to_dict()} == w.to_dict() and "synth" not in w.to_dict()
+    assert {"labels", "hash", "licence", "attribution", "source", "relpath"} <= set(ref) - set(w.to_dict())
+    scored = ClipWindow("s:1", "/x/1.mid", "cd" * 32, 0, 3000, synth={"soundfont": "ef" * 32})
+    assert ClipWindow.from_dict({**scored.to_dict(), "role": "partner"}) == scored
+
+    out, _ = tiny_build
+    rows = [json.loads(r["record"]) for r in read_parquet(str(out / "plan.parquet")).to_pylist()]
+    row = PlanRow.from_record(rows[0], {s: "/somewhere" for s in {r["source"] for r in rows}})
+    assert row.source_window() == ClipWindow(row.clip_id, row.uri, row.sha256, row.start_ms, row.duration_ms,
+                                             row.offset_frames, row.length_frames, row.synth)
+    stretched = PlanRow(**{**row.__dict__, "src_start_ms": 900, "src_duration_ms": 3750})
+    assert (stretched.source_window().start_ms, stretched.source_window().duration_ms) == (900, 3750)
