@@ -12,7 +12,8 @@ import pytest
 import tomllib
 import yaml
 
-from mixtape.pipelines.build import FLINK_VERSION, WORKER_POOL_PORT, BuildError, RunnerConfig, build, runner_args
+from mixtape.pipelines.build import BuildError, RunnerConfig, build
+from mixtape.pipelines.runners import FLINK_VERSION, WORKER_POOL_PORT, runner_args
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -29,7 +30,7 @@ def test_portable_defaults_to_the_embedded_job_service_and_loopback():
 def test_direct_runs_one_worker_in_process_unless_asked_for_worker_processes():
     from apache_beam.options.pipeline_options import DirectOptions
 
-    from mixtape.pipelines.build import make_pipeline
+    from mixtape.pipelines.runners import make_pipeline
 
     def mode(cfg):
         d = make_pipeline(cfg).options.view_as(DirectOptions)
@@ -166,7 +167,7 @@ def test_worker_requirements_are_the_build_dependencies():
 def test_a_flink_endpoint_nobody_answers_fails_at_once_naming_the_address():
     import socket
 
-    from mixtape.pipelines.build import make_pipeline
+    from mixtape.pipelines.runners import make_pipeline
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -177,7 +178,7 @@ def test_a_flink_endpoint_nobody_answers_fails_at_once_naming_the_address():
 
 
 def test_dataflow_names_an_impossible_bucket_and_missing_credentials_before_starting(tmp_path, monkeypatch):
-    from mixtape.pipelines.build import make_pipeline
+    from mixtape.pipelines.runners import make_pipeline
 
     base = ("--project=p", "--region=europe-west4", "--sdk_container_image=x/mixtape-worker:1")
     with pytest.raises(BuildError, match="'BUCKET' is not a bucket name"):

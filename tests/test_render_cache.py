@@ -143,7 +143,7 @@ def test_render_tasks_in_one_process_share_one_cache_and_threads_agree(tmp_path)
 def test_an_incremental_build_keeps_nothing_rendered_by_another_render_version(tiny_build, tmp_path):
     import shutil
 
-    from mixtape.pipelines.build import load_previous
+    from mixtape.pipelines.incremental import load_previous
     from mixtape.rendering import RENDER_VERSION
 
     out, card = tiny_build

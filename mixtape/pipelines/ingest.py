@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import apache_beam as beam
 from apache_beam import pvalue
@@ -183,30 +183,38 @@ def _one_per_content(kv: tuple[str, Iterable[Clip]]) -> Iterator:
                                                   f"same audio as {ordered[0].clip_id}"))
 
 
+class Ingested(NamedTuple):
+    """What ingest hands on."""
+
+    clips: pvalue.PCollection  # of Clip: listed, admitted, probed, one per distinct content
+    rejects: pvalue.PCollection  # of Reject: from every ingest stage
+
+
 class Ingest(beam.PTransform):
-    """Sources -> probed, distinct Clips (main output) and Rejects (``rejects``)."""
+    """The spec's sources -> probed, distinct clips and the rejects of every stage on the way, each clip
+    decoded exactly once (the probe), so everything after it works on metadata."""
 
     def __init__(self, spec: DatasetSpec):
         super().__init__()
         self.spec = spec
 
-    def expand(self, pbegin):
+    def expand(self, pbegin: pvalue.PBegin) -> Ingested:
         spec = self.spec
         listed = (pbegin
-                  | "Sources" >> beam.Create(list(enumerate(spec.sources)))
-                  | "ListClips" >> beam.FlatMap(_list).with_outputs(REJECTS, main="clips"))
+                  | "Sources" >> beam.Create(list(enumerate(spec.sources)))  # (index, SourceSpec)
+                  | "ListClips" >> beam.FlatMap(_list).with_outputs(REJECTS, main="clips"))  # Clip, metadata only
         admitted = (listed.clips
-                    | "KeyById" >> beam.Map(lambda c: (c.clip_id, c))
-                    | "GroupById" >> beam.GroupByKey()
-                    | "Admit" >> beam.FlatMap(_admit, spec).with_outputs(REJECTS, main="clips"))
+                    | "KeyById" >> beam.Map(lambda c: (c.clip_id, c))  # (clip id, Clip)
+                    | "GroupById" >> beam.GroupByKey()  # (clip id, [Clip, ...]): duplicates of an id meet
+                    | "Admit" >> beam.FlatMap(_admit, spec).with_outputs(REJECTS, main="clips"))  # Clip
         probed = (admitted.clips
                   | "Spread" >> beam.Reshuffle()
                   | "Probe" >> beam.ParDo(ProbeClip(spec.audio.max_source_channels, spec)).with_outputs(
-                      REJECTS, main="clips"))
+                      REJECTS, main="clips"))  # Clip with length, rate, sha256, loudness per 100 ms
         distinct = (probed.clips
-                    | "KeyByContent" >> beam.Map(lambda c: (_content_key(c), c))
-                    | "GroupByContent" >> beam.GroupByKey()
+                    | "KeyByContent" >> beam.Map(lambda c: (_content_key(c), c))  # (content key, Clip)
+                    | "GroupByContent" >> beam.GroupByKey()  # (content key, [Clip, ...])
                     | "OnePerContent" >> beam.FlatMap(_one_per_content).with_outputs(REJECTS, main="clips"))
         rejects = ((listed[REJECTS], admitted[REJECTS], probed[REJECTS], distinct[REJECTS])
                    | "IngestRejects" >> beam.Flatten())
-        return distinct.clips, rejects
+        return Ingested(clips=distinct.clips, rejects=rejects)

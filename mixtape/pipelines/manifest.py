@@ -169,12 +169,15 @@ class WriteManifest(beam.DoFn):
 
 
 class Manifest(beam.PTransform):
+    """(shard infos, used-clip rows, rejects) -> nothing downstream: once every shard is written, the index,
+    plan, clips and rejects tables and, last, the card."""
+
     def __init__(self, spec: DatasetSpec, out_dir: str):
         super().__init__()
         self.spec = spec
         self.out_dir = out_dir
 
-    def expand(self, pcolls):
+    def expand(self, pcolls: tuple[beam.pvalue.PCollection, ...]) -> beam.pvalue.PCollection:
         shards, used, rejects = pcolls
         side = beam.pvalue.AsList
         return (shards.pipeline

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import apache_beam as beam
 from apache_beam import pvalue
@@ -114,56 +114,66 @@ class MaterialClips(beam.DoFn):
         yield pvalue.TaggedOutput(USED, used_row(clip, 0, role))
 
 
+class Planned(NamedTuple):
+    """What the plan phase hands on."""
+
+    rows: pvalue.PCollection  # of PlanRow, each with its shard assigned
+    rejects: pvalue.PCollection  # of Reject: clips with no usable window, material that cannot be used
+    used: pvalue.PCollection  # of dict: one summary row per clip used (as samples or as material)
+
+
 class Plan(beam.PTransform):
-    """Probed clips -> plan rows with their shard (main), rejects, and a summary row per used clip."""
+    """Probed clips -> every sample to render, with its split, window, drawn augmentation parameters,
+    partner and shard: metadata only, so a plan of millions of samples stays cheap to move."""
 
     def __init__(self, spec: DatasetSpec):
         super().__init__()
         self.spec = spec
 
-    def expand(self, probed):
+    def expand(self, probed: pvalue.PCollection) -> Planned:
         spec = self.spec
         material_names = spec.augment.material_sources
         dataset_clips, material_clips = probed | "MaterialOrSamples" >> beam.Partition(
-            _MaterialOrSample(material_names), 2)
+            _MaterialOrSample(material_names), 2)  # Clip, Clip
         checked = dataset_clips | "Eligible" >> beam.FlatMap(_eligible, spec).with_outputs(REJECTS, main="clips")
-        clips = checked.clips
+        clips = checked.clips  # Clip with at least one usable window
         if spec.splits.group_by == "fold":
             with_split = clips | "SplitFromFold" >> beam.Map(
                 lambda c: replace(c, split=spec.splits.split_of_fold(c.fold)))
         else:
-            with_split = self._split_by_group(clips)
+            with_split = self._split_by_group(clips)  # Clip with .split
         material = material_clips | "Material" >> beam.ParDo(MaterialClips(spec)).with_outputs(
-            REJECTS, USED, main="refs")
+            REJECTS, USED, main="refs")  # (pool name, window reference dict)
         pool_parts = [material.refs]
         if any(o.op == "mix" for o in spec.augment.chain) and not spec.augment.mix_with:
             # partners come from the sample's own split, never across splits
             pool_parts.append(with_split | "SplitPools" >> beam.FlatMap(
                 lambda c: [(c.split, ref) for ref in pool_refs(c, spec)]))
         pools = (pool_parts
-                 | "AllPoolRefs" >> beam.Flatten()
+                 | "AllPoolRefs" >> beam.Flatten()  # (pool: a split or a material pool, reference dict)
                  | "GroupPools" >> beam.GroupByKey()
-                 | "SortPools" >> beam.Map(_sorted_pool))
+                 | "SortPools" >> beam.Map(_sorted_pool))  # (pool, [reference dict, ...] sorted by hash)
         planned = with_split | "PlanSamples" >> beam.ParDo(
-            PlanClipSamples(spec), beam.pvalue.AsDict(pools)).with_outputs(USED, main="rows")
+            PlanClipSamples(spec), beam.pvalue.AsDict(pools)).with_outputs(USED, main="rows")  # PlanRow, no shard
         boundaries = (planned.rows
-                      | "SplitHash" >> beam.Map(lambda r: (r.split, r.hash))
+                      | "SplitHash" >> beam.Map(lambda r: (r.split, r.hash))  # (split, 128-bit hex digest)
                       | "HashesPerSplit" >> beam.GroupByKey()
                       | "Boundaries" >> beam.MapTuple(lambda split, hashes: (
                           split, shard_boundaries(hashes, spec.shards.max_samples, spec.shards.scheme))))
         rows = planned.rows | "AssignShard" >> beam.Map(assign_shard, beam.pvalue.AsDict(boundaries))
         rejects = (checked[REJECTS], material[REJECTS]) | "PlanRejects" >> beam.Flatten()
         used = (planned[USED], material[USED]) | "AllUsed" >> beam.Flatten()
-        return rows, rejects, used
+        return Planned(rows=rows, rejects=rejects, used=used)
 
-    def _split_by_group(self, clips):
+    def _split_by_group(self, clips: pvalue.PCollection) -> pvalue.PCollection:
+        """Clips -> clips with their split, assigned per group from every group's total duration."""
         spec = self.spec
         group_by = spec.splits.group_by
         split_table = (clips
                        # integer milliseconds: an exact sum whatever order bundles arrive in
                        | "GroupMillis" >> beam.Map(lambda c: (c.group(group_by), c.duration_ms))
-                       | "SumPerGroup" >> beam.CombinePerKey(sum)
-                       | "AllGroups" >> beam.combiners.ToList()
+                       | "SumPerGroup" >> beam.CombinePerKey(sum)  # (group, milliseconds)
+                       | "AllGroups" >> beam.combiners.ToList()  # one list of every group
                        | "AssignSplits" >> beam.Map(assign_splits, spec.splits.fractions, spec.seed,
                                                     spec.splits.method))
         return clips | "AttachSplit" >> beam.Map(_with_split, beam.pvalue.AsSingleton(split_table), group_by)

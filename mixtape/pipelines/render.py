@@ -105,6 +105,9 @@ class RenderShard(beam.DoFn):
 
 
 class Render(beam.PTransform):
+    """Plan rows -> one info dict per shard (name, split, samples, bytes, sha256, plan hash), each shard
+    rendered (or kept from the previous build when its plan is unchanged) by one worker."""
+
     def __init__(self, audio: AudioSpec, out_dir: str, previous: dict[str, Any] | None = None,
                  logmel_spec: LogMelSpec | None = None, cache_mb: int = CACHE_MB, previous_dir: str | None = None,
                  fonts: dict[str, str] | None = None):
@@ -117,13 +120,13 @@ class Render(beam.PTransform):
         self.logmel = logmel_spec
         self.cache_mb = cache_mb
 
-    def expand(self, rows):
+    def expand(self, rows: beam.pvalue.PCollection) -> beam.pvalue.PCollection:
         # GroupByKey already deals the shards out to workers: a Reshuffle after it moved every plan row
         # through the runner once more (2.5% of a build's CPU) for no better spread.
         previous = rows.pipeline | "PreviousShards" >> beam.Create([self.previous])
         return (rows
-                | "KeyByShard" >> beam.Map(lambda r: (r.shard, r))
-                | "GroupShards" >> beam.GroupByKey()
+                | "KeyByShard" >> beam.Map(lambda r: (r.shard, r))  # (shard name, PlanRow)
+                | "GroupShards" >> beam.GroupByKey()  # (shard name, [PlanRow, ...])
                 | "RenderShard" >> beam.ParDo(RenderShard(self.audio, self.out_dir, self.logmel, self.cache_mb,
                                                           self.previous_dir, self.fonts),
                                               beam.pvalue.AsSingleton(previous)))
