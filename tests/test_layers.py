@@ -28,7 +28,7 @@ LAYERS = {
     "mixtape.planning": 4, "mixtape.rendering": 4, "mixtape.versions": 5,
     # the jobs: Beam pipelines, training, reports, checks that re-render
     "mixtape.pipelines": 6, "mixtape.train": 6, "mixtape.report": 6, "mixtape.dataset.verify": 6,
-    "mixtape.dataset.inspect": 6,
+    "mixtape.dataset.inspect": 6, "mixtape.dataset.api": 6,
     "mixtape.demo": 7,
     "mixtape.cli": 8, "mixtape.__main__": 9,
 }

@@ -4,22 +4,19 @@ from __future__ import annotations
 
 from collections import Counter
 
-from mixtape.dataset.card import read_card
-from mixtape.dataset.index import read_index
-from mixtape.dataset.names import CARD_NAME, INDEX_NAME
+from mixtape.dataset.api import open_dataset
 from mixtape.licences import licence_family
 from mixtape.untrusted import show
 
 
 def describe(dataset: str, top: int = 8) -> list[str]:
     """Lines for people; every text read from the card or index is escaped (it may hold anything)."""
-    base = dataset[: -len(CARD_NAME)].rstrip("/") if dataset.endswith(CARD_NAME) else dataset.rstrip("/")
-    card = read_card(f"{base}/{CARD_NAME}")
+    opened = open_dataset(dataset)
     try:
-        index = read_index(f"{base}/{INDEX_NAME}", ["split", "tags", "musical_key", "tempo_bpm"])
+        index = opened.index(["split", "tags", "musical_key", "tempo_bpm"])
     except (OSError, ValueError):  # no index (or not a Parquet file): the card alone is described
         index = []
-    return [show(line, 2000) for line in _lines(card, index, top)]
+    return [show(line, 2000) for line in _lines(opened.card, index, top)]
 
 
 def _lines(card: dict, index: list[dict], top: int) -> list[str]:

@@ -23,9 +23,10 @@ import numpy as np
 import soundfile as sf
 
 from mixtape import storage
-from mixtape.dataset.card import CardError, read_card
-from mixtape.dataset.index import class_map, read_index
-from mixtape.dataset.names import BUILD_INFO, CARD_NAME, CLIPS_NAME, INDEX_NAME, REJECTS_NAME, check_shard_name
+from mixtape.dataset.api import DatasetError, open_dataset
+from mixtape.dataset.card import CardError
+from mixtape.dataset.index import class_map
+from mixtape.dataset.names import BUILD_INFO, CLIPS_NAME, INDEX_NAME, REJECTS_NAME, check_shard_name
 from mixtape.dataset.shardformat import iter_samples
 from mixtape.hashing import rng_for
 from mixtape.licences import licence_family
@@ -136,13 +137,13 @@ def _own_folder(folder: Path) -> None:
 
 
 def _write_report(dataset: str, out: str | None, examples: int, seed: int, log: Callable[[str], None]) -> Path:
-    base = dataset.rstrip("/")
-    if not storage.exists(storage.join(base, CARD_NAME)):
-        raise ReportError(f"{dataset} has no dataset.json: pass the folder `mixtape build --out` wrote")
-    card = read_card(storage.join(base, CARD_NAME))
+    try:
+        opened = open_dataset(dataset)
+    except DatasetError as e:
+        raise ReportError(str(e)) from None
+    base, card = opened.location, opened.card
     build_info = _build_info(storage.join(base, BUILD_INFO))
-    index_uri = storage.join(base, INDEX_NAME)
-    index = read_index(index_uri) if storage.exists(index_uri) else []
+    index = opened.index() if storage.exists(storage.join(base, INDEX_NAME)) else []
     rejects = _table(storage.join(base, REJECTS_NAME))
     clips = _table(storage.join(base, CLIPS_NAME))
     folder = Path(out or (Path(base) / DEFAULT_FOLDER))

@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from mixtape.dataset.card import CardError, read_card, shard_checks, shard_names
+from mixtape.dataset.api import DatasetError, open_dataset
+from mixtape.dataset.card import CardError, read_card, shard_checks
 from mixtape.dataset.names import CARD_NAME
 from mixtape.errors import MixtapeError
 from mixtape.train.baseline import estimate_clip
@@ -31,14 +32,14 @@ def dataset_shards(spec: str, split: str) -> tuple[dict[str, Any], list[str]]:
     URL (its card's ``split`` shards). The card is validated: its shard names cannot point elsewhere."""
     spec = spec.strip()
     if not spec.endswith(".tar") and "{" not in spec and " " not in spec:
-        base = spec[: -len(f"/{CARD_NAME}")] if spec.endswith(f"/{CARD_NAME}") else spec.rstrip("/")
-        card = _card(f"{base}/{CARD_NAME}", f"{spec} is neither shard URLs nor a dataset folder")
-        if split not in card["splits"]:
-            raise RunError(f"the dataset has no {split!r} split; it has: {', '.join(card['splits'])}")
-        if not card["splits"][split]["samples"]:
-            raise RunError(f"split {split} has no samples in {base} (its build rejected or left out every clip "
-                           "of it: `mixtape inspect` lists the rejects)")
-        return card, [f"{base}/{name}" for name in shard_names(card, split)]
+        try:
+            dataset = open_dataset(spec)
+        except DatasetError as e:
+            raise RunError(f"{spec} is neither shard URLs nor a dataset folder: {e}") from None
+        try:
+            return dataset.card, dataset.shards(split)
+        except DatasetError as e:
+            raise RunError(str(e)) from None
     urls = expand_urls(spec)
     return _card(sibling_url(urls[0], CARD_NAME), "no dataset card beside the shards"), urls
 
