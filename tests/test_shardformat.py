@@ -10,6 +10,7 @@ from mixtape.dataset.shardformat import (
     UnsafeMemberName,
     check_member_name,
     iter_members,
+    iter_raw_samples,
     iter_samples,
     split_member_name,
 )
@@ -164,3 +165,29 @@ def test_names_with_control_characters_are_refused_and_escaped_when_shown():
     with pytest.raises(UnsafeMemberName) as e:
         check_member_name(forged)
     assert "\n" not in str(e.value) and "\\n" in str(e.value)
+
+
+def test_raw_samples_group_members_keep_what_is_asked_and_survive_a_break():
+    """The one grouping every reader (trainer, report, webdataset-style dicts) builds on."""
+    data = write([(f"c:{i}/0/0", bytes([i]) * 600, {"i": i}) for i in range(4)])
+    raw = list(iter_raw_samples(io.BytesIO(data)))
+    assert [(r.key, r.audio, r.complete) for r in raw] == [(f"c:{i}/0/0", bytes([i]) * 600, True) for i in range(4)]
+    assert [r.key for r in iter_raw_samples(io.BytesIO(data), keep=lambda k: k.startswith(("c:1/", "c:3/")))] \
+        == ["c:1/0/0", "c:3/0/0"]
+    assert [s["json"] for s in iter_samples(io.BytesIO(data))] == [{"i": i} for i in range(4)]
+    # cut inside sample 2's JSON member: samples 0 and 1 arrive whole, then the break is raised
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        infos = tar.getmembers()
+    cut = infos[5].offset_data + 1  # c:2/0/0.json's data has begun
+    got = []
+    with pytest.raises(tarfile.ReadError):
+        for r in iter_raw_samples(io.BytesIO(data[:cut])):
+            got.append(r.key)
+    assert got == ["c:0/0/0", "c:1/0/0"]
+    # cut after sample 2's JSON is complete, inside sample 3: sample 2 is whole, so it is kept
+    cut = infos[6].offset_data + 1
+    got = []
+    with pytest.raises(tarfile.ReadError):
+        for r in iter_raw_samples(io.BytesIO(data[:cut])):
+            got.append(r.key)
+    assert got == ["c:0/0/0", "c:1/0/0", "c:2/0/0"]

@@ -11,7 +11,8 @@ import hashlib
 import io
 import re
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import IO, Any, Final
 
 from mixtape.hashing import canonical_json
@@ -201,22 +202,62 @@ def iter_members(stream: IO[bytes], on_skip: Any = None, max_member_bytes: int =
             yield key, suffix.lower(), f.read() if f is not None else b""
 
 
-def iter_samples(stream: IO[bytes], on_skip: Any = None, max_member_bytes: int = MAX_MEMBER_BYTES
-                 ) -> Iterator[dict[str, Any]]:
-    """Group consecutive members by key into samples: {"__key__", "<audio ext>": bytes, "json": dict}; a
-    JSON member that does not parse is kept as its bytes under ``"json_bytes"`` for the caller to judge."""
-    current: dict[str, Any] | None = None
-    for key, suffix, data in iter_members(stream, on_skip, max_member_bytes):
-        if current is None or current["__key__"] != key:
-            if current is not None:
+@dataclass
+class RawSample:
+    """One sample's members, as bytes, undecoded: what every reader groups a shard into."""
+
+    key: str
+    members: dict[str, bytes] = field(default_factory=dict)  # suffix -> bytes
+
+    @property
+    def audio(self) -> bytes | None:
+        return next((self.members[s] for s in AUDIO_EXTENSIONS if s in self.members), None)
+
+    @property
+    def doc(self) -> bytes | None:
+        return self.members.get("json")
+
+    @property
+    def complete(self) -> bool:
+        return self.audio is not None and self.doc is not None
+
+
+def iter_raw_samples(stream: IO[bytes], on_skip: Any = None, max_member_bytes: int = MAX_MEMBER_BYTES,
+                     keep: Callable[[str], bool] | None = None) -> Iterator[RawSample]:
+    """Consecutive members grouped by key into samples (members of keys ``keep`` refuses are passed over
+    without being held). A shard that breaks off still gives the samples before the break, and the one it
+    broke in if that one already has its audio and its JSON; then the error is raised."""
+    current: RawSample | None = None
+    try:
+        for key, suffix, data in iter_members(stream, on_skip, max_member_bytes):
+            if keep is not None and not keep(key):
+                continue
+            if current is not None and current.key != key:
                 yield current
-            current = {"__key__": key}
-        if suffix == "json":
-            try:
-                current["json"] = load_json(data, f"{show(key)}.json")
-            except UntrustedInputError:
-                current["json_bytes"] = data
-        else:
-            current[suffix] = data
+                current = None
+            if current is None:
+                current = RawSample(key)
+            current.members.setdefault(suffix, data)
+    except Exception:
+        if current is not None and current.complete:
+            yield current
+        raise
     if current is not None:
         yield current
+
+
+def iter_samples(stream: IO[bytes], on_skip: Any = None, max_member_bytes: int = MAX_MEMBER_BYTES
+                 ) -> Iterator[dict[str, Any]]:
+    """Samples as webdataset spells them: {"__key__", "<audio ext>": bytes, "json": dict}; a JSON member
+    that does not parse is kept as its bytes under ``"json_bytes"`` for the caller to judge."""
+    for raw in iter_raw_samples(stream, on_skip, max_member_bytes):
+        sample: dict[str, Any] = {"__key__": raw.key}
+        for suffix, data in raw.members.items():
+            if suffix != "json":
+                sample[suffix] = data
+                continue
+            try:
+                sample["json"] = load_json(data, f"{show(raw.key)}.json")
+            except UntrustedInputError:
+                sample["json_bytes"] = data
+        yield sample

@@ -33,7 +33,7 @@ from braceexpand import braceexpand
 from torch.utils.data import IterableDataset, get_worker_info
 
 from mixtape.audio import SOURCE_RATES
-from mixtape.dataset.shardformat import MAX_MEMBER_BYTES, iter_members
+from mixtape.dataset.shardformat import MAX_MEMBER_BYTES, RawSample, iter_raw_samples
 from mixtape.hashing import rng_for, sha256_hex
 from mixtape.storage import ShardURLError, is_remote, open_url
 from mixtape.train.targets import LabelEncoder
@@ -193,10 +193,14 @@ class StreamStats:
 
 @dataclass
 class _RawSample:
-    key: str
+    """A sample as read, and the shard it came from (for messages)."""
+
     url: str
-    audio: bytes | None
-    doc: bytes | None
+    sample: RawSample
+
+    @property
+    def key(self) -> str:
+        return self.sample.key
 
 
 class ShardMismatch(ValueError):
@@ -287,32 +291,16 @@ class ShardStream(IterableDataset):
             stats.skipped_members += 1
             _note(stats, f"skipped member {name}: {reason}")
 
+        clips = self.clips
+        keep = None if clips is None else (lambda key: key.rsplit("/", 2)[0] in clips)  # leave other clips out
         for url in self._shards(worker, num_workers):
-            current: _RawSample | None = None
-            failure: Exception | None = None
-            members = None
             try:
                 with self._open(url) as stream:
-                    members = iter_members(stream, on_skip=skipped, max_member_bytes=self.max_member_bytes)
-                    for key, suffix, data in members:
-                        if self.clips is not None and key.rsplit("/", 2)[0] not in self.clips:
-                            continue  # a clip this training leaves out
-                        if current is not None and current.key != key:
-                            yield current
-                            current = None
-                        if current is None:
-                            current = _RawSample(key, url, None, None)
-                        if suffix == "json":
-                            current.doc = data
-                        elif current.audio is None:
-                            current.audio = data
+                    for sample in iter_raw_samples(stream, skipped, self.max_member_bytes, keep):
+                        yield _RawSample(url, sample)
             except Exception as e:
-                failure = e
-            if current is not None and (failure is None or (current.audio is not None and current.doc is not None)):
-                yield current
-            if failure is not None:
                 stats.corrupt += 1
-                _note(stats, f"{show(url)}: {type(failure).__name__}: {show(failure)}")
+                _note(stats, f"{show(url)}: {type(e).__name__}: {show(e)}")
 
     def _shuffled(self, raw: Iterator[_RawSample], worker: int) -> Iterator[_RawSample]:
         if self.shuffle_buffer <= 1:
@@ -330,13 +318,14 @@ class ShardStream(IterableDataset):
     def _decode(self, raw: _RawSample, stats: StreamStats) -> tuple[list[np.ndarray], dict[str, Any], str, int] | None:
         """(crops, targets, clip id, variant), or None for a corrupt sample (counted)."""
         try:
-            if raw.audio is None or raw.doc is None:
-                raise ValueError("sample has no " + ("audio" if raw.audio is None else "json") + " member")
-            doc = load_json(raw.doc, f"{raw.key}.json")
+            audio, document = raw.sample.audio, raw.sample.doc
+            if audio is None or document is None:
+                raise ValueError("sample has no " + ("audio" if audio is None else "json") + " member")
+            doc = load_json(document, f"{raw.key}.json")
             if not isinstance(doc, dict):
                 raise ValueError("sample json is not an object")
             targets = self.encoder.encode(doc.get("labels") or {})
-            crops, short = self._crops(raw.key, raw.audio)
+            crops, short = self._crops(raw.key, audio)
             stats.short += short
         except Exception as e:  # any undecodable sample is skipped and counted
             stats.corrupt += 1
