@@ -18,13 +18,12 @@ MODEL_PRESETS = tuple(PRESETS)
 def cli_frontend(args: argparse.Namespace) -> Any:
     """The front-end the train options name: unset options keep FrontendConfig's defaults (or, for a preset
     with a front-end of its own and no --frontend, that one)."""
-    from mixtape.train.config import PRESET_FRONTENDS
-    from mixtape.train.frontend import FrontendConfig
+    from mixtape.train.config import PRESET_FRONTENDS, default_frontend
 
     kind = args.frontend or (PRESET_FRONTENDS[args.model].kind if args.model in PRESET_FRONTENDS else "logmel")
     base = PRESET_FRONTENDS.get(args.model) if args.model in PRESET_FRONTENDS and kind != "logmel" else None
     if base is None:
-        base = FrontendConfig(kind=kind) if kind == "logmel" else FrontendConfig(kind=kind, n_fft=4096, hop=512)
+        base = default_frontend(kind)
     given = {"n_fft": args.n_fft, "hop": args.hop}
     return replace(base, kind=kind, n_mels=args.n_mels, f_min=args.f_min, f_max=args.f_max,
                    compression=args.compression, norm=args.norm, scale=args.scale,
@@ -173,8 +172,12 @@ def _add_frontend_options(g: Any, fc: Any) -> None:
     g.add_argument("--bins-per-semitone", type=int, default=fc.bins_per_semitone, help="logfreq / chroma resolution")
     g.add_argument("--octaves", type=int, default=fc.octaves, help="logfreq / chroma range above --f-min")
     g.add_argument("--f-min", type=float, default=fc.f_min, help="lowest frequency (logfreq / chroma: 0 = C2)")
-    g.add_argument("--n-fft", type=int, default=None, help=f"STFT size (None: {fc.n_fft}; logfreq / chroma 4096)")
-    g.add_argument("--hop", type=int, default=None, help=f"STFT hop (None: {fc.hop}; logfreq / chroma 512)")
+    from mixtape.train.config import LOGFREQ_STFT
+
+    long = LOGFREQ_STFT
+    g.add_argument("--n-fft", type=int, default=None,
+                   help=f"STFT size (None: {fc.n_fft}; logfreq / chroma {long['n_fft']})")
+    g.add_argument("--hop", type=int, default=None, help=f"STFT hop (None: {fc.hop}; logfreq / chroma {long['hop']})")
     g.add_argument("--n-mels", type=int, default=fc.n_mels, help="mel bands (logmel)")
     g.add_argument("--f-max", type=float, default=fc.f_max, help="highest mel frequency (None: Nyquist)")
     g.add_argument("--compression", default=fc.compression, choices=["log1p", "db"], help="log(1 + C·mel) or dB")

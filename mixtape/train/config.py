@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from mixtape.dataset.features import LogMelSpec
+
 COMPRESSIONS = ("log1p", "db")
 NORMS = ("none", "per_frequency", "a_weighting")
 KINDS = ("logmel", "logfreq", "chroma")
@@ -25,13 +27,14 @@ class FrontendConfig:
     multiplies the front-end output.
     """
 
-    n_fft: int = 512
-    hop: int = 256
-    n_mels: int = 64
-    f_min: float = 0.0
-    f_max: float | None = None
+    # log-mel as a dataset stores it (``features: {logmel}``), so stored and computed features agree
+    n_fft: int = LogMelSpec.n_fft
+    hop: int = LogMelSpec.hop
+    n_mels: int = LogMelSpec.n_mels
+    f_min: float = LogMelSpec.f_min
+    f_max: float | None = LogMelSpec.f_max
     compression: str = "log1p"
-    log_c: float = 1000.0
+    log_c: float = LogMelSpec.log_c
     top_db: float = 80.0
     norm: str = "per_frequency"
     scale: float = 1.0
@@ -62,6 +65,17 @@ class FrontendConfig:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+
+
+#: the STFT of the log-frequency and chroma front-ends unless given: a long window resolves semitones
+LOGFREQ_STFT: dict[str, int] = {"n_fft": 4096, "hop": 512}
+
+
+def default_frontend(kind: str) -> FrontendConfig:
+    """The front-end of ``kind`` with every option at its default."""
+    if kind == "logmel":
+        return FrontendConfig(kind=kind)
+    return FrontendConfig(kind=kind, n_fft=LOGFREQ_STFT["n_fft"], hop=LOGFREQ_STFT["hop"])
 
 
 FAMILIES = ("samplecnn", "pons", "shortchunk", "keycnn")

@@ -23,7 +23,7 @@ TEMPORAL_LENGTHS = (16, 32, 64)  # frames: 0.25-1 s at a 16 ms hop
 class PonsCNN(Backbone):
     """(batch, 1, mels, frames) -> (batch, hidden)."""
 
-    def __init__(self, width: int = 8, n_mels: int = 64, mid: int | None = None, hidden: int | None = None):
+    def __init__(self, width: int, n_mels: int, mid: int | None = None, hidden: int | None = None):
         super().__init__()
         mid = mid or 4 * width
         hidden = hidden or 8 * width
