@@ -11,7 +11,6 @@ import io
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import librosa
 import numpy as np
 
 MEMBER_SUFFIX = "logmel.npy"
@@ -36,6 +35,8 @@ class LogMelSpec:
 def logmel(audio: np.ndarray, sr: int, spec: LogMelSpec) -> np.ndarray:
     """log(1 + C * mel power) of the channel mean, float16, shape (n_mels, frames)."""
     mono = audio.mean(axis=0) if audio.ndim == 2 else audio
+    import librosa  # here, not at import: the trainer's settings read LogMelSpec without the DSP stack
+
     mel = librosa.feature.melspectrogram(y=mono.astype(np.float32), sr=sr, n_fft=spec.n_fft, hop_length=spec.hop,
                                          n_mels=spec.n_mels, fmin=spec.f_min, fmax=spec.f_max or sr / 2, power=2.0)
     return np.log1p(spec.log_c * mel).astype(np.float16)
