@@ -229,7 +229,7 @@ def default_spec(out: Path, pieces: int) -> Path:
     return spec_path
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--spec", help="a dataset spec (default: the real-music demo collection, larger)")
     ap.add_argument("--out", default="scarcity-output")
@@ -244,106 +244,80 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     help="a small grid unless the options say otherwise: none and label-aware, 25%% and 100%%, "
                          "one seed, 60 steps, 120 pieces")
     args = ap.parse_args(argv)
-    defaults = (QUICK if args.quick else FULL)
-    for name, value in defaults.items():
+    for name, value in (QUICK if args.quick else FULL).items():
         if getattr(args, name) is None:
             setattr(args, name, value)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
-
-    def log(message: str) -> None:
-        print(message, flush=True)
-
-    spec_path = Path(args.spec) if args.spec else default_spec(out, args.pieces)
-    raw = yaml.safe_load(spec_path.read_text())
-    conditions = [c for c in args.conditions.split(",") if c]
-    unknown = sorted(set(conditions) - set(CONDITIONS))
+    unknown = sorted({c for c in args.conditions.split(",") if c} - set(CONDITIONS))
     if unknown:
         ap.error(f"unknown conditions {unknown}; choose from {', '.join(CONDITIONS)}")
-    run_order = [float(f) for f in args.fractions.split(",")]
-    fractions = sorted(run_order)
-    seeds = [int(s) for s in args.seeds.split(",")]
-    wanted = [t for t in args.tasks.split(",") if t]
+    return args
 
-    log(f"building {len(conditions)} condition datasets from {spec_path} ...")
-    datasets: dict[str, Path] = {}
-    cards: dict[str, dict[str, Any]] = {}
-    specs: dict[str, Any] = {}
-    for c in conditions:
-        d = condition_spec(raw, c, args.variants)
-        if d is None:
-            log(f"  {c}: skipped (the spec has no score source to re-render)")
-            continue
-        specs[c], cards[c] = _build(d, spec_path.parent, out / "data" / c, log)
-        datasets[c] = out / "data" / c
-    conditions = [c for c in conditions if c in datasets]
-    base_card = cards["none"]
-    vocab = base_card["vocabularies"]
-    present = {"key": True, "tags": bool(vocab["tags"]), "tempo": True}
-    present.update({name: True for name in vocab["classes"]})
-    tasks = [t for t in wanted if present.get(t)]
-    groups: dict[str, list[str]] = {"key": ["key"] if "key" in tasks else [],
-                                    "rest": [t for t in tasks if t != "key"]}
-    counts = {d: train_samples(d) for d in datasets.values()}
-    train_clips = train_groups(specs["none"], counts[datasets["none"]])
-    reorch_extra: dict[str, list[str]] = {}
-    if "re-orchestrated" in datasets:
-        for cid in sorted(counts[datasets["re-orchestrated"]]):
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+class _Grid:
+    """The datasets of every condition, the train clips they share, and which models learn which tasks."""
+
+    def __init__(self, args: argparse.Namespace, out: Path):
+        self.spec_path = Path(args.spec) if args.spec else default_spec(out, args.pieces)
+        raw = yaml.safe_load(self.spec_path.read_text())
+        log(f"building {len(args.conditions.split(','))} condition datasets from {self.spec_path} ...")
+        self.datasets: dict[str, Path] = {}
+        self.cards: dict[str, dict[str, Any]] = {}
+        specs: dict[str, Any] = {}
+        for c in [c for c in args.conditions.split(",") if c]:
+            d = condition_spec(raw, c, args.variants)
+            if d is None:
+                log(f"  {c}: skipped (the spec has no score source to re-render)")
+                continue
+            specs[c], self.cards[c] = _build(d, self.spec_path.parent, out / "data" / c, log)
+            self.datasets[c] = out / "data" / c
+        self.conditions = list(self.datasets)
+        vocab = self.cards["none"]["vocabularies"]
+        present = {"key": True, "tags": bool(vocab["tags"]), "tempo": True, **{n: True for n in vocab["classes"]}}
+        self.tasks = [t for t in args.tasks.split(",") if t and present.get(t)]
+        self.groups: dict[str, list[str]] = {"key": ["key"] if "key" in self.tasks else [],
+                                             "rest": [t for t in self.tasks if t != "key"]}
+        self.counts = {d: train_samples(d) for d in self.datasets.values()}
+        self.train_clips = train_groups(specs["none"], self.counts[self.datasets["none"]])
+        #: a piece's extra renders (``<clip>~2``, ...), which re-orchestrated runs train on beside it
+        self.reorch_extra: dict[str, list[str]] = {}
+        for cid in sorted(self.counts.get(self.datasets.get("re-orchestrated", Path()), {})):
             stem, _, k = cid.rpartition("~")
             if stem and k.isdigit() and int(k) > 1:
-                reorch_extra.setdefault(stem, []).append(cid)
-    log(f"{len(train_clips)} train clips in {len(set(train_clips.values()))} groups; tasks {', '.join(tasks)}")
+                self.reorch_extra.setdefault(stem, []).append(cid)
+        log(f"{len(self.train_clips)} train clips in {len(set(self.train_clips.values()))} groups; "
+            f"tasks {', '.join(self.tasks)}")
 
-    result: dict[str, Any] = {
-        "bench": "scarcity", "spec": str(spec_path), "spec_hash": base_card["spec_hash"],
-        "versions": base_card["versions"], "conditions": conditions, "fractions": fractions, "seeds": seeds,
-        "tasks": tasks, "steps": args.steps, "variants": args.variants,
-        "datasets": {c: {"spec_hash": cards[c]["spec_hash"],
-                         "samples": {s: v["samples"] for s, v in cards[c]["splits"].items()}} for c in conditions},
-        "runs": [], "baseline": {}, "probes": [],
-    }
+    def clips(self, condition: str, picked: list[str]) -> list[str]:
+        extra = [x for cid in picked for x in self.reorch_extra.get(cid, [])] if condition == "re-orchestrated" else []
+        return list(picked) + extra
 
-    def save() -> None:
-        result["summary"] = summarise(result["runs"], conditions, fractions)
-        result["wall_seconds"] = round(time.monotonic() - started, 1)
-        (out / "scarcity.json").write_text(json.dumps(result, indent=1) + "\n")
 
-    from mixtape.train.runs import baseline_run
+def _run(grid: _Grid, condition: str, fraction: float, seed: int, picked: list[str], steps: int, out: Path
+         ) -> list[dict[str, Any]]:
+    """Train every model of one grid cell; one result row per task it scored."""
+    rows = []
+    extra = None if condition == "none" else grid.datasets[condition]
+    for name, task_list in grid.groups.items():
+        if not task_list:
+            continue
+        model, crop = MODELS[name]
+        r = _train_one(grid.datasets["none"], extra, grid.clips(condition, picked), model, crop, ",".join(task_list),
+                       seed, steps, out / "runs" / f"{condition}-{fraction}-{seed}-{name}", grid.counts)
+        scores = _scores(r["tasks"], r["report"])
+        rows += [{"condition": condition, "fraction": fraction, "seed": seed, "task": task, "model": model,
+                  "metric": metric, "score": value, "error": None if value is None else 1.0 - value,
+                  "train_clips": len(picked), "steps": r["steps"], "seconds": round(r["seconds"], 1)}
+                 for task, (metric, value) in scores.items()]
+        log(f"  seed {seed} {fraction:>5.0%} {condition:<24} {model:<17} " + "  ".join(
+            f"{t} {m} {v:.3f}" for t, (m, v) in scores.items() if v is not None) + f"  ({r['seconds']:.0f} s)")
+    return rows
 
-    base_line = baseline_run(str(datasets["none"]), "test")
-    result["baseline"] = {k: v for k, v in base_line.items() if isinstance(v, (int, float, str, dict))}
-    save()
-    picks_by_seed = {seed: subsets(train_clips, fractions, seed) for seed in seeds}
-    # runs go in the order --fractions lists them, every seed of a fraction before the next fraction: an
-    # interrupted grid still has mean ± std where it matters first
-    for f in run_order:
-        for seed in seeds:
-            picks = picks_by_seed[seed]
-            for c in conditions:
-                clips = list(picks[f])
-                extra = None if c == "none" else datasets[c]
-                if c == "re-orchestrated":
-                    clips += [x for cid in picks[f] for x in reorch_extra.get(cid, [])]
-                for name, task_list in groups.items():
-                    if not task_list:
-                        continue
-                    model, crop = MODELS[name]
-                    run_dir = out / "runs" / f"{c}-{f}-{seed}-{name}"
-                    r = _train_one(datasets["none"], extra, clips, model, crop, ",".join(task_list), seed,
-                                   args.steps, run_dir, counts)
-                    for task, (metric, value) in _scores(r["tasks"], r["report"]).items():
-                        result["runs"].append({"condition": c, "fraction": f, "seed": seed, "task": task,
-                                               "model": model, "metric": metric, "score": value,
-                                               "error": None if value is None else 1.0 - value,
-                                               "train_clips": len(picks[f]), "steps": r["steps"],
-                                               "seconds": round(r["seconds"], 1)})
-                    log(f"  seed {seed} {f:>5.0%} {c:<24} {model:<17} " + "  ".join(
-                        f"{t} {m} {v:.3f}" for t, (m, v) in _scores(r["tasks"], r["report"]).items() if v is not None)
-                        + f"  ({r['seconds']:.0f} s)")
-                    save()
-    _probes(result, out, datasets["none"], conditions, max(fractions), seeds[0], tasks)
-    save()
+
+def _print_summary(result: dict[str, Any], fractions: list[float], out: Path) -> None:
     for line in table(result["summary"], fractions):
         log(line)
     key_base = result["baseline"].get("key", {})
@@ -355,6 +329,48 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     plot(result["summary"], fractions, out / "scarcity.png")
     log(f"wrote {out / 'scarcity.json'} and {out / 'scarcity.png'} in {result['wall_seconds']:.0f} s")
     print(json.dumps({"bench": "scarcity", "summary": result["summary"], "wall_seconds": result["wall_seconds"]}))
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = _arguments(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    grid = _Grid(args, out)
+    run_order = [float(f) for f in args.fractions.split(",")]
+    fractions, seeds = sorted(run_order), [int(s) for s in args.seeds.split(",")]
+    base_card, conditions = grid.cards["none"], grid.conditions
+    result: dict[str, Any] = {
+        "bench": "scarcity", "spec": str(grid.spec_path), "spec_hash": base_card["spec_hash"],
+        "versions": base_card["versions"], "conditions": conditions, "fractions": fractions, "seeds": seeds,
+        "tasks": grid.tasks, "steps": args.steps, "variants": args.variants,
+        "datasets": {c: {"spec_hash": grid.cards[c]["spec_hash"],
+                         "samples": {s: v["samples"] for s, v in grid.cards[c]["splits"].items()}}
+                     for c in conditions},
+        "runs": [], "baseline": {}, "probes": [],
+    }
+
+    def save() -> None:
+        result["summary"] = summarise(result["runs"], conditions, fractions)
+        result["wall_seconds"] = round(time.monotonic() - started, 1)
+        (out / "scarcity.json").write_text(json.dumps(result, indent=1) + "\n")
+
+    from mixtape.train.runs import baseline_run
+
+    base_line = baseline_run(str(grid.datasets["none"]), "test")
+    result["baseline"] = {k: v for k, v in base_line.items() if isinstance(v, (int, float, str, dict))}
+    save()
+    picks_by_seed = {seed: subsets(grid.train_clips, fractions, seed) for seed in seeds}
+    # runs go in the order --fractions lists them, every seed of a fraction before the next fraction: an
+    # interrupted grid still has mean ± std where it matters first
+    for f in run_order:
+        for seed in seeds:
+            for c in conditions:
+                result["runs"] += _run(grid, c, f, seed, list(picks_by_seed[seed][f]), args.steps, out)
+                save()
+    _probes(result, out, grid.datasets["none"], conditions, max(fractions), seeds[0], grid.tasks)
+    save()
+    _print_summary(result, fractions, out)
     return result
 
 

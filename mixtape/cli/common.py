@@ -60,7 +60,9 @@ def empty_splits(card: dict[str, Any]) -> list[str]:
 def add_evaluation_shards(p: argparse.ArgumentParser) -> None:
     """The shards that evaluate, embed and baseline read: URLs, or a dataset and one of its splits."""
     p.add_argument("--shards", required=True, help="shard URLs (brace-expanded) or a dataset folder/URL")
-    p.add_argument("--split", default="valid", help="which split of a dataset folder (default valid)")
+    from mixtape.train.config import EVAL_SPLIT
+
+    p.add_argument("--split", default=EVAL_SPLIT, help=f"which split of a dataset folder (default {EVAL_SPLIT})")
 
 
 class Deprecated(argparse.Action):

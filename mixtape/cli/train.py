@@ -10,7 +10,7 @@ from dataclasses import replace
 from typing import Any
 
 from mixtape.cli.common import COMMANDS, Deprecated, UsageError, add_evaluation_shards, loader_workers
-from mixtape.train.config import PRESETS
+from mixtape.train.config import EVAL_BATCH_SIZE, LOGFREQ_STFT, PRESETS, PROBE_FOLDS
 
 MODEL_PRESETS = tuple(PRESETS)
 
@@ -172,8 +172,6 @@ def _add_frontend_options(g: Any, fc: Any) -> None:
     g.add_argument("--bins-per-semitone", type=int, default=fc.bins_per_semitone, help="logfreq / chroma resolution")
     g.add_argument("--octaves", type=int, default=fc.octaves, help="logfreq / chroma range above --f-min")
     g.add_argument("--f-min", type=float, default=fc.f_min, help="lowest frequency (logfreq / chroma: 0 = C2)")
-    from mixtape.train.config import LOGFREQ_STFT
-
     long = LOGFREQ_STFT
     g.add_argument("--n-fft", type=int, default=None,
                    help=f"STFT size (None: {fc.n_fft}; logfreq / chroma {long['n_fft']})")
@@ -227,7 +225,7 @@ def _add_evaluate_and_embed(sub: Any) -> None:
         e = sub.add_parser(name, help=COMMANDS[name], description=COMMANDS[name])
         e.add_argument("run", help="run folder written by `mixtape train` (best.pt if present, else checkpoint.pt)")
         add_evaluation_shards(e)
-        e.add_argument("--batch-size", type=int, default=32)
+        e.add_argument("--batch-size", type=int, default=EVAL_BATCH_SIZE)
         loader_workers(e, 0)
         if name == "evaluate":
             e.add_argument("--out", dest="json", help="also write the full report (per tag, confusion matrices), "
@@ -244,7 +242,7 @@ def _add_probe(sub: Any) -> None:
     pr.add_argument("tables", nargs="+", help="embedding tables from `mixtape embed` or `mixtape baseline --out`")
     pr.add_argument("--label", required=True, help="a label column (genre, key, tempo, ...) or tag:NAME")
     pr.add_argument("--classifier", default="both", choices=["knn", "logreg", "both"])
-    pr.add_argument("--folds", type=int, default=5, help="stratified folds (fewer if a class is rarer)")
+    pr.add_argument("--folds", type=int, default=PROBE_FOLDS, help="stratified folds (fewer if a class is rarer)")
     pr.add_argument("--seed", type=int, default=0)
     pr.set_defaults(func=_cmd_probe)
 

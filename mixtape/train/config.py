@@ -78,6 +78,13 @@ def default_frontend(kind: str) -> FrontendConfig:
     return FrontendConfig(kind=kind, n_fft=LOGFREQ_STFT["n_fft"], hop=LOGFREQ_STFT["hop"])
 
 
+#: what ``mixtape evaluate | embed | baseline`` read unless told: the split, and samples per batch
+EVAL_SPLIT = "valid"
+EVAL_BATCH_SIZE = 32
+#: stratified folds of ``mixtape probe``
+PROBE_FOLDS = 5
+
+
 FAMILIES = ("samplecnn", "pons", "shortchunk", "keycnn")
 #: preset name -> (family, default width). ``*-small`` presets stay under ~100k parameters.
 PRESETS: dict[str, tuple[str, int]] = {

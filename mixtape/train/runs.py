@@ -14,6 +14,7 @@ from mixtape.dataset.names import CARD_NAME
 from mixtape.errors import MixtapeError
 from mixtape.train.baseline import estimate_clip
 from mixtape.train.checkpoint import BEST, CHECKPOINT, checkpoint_path, load_checkpoint
+from mixtape.train.config import EVAL_BATCH_SIZE, EVAL_SPLIT
 from mixtape.train.data import ShardStream, StreamStats, expand_urls, sibling_url
 from mixtape.train.evaluate import aggregate_targets, evaluate_predictions, predict
 from mixtape.train.metrics import group_mean, key_metrics, tempo_metrics
@@ -95,7 +96,7 @@ def vocabulary_differences(run: LabelEncoder, card: dict[str, Any]) -> list[str]
     return out
 
 
-def evaluate_run(run: str, shards: str, split: str = "valid", batch_size: int = 32,
+def evaluate_run(run: str, shards: str, split: str = EVAL_SPLIT, batch_size: int = EVAL_BATCH_SIZE,
                  workers: int = 0) -> tuple[LoadedRun, dict[str, Any]]:
     loaded = LoadedRun(run)
     card, urls = dataset_shards(shards, split)
@@ -109,7 +110,7 @@ def evaluate_run(run: str, shards: str, split: str = "valid", batch_size: int = 
     return loaded, report
 
 
-def embed_run(run: str, shards: str, out: str, split: str = "valid", batch_size: int = 32,
+def embed_run(run: str, shards: str, out: str, split: str = EVAL_SPLIT, batch_size: int = EVAL_BATCH_SIZE,
               workers: int = 0) -> dict[str, Any]:
     """Per-clip mean of the penultimate features over every window of the clip, to Parquet."""
     loaded = LoadedRun(run)
@@ -129,7 +130,7 @@ def embed_run(run: str, shards: str, out: str, split: str = "valid", batch_size:
             "stream": pred.stats.as_dict()}
 
 
-def baseline_run(shards: str, split: str = "valid", out: str | None = None) -> dict[str, Any]:
+def baseline_run(shards: str, split: str = EVAL_SPLIT, out: str | None = None) -> dict[str, Any]:
     """Key (MIREX) and tempo (Acc1 / Acc2) of the non-learned baseline per clip; optionally its features."""
     card, urls = dataset_shards(shards, split)
     sr = int(card["audio"]["sample_rate"])

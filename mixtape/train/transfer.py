@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 from mixtape import storage
 from mixtape.errors import MixtapeError
 from mixtape.labels import key_vocabulary
+from mixtape.train.config import PROBE_FOLDS
 from mixtape.train.targets import LabelEncoder, target_to_tempo
 
 CLASSIFIERS = ("knn", "logreg")
@@ -92,7 +93,7 @@ def _label_vector(table: pa.Table, label: str) -> np.ndarray:
     return np.array(values, dtype=object)
 
 
-def probe(path: str | Path, label: str, classifier: str = "logreg", folds: int = 5, seed: int = 0,
+def probe(path: str | Path, label: str, classifier: str = "logreg", folds: int = PROBE_FOLDS, seed: int = 0,
           neighbours: int = 5) -> ProbeResult:
     """Stratified k-fold accuracy of ``classifier`` on the embeddings for one label column."""
     from sklearn.linear_model import LogisticRegression
