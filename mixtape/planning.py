@@ -15,7 +15,7 @@ from typing import Any
 from mixtape.audio import window_rms_db
 from mixtape.augment import apply_chain_labels, draw_chain
 from mixtape.augment.label_transforms import window as window_labels
-from mixtape.augment.ops import OPS, Context, warp_params
+from mixtape.augment.ops import Context, get_op, warp_params
 from mixtape.dataset.names import shard_name
 from mixtape.hashing import SHARD_SALT, SPLIT_SALT, digest128, rng_for, unit_interval
 from mixtape.records import Clip, ClipWindow, PlanRow, Reject
@@ -172,7 +172,7 @@ def _resolve_material(chain: list[dict[str, Any]], pools: Mapping[str, Sequence[
     material: list[dict[str, Any]] = []
     for step in chain:
         step = dict(step)
-        need = OPS[step["op"]].needs
+        need = get_op(step["op"]).needs
         if need == "partner":
             pool = pools.get(MIX_POOL if spec.augment.mix_with else clip.split, ())
             ref = pick(pool, step.pop("pick"), clip.clip_id)

@@ -264,8 +264,9 @@ def cut(audio: np.ndarray, sr: int, start_ms: int, duration_ms: int) -> np.ndarr
 
 
 def render_sample(row: PlanRow, cache: SourceCache, logmel_spec: LogMelSpec | None = None
-                  ) -> tuple[bytes, dict[str, Any], bytes | None]:
-    """Cut the source window, apply the planned chain (with its partner / impulse response), encode."""
+                  ) -> tuple[bytes, dict[str, Any], bytes | None, PlanRow]:
+    """Cut the source window, apply the planned chain (with its partner / impulse response), encode. The
+    row comes back as rendered: with what its render-time ops drew recorded in its chain."""
     audio = cache.audio
     sr = audio.sample_rate
     window = cache.window(row.source_window())
@@ -276,11 +277,13 @@ def render_sample(row: PlanRow, cache: SourceCache, logmel_spec: LogMelSpec | No
         else:
             ctx.ir = cache.whole(ClipWindow.from_dict(ref))
     n = row.duration_ms * sr // 1000
-    out = apply_chain(window, sr, list(row.augment), n_out=n, ctx=ctx)
+    realised: list[dict[str, Any]] = []
+    out = apply_chain(window, sr, list(row.augment), n_out=n, ctx=ctx, realised=realised)
     meta = {"sample_rate": sr, "channels": audio.channels, "format": audio.format, "frames": n}
     pcm = to_pcm16(out)  # quantised once: the features describe exactly the samples written
     features = npy_bytes(logmel(pcm.T / np.float32(32768.0), sr, logmel_spec)) if logmel_spec else None
-    return encode_pcm16(pcm, sr, audio.format), meta, features
+    rendered = row if realised == list(row.augment) else replace(row, augment=tuple(realised))
+    return encode_pcm16(pcm, sr, audio.format), meta, features, rendered
 
 
 def plan_hash(rows: list[PlanRow], audio: AudioSpec, logmel_spec: LogMelSpec | None = None) -> str:
@@ -308,13 +311,13 @@ def render_shard(name: str, ordered: list[PlanRow], audio: AudioSpec, out_dir: s
         writer = ShardWriter(sink)
         try:
             for order, row in enumerate(ordered):
-                data, meta, features = render_sample(row, cache, logmel_spec)
-                doc = sample_json_bytes(row.sample_json(meta))
+                data, meta, features, rendered = render_sample(row, cache, logmel_spec)
+                doc = sample_json_bytes(rendered.sample_json(meta))
                 writer.add(f"{row.key}.{audio.format}", data)
                 writer.add(f"{row.key}.json", doc)
                 if features is not None:
                     writer.add(f"{row.key}.{MEMBER_SUFFIX}", features)
-                index.append(index_row(row, order, data, doc, features))
+                index.append(index_row(rendered, order, data, doc, features))
                 if order == 0:
                     inject("render", name)
         except BaseException:

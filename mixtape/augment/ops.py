@@ -8,6 +8,7 @@ order. Labels are transformed in the same order as the audio, so they always des
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,6 +75,8 @@ class Op:
     needs: str | None = None
     #: applied in the fused warp pass, before the others
     warp: bool = False
+    #: for ops that draw at render (audiomentations): the audio and the step as it happened, to record
+    realise: Callable[[np.ndarray, int, dict[str, Any]], tuple[np.ndarray, dict[str, Any]]] | None = None
 
 
 def _same(labels: Labels, params: Params, ctx: Context) -> Labels:
@@ -123,6 +126,23 @@ OPS: dict[str, Op] = {op.name: op for op in (
 )}
 
 
+@functools.cache
+def _audiomentations_op(name: str) -> Op:
+    from mixtape.augment import audiomentations_ops
+
+    return Op(name, {}, audio=lambda a, sr, p, c: audiomentations_ops.realise(a, sr, dict(p))[0], labels=_same,
+              realise=audiomentations_ops.realise)
+
+
+def get_op(name: str) -> Op:
+    """The op a chain step names: one of mixtape's own, or an ``audiomentations.<Transform>`` (label-free)."""
+    if name in OPS:
+        return OPS[name]
+    if name.startswith("audiomentations."):
+        return _audiomentations_op(name)
+    raise KeyError(f"unknown augmentation op {name!r}")
+
+
 def warp_params(chain: list[dict[str, Any]]) -> tuple[float, float]:
     """(rate, semitones) of the fused pass: the product of stretches and the sum of shifts."""
     rate, semitones = 1.0, 0.0
@@ -136,28 +156,35 @@ def warp_params(chain: list[dict[str, Any]]) -> tuple[float, float]:
 
 def ordered(chain: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The order ops apply in: the warp ops first, then the rest as the chain lists them."""
-    return [s for s in chain if OPS[s["op"]].warp] + [s for s in chain if not OPS[s["op"]].warp]
+    return [s for s in chain if get_op(s["op"]).warp] + [s for s in chain if not get_op(s["op"]).warp]
 
 
 def apply_chain(audio: np.ndarray, sr: int, chain: list[dict[str, Any]], n_out: int | None = None,
-                ctx: Context | None = None) -> np.ndarray:
+                ctx: Context | None = None, realised: list[dict[str, Any]] | None = None) -> np.ndarray:
     """Render one variant. ``audio`` is the source window (``n_out / rate`` frames when stretched);
-    the result has exactly ``n_out`` frames (default: the input length)."""
+    the result has exactly ``n_out`` frames (default: the input length). ``realised``, when given, receives
+    the chain as it happened, in chain order: each step as planned, with what ops that draw at render
+    (audiomentations transforms) drew added."""
     ctx = ctx or Context()
     n_out = audio.shape[1] if n_out is None else n_out
     rate, semitones = warp_params(chain)
     out = dsp.fit_length(dsp.warp(audio, sr, rate, semitones), n_out)
+    happened = {id(step): step for step in chain}
     for step in ordered(chain):
-        op = OPS[step["op"]]
-        if not op.warp:
+        op = get_op(step["op"])
+        if op.realise is not None:
+            out, happened[id(step)] = op.realise(out, sr, dict(step))
+        elif not op.warp:
             out = op.audio(out, sr, step, ctx)
+    if realised is not None:
+        realised.extend(happened[id(step)] for step in chain)
     return np.ascontiguousarray(out, dtype=np.float32)
 
 
 def apply_chain_labels(labels: Labels, chain: list[dict[str, Any]], ctx: Context | None = None) -> Labels:
     ctx = ctx or Context()
     for step in ordered(chain):
-        labels = OPS[step["op"]].labels(labels, step, ctx)
+        labels = get_op(step["op"]).labels(labels, step, ctx)
         descriptors = [f"extra.{k}" for k in sorted(labels.get("extra", {})) if k.endswith("_descriptors")]
         labels = mark_stale(labels, descriptors)  # every op changes the signal the descriptors described
     return labels

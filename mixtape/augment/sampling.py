@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mixtape.augment import audiomentations_ops
+from mixtape.augment.audiomentations_ops import is_audiomentations
 from mixtape.augment.ops import OPS, Choice, Range, Setting
 
 if TYPE_CHECKING:
@@ -13,13 +15,20 @@ if TYPE_CHECKING:
 
 
 def draw_chain(chain: tuple[OpSpec, ...], rng: np.random.Generator) -> list[dict[str, Any]]:
-    """The ops that apply to one variant, with every parameter drawn (rounded as recorded).
+    """The ops that apply to one variant, with every parameter drawn (rounded as recorded); an
+    audiomentations transform gets the seed its parameters are drawn from when it is rendered.
 
     Every op consumes the same number of draws whether it applies or not, so editing one op's probability
     does not change the parameters drawn for the ops after it.
     """
     drawn: list[dict[str, Any]] = []
     for spec in chain:
+        if is_audiomentations(spec.op):
+            applies = bool(rng.random() < spec.p)
+            step = audiomentations_ops.draw(spec.op, _init(spec), rng)
+            if applies:
+                drawn.append(step)
+            continue
         op = OPS[spec.op]
         applies = bool(rng.random() < spec.p)
         params: dict[str, Any] = {"op": spec.op}
@@ -44,3 +53,8 @@ def draw_chain(chain: tuple[OpSpec, ...], rng: np.random.Generator) -> list[dict
         if applies:
             drawn.append(params)
     return drawn
+
+
+def _init(spec: OpSpec) -> dict[str, Any]:
+    """An audiomentations op's constructor arguments as the spec gave them (tuples back to lists)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in spec.params}

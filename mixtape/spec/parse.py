@@ -284,15 +284,18 @@ def _parse_range(r: _Reader, v: Any, where: str) -> tuple[float, float] | None:
     return None
 
 
-def _parse_op(r: _Reader, raw: Any, where: str) -> OpSpec | None:
+def _parse_op(r: _Reader, raw: Any, where: str, audio: AudioSpec) -> OpSpec | None:
     from mixtape.augment.ops import OPS, Choice, Range, Setting
 
     if not isinstance(raw, dict) or "op" not in raw:
         r.fail(where, "each chain entry is a mapping with `op` (e.g. `{op: gain, p: 0.5, db: [-6, 6]}`)")
         return None
     name = raw["op"]
+    if isinstance(name, str) and name.startswith("audiomentations."):
+        return _parse_audiomentations_op(r, raw, where, audio)
     if name not in OPS:
-        r.fail(f"{where}.op", f"unknown op {brief(name)}; available: {', '.join(sorted(OPS))}")
+        r.fail(f"{where}.op", f"unknown op {brief(name)}; available: {', '.join(sorted(OPS))}, or any "
+                              "audiomentations.<Transform> (e.g. audiomentations.AddGaussianSNR)")
         return None
     op = OPS[name]
     r.mapping(raw, where, {"op", "p", *op.params})
@@ -324,6 +327,21 @@ def _parse_op(r: _Reader, raw: Any, where: str) -> OpSpec | None:
                 continue
             params.append((pname, value))
     return OpSpec(op=name, p=p, params=tuple(params))
+
+
+def _parse_audiomentations_op(r: _Reader, raw: dict[str, Any], where: str, audio: AudioSpec) -> OpSpec | None:
+    """An audiomentations transform: its constructor arguments checked against the installed version."""
+    from mixtape.augment.audiomentations_ops import check
+
+    p = r.number(raw, "p", where, 1.0, lo=0.0, hi=1.0)
+    init = {str(k): v for k, v in raw.items() if k not in ("op", "p")}
+    problems = check(raw["op"], init, audio.sample_rate, audio.channels)
+    for field_name, message in problems:
+        r.fail(f"{where}.{field_name}" if field_name else where, message)
+    if problems:
+        return None
+    params = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in sorted(init.items()))
+    return OpSpec(op=raw["op"], p=p, params=params)
 
 
 def _check_size(raw: Any) -> None:
@@ -360,7 +378,7 @@ def parse_spec(raw: Any, base_dir: Path | None = None) -> DatasetSpec:
     sources = _parse_sources(r, top.get("sources"), base_dir)
     audio, snippets = _parse_audio(r, top.get("audio")), _parse_snippets(r, top.get("snippets"))
     splits = _parse_splits(r, top.get("splits"))
-    augment = _parse_augment(r, top.get("augment"), splits, sources)
+    augment = _parse_augment(r, top.get("augment"), splits, sources, audio)
     shards, labels = _parse_shards(r, top.get("shards")), _parse_labels(r, top.get("labels"))
     licences = _parse_licences(r, top.get("licences"))
     if r.problems:
@@ -508,19 +526,20 @@ def _parse_splits(r: _Reader, raw: Any) -> SplitSpec:
                      method=method, allow_empty=r.flag(sp, "allow_empty", "splits", d.allow_empty))
 
 
-def _parse_chain(r: _Reader, raw: Any) -> list[OpSpec]:
+def _parse_chain(r: _Reader, raw: Any, audio: AudioSpec) -> list[OpSpec]:
     if not isinstance(raw, list):
         r.fail("augment.chain", "must be a list of ops, e.g. `- {op: gain, db: [-6, 6]}`")
         return []
-    ops = [_parse_op(r, o, f"augment.chain[{i}]") for i, o in enumerate(raw)]
+    ops = [_parse_op(r, o, f"augment.chain[{i}]", audio) for i, o in enumerate(raw)]
     return [op for op in ops if op is not None]
 
 
-def _parse_augment(r: _Reader, raw: Any, splits: SplitSpec, sources: list[SourceSpec]) -> AugmentSpec:
+def _parse_augment(r: _Reader, raw: Any, splits: SplitSpec, sources: list[SourceSpec], audio: AudioSpec
+                   ) -> AugmentSpec:
     au = r.mapping(raw, "augment", {"variants", "keep_original", "splits", "chain", "mix_with",
                                     "impulse_responses", "labels"})
     d = AugmentSpec()
-    chain = _parse_chain(r, au.get("chain", list(d.chain)))
+    chain = _parse_chain(r, au.get("chain", list(d.chain)), audio)
     variants = r.number(au, "variants", "augment", d.variants, lo=0, hi=64, integer=True)
     if variants and not chain:
         r.fail("augment.variants", f"is {variants} but augment.chain is empty: add ops or set variants: 0")
