@@ -13,7 +13,7 @@ import stat
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -73,9 +73,36 @@ WRITE_ERRNOS = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quo
                 errno.ENOTDIR: "a path component is not a folder"}
 
 
+_configured = False
+
+
+def configure(beam_args: Sequence[str] = ()) -> None:
+    """Settle how Beam's FileSystems reach object stores, for this process: from Beam options such as
+    ``--s3_endpoint_url`` / ``--s3_region_name`` (what a build passes after ``--``), and otherwise from the
+    environment the cloud SDKs read (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ``AWS_REGION``,
+    ``GOOGLE_APPLICATION_CREDENTIALS``, ...). Credentials are never taken as arguments here: only the
+    environment (or the SDK's own configuration files) holds them."""
+    global _configured
+    from apache_beam.io.filesystems import FileSystems
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    FileSystems.set_options(PipelineOptions(list(beam_args)))
+    _configured = True
+
+
+def filesystems() -> Any:
+    """Beam's FileSystems, configured (by :func:`configure`, or from the environment on first use)."""
+    from apache_beam.io.filesystems import FileSystems
+
+    if not _configured:
+        configure()
+    return FileSystems
+
+
 def open_url(url: str) -> IO[bytes]:
-    """A binary stream for a local path, file://, http(s):// (urllib, in-process, never a shell), or any
-    fsspec URL (gs://, s3://, ...)."""
+    """A binary stream for a local path, file://, http(s):// (urllib, in-process, never a shell), an object
+    store Beam's FileSystems reach (gs://, s3://: the client stack builds write with), or any other scheme
+    an installed fsspec filesystem serves."""
     scheme = urllib.parse.urlsplit(url).scheme
     if scheme in ("", "file"):
         return open_local(_local(url))
@@ -83,11 +110,15 @@ def open_url(url: str) -> IO[bytes]:
         return urllib.request.urlopen(urllib.request.Request(url, headers={"User-Agent": "mixtape"}),
                                       timeout=HTTP_TIMEOUT)
     try:
-        import fsspec
+        return filesystems().open(url)
+    except ValueError as beam_error:  # a scheme Beam has no filesystem for: fsspec's, if it has one
+        try:
+            import fsspec
 
-        return fsspec.open(url, "rb").open()
-    except (ImportError, ValueError) as e:
-        raise ShardURLError(f"cannot open {url}: {e} (gs:// needs gcsfs, s3:// needs s3fs)") from e
+            return fsspec.open(url, "rb").open()
+        except (ImportError, ValueError):
+            raise ShardURLError(f"cannot open {url}: {beam_error} (gs:// needs apache-beam[gcp], s3:// "
+                                "apache-beam[aws]; other schemes an fsspec filesystem)") from beam_error
 
 
 def is_remote(uri: str) -> bool:
@@ -104,7 +135,7 @@ def join(base: str, *parts: str) -> str:
 
 def read_bytes(uri: str) -> bytes:
     if is_remote(uri):
-        from apache_beam.io.filesystems import FileSystems
+        FileSystems = filesystems()
 
         with FileSystems.open(uri) as f:
             return f.read()
@@ -126,7 +157,7 @@ def read_parquet(uri: str, schema: Any = None) -> Any:
 
 def exists(uri: str) -> bool:
     if is_remote(uri):
-        from apache_beam.io.filesystems import FileSystems
+        FileSystems = filesystems()
 
         return FileSystems.exists(uri)
     return os.path.exists(_local(uri))
@@ -137,7 +168,7 @@ def list_files(root: str) -> list[str]:
     '/'-separated: regular files, but also symlinks, FIFOs, sockets and devices, which a reader must account
     for (and never read: see :func:`open_local`)."""
     if is_remote(root):
-        from apache_beam.io.filesystems import FileSystems
+        FileSystems = filesystems()
 
         prefix = root.rstrip("/") + "/"
         matches = FileSystems.match([prefix + "**"])[0].metadata_list
@@ -161,7 +192,9 @@ def atomic_write(uri: str, durable: bool = True) -> Iterator[IO[bytes]]:
     """
     tmp_name = f".tmp-{uuid.uuid4().hex}-{posixpath.basename(uri)}"
     if is_remote(uri):
-        from apache_beam.io.filesystems import CompressionTypes, FileSystems
+        from apache_beam.io.filesystems import CompressionTypes
+
+        FileSystems = filesystems()
 
         tmp = posixpath.join(posixpath.dirname(uri), tmp_name)
         f = FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED)
@@ -202,7 +235,7 @@ def write_bytes(uri: str, data: bytes, durable: bool = True) -> None:
 def list_dir(uri: str) -> list[str]:
     """The names directly inside a folder (files and folders), sorted; empty if it does not exist."""
     if is_remote(uri):
-        from apache_beam.io.filesystems import FileSystems
+        FileSystems = filesystems()
 
         prefix = uri.rstrip("/") + "/"
         found = FileSystems.match([prefix + "*"])[0].metadata_list
@@ -216,7 +249,7 @@ def list_dir(uri: str) -> list[str]:
 def rename(src: str, dst: str) -> None:
     """Move a file into place, replacing ``dst`` (atomic for local files on one file system)."""
     if is_remote(src):
-        from apache_beam.io.filesystems import FileSystems
+        FileSystems = filesystems()
 
         FileSystems.rename([src], [dst])  # ok: object stores copy, then delete; callers move only what they own
         return
@@ -226,7 +259,7 @@ def rename(src: str, dst: str) -> None:
 def delete(uri: str) -> None:
     """Remove one file (nothing if it is already gone)."""
     if is_remote(uri):
-        from apache_beam.io.filesystems import FileSystems
+        FileSystems = filesystems()
 
         if FileSystems.exists(uri):
             FileSystems.delete([uri])

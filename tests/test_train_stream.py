@@ -158,8 +158,9 @@ def test_stream_never_reads_members_it_does_not_understand(tiny_build, tmp_path)
     assert json.loads((out / "dataset.json").read_text())["name"] == "tiny"
 
 
-def test_fsspec_urls_go_through_fsspec(tiny_build):
-    """gs:// and s3:// take the fsspec path; fsspec's in-memory filesystem exercises the same code here."""
+def test_schemes_beam_has_no_filesystem_for_go_through_fsspec(tiny_build):
+    """gs:// and s3:// go through Beam's FileSystems (tests/test_object_store.py, against a real S3-protocol
+    server); any other scheme an fsspec filesystem serves, here fsspec's in-memory one."""
     import fsspec
 
     out, card = tiny_build

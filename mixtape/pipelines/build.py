@@ -123,6 +123,7 @@ def build(spec: DatasetSpec, out_dir: str, cfg: RunnerConfig = DEFAULT_RUNNER, o
     ``incremental``: keep every shard of the previous dataset whose plan and inputs are unchanged, render the
     rest, and delete shards the new plan no longer has; the result is the same, byte for byte, as a full
     build of the spec."""
+    storage.configure(cfg.beam_args)  # the driver's own reads and writes reach stores as the workers will
     check_sources(spec)
     out_dir = os.path.abspath(out_dir) if not storage.is_remote(out_dir) else out_dir.rstrip("/")
     if cfg.runner == "dataflow" and has_option(list(cfg.beam_args), "dry_run"):
