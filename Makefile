@@ -11,20 +11,23 @@ PIPQUIET := { grep -v -e 'is ignored: it is neither a file nor a directory' -e '
 
 IMAGE  ?= mixtape-worker:0.1.0
 
-.PHONY: demo test bench lint docs setup clean wheel image
+.PHONY: demo test bench lint docs lock setup clean wheel image
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@echo "installing mixtape and its dependencies into $(VENV) (first run only; a few minutes) ..."
+	@echo "installing mixtape and its locked dependencies into $(VENV) (first run only; a few minutes) ..."
 	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel 2>&1 | $(PIPQUIET)
-	# torch first, pinned: it takes the CPU wheel instead of pulling CUDA packages.
-	$(BIN)/python -m pip install --quiet torch==2.13.0 2>&1 | $(PIPQUIET)
-	# the score synthesiser without PyAudio (its wheel lists it for live playback, which mixtape never uses)
-	$(BIN)/python -m pip install --quiet --no-deps tinysoundfont==0.3.7 2>&1 | $(PIPQUIET)
-	$(BIN)/python -m pip install --quiet -e '.[dev]' 2>&1 | $(PIPQUIET)
+	# every package at the exact version and sha256 requirements.lock records: torch the CPU wheel, the
+	# score synthesiser tinysoundfont without PyAudio (its wheel lists it for live playback, never used)
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements.lock 2>&1 | $(PIPQUIET)
+	$(BIN)/python -m pip install --quiet --no-deps -e . 2>&1 | $(PIPQUIET)
 	touch $(STAMP)
+
+# requirements.lock afresh from pyproject.toml (resolved in a temporary environment), after changing it
+lock:
+	$(PYTHON) tools/make_lock.py
 
 demo: $(STAMP)
 	$(BIN)/mixtape demo --out $(DEMO)

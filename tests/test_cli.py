@@ -117,3 +117,28 @@ def test_loader_workers_is_the_dataloader_option_and_old_spellings_still_work(tm
     assert args.json == "r.json" and "--json is deprecated; use --out" in capsys.readouterr().err
     assert make_parser().parse_args(["evaluate", "run", "--shards", "x", "--out", "r.json"]).json == "r.json"
     assert make_parser().parse_args(["build", "s.yaml", "--out", "d", "--workers", "2"]).workers == 2
+
+
+def test_the_trainer_is_an_extra_and_its_absence_is_one_clear_line(tmp_path):
+    """torch is not a core dependency (a library that pins it breaks its users' environments): it comes with
+    `mixtape[train]`, and a training command without it says so instead of a traceback."""
+    import tomllib
+    from pathlib import Path
+
+    project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]
+    core = {d.split(">")[0].split("=")[0].split("[")[0].strip() for d in project["dependencies"]}
+    train = {d.split(">")[0].split("=")[0].strip() for d in project["optional-dependencies"]["train"]}
+    assert "torch" not in core and {"torch", "webdataset", "scikit-learn"} <= train
+    assert all("==" not in d for d in project["optional-dependencies"]["train"])  # no pin forced on users
+    code = ("import sys, importlib.abc\n"
+            "class Block(importlib.abc.MetaPathFinder):\n"
+            "    def find_spec(self, name, path, target=None):\n"
+            "        if name.split('.')[0] == 'torch':\n"
+            "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+            "sys.meta_path.insert(0, Block())\n"
+            "from mixtape.cli import main\n"
+            f"sys.exit(main(['train', '--shards', {str(tmp_path)!r}, '--out', {str(tmp_path / 'run')!r}]))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 2, r.stderr
+    assert "needs the training stack (torch is not installed): pip install 'mixtape[train]'" in r.stderr
+    assert "Traceback" not in r.stderr

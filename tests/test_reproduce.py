@@ -337,3 +337,39 @@ def test_adding_one_clip_with_mixing_re_renders_only_the_shards_its_samples_and_
     rendered = again["_build"]["shards_rendered"]
     total = sum(len(s["shards"]) for s in again["splits"].values())
     assert 0 < rendered <= len(touched) < total, (rendered, len(touched), total)
+
+
+def test_env_prints_the_install_commands_of_the_cards_versions_and_refuses_forged_ones(tiny_build, tmp_path):
+    """The card is a lockfile: `mixtape env` turns its recorded versions into commands a person can run. Card
+    values are untrusted: one that is not a version is named and left out, never printed into a command."""
+    import shutil
+    import subprocess
+    import sys
+
+    from mixtape.versions import install_commands, package_versions
+
+    out, card = tiny_build
+    r = subprocess.run([sys.executable, "-m", "mixtape", "env", str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    here = package_versions()
+    pip = next(line for line in r.stdout.splitlines() if line.startswith("pip install "))
+    for name in ("apache-beam", "numpy", "soundfile", "soxr", "librosa", "audiomentations", "pyarrow"):
+        assert f"{name}=={card['versions'][name]}" in pip.split()
+    assert f"# Python {card['versions']['python']}" in r.stdout
+    assert "every recorded version matches" in r.stdout and card["versions"]["numpy"] == here["numpy"]
+
+    forged = dict(card["versions"], numpy="1.0; rm -rf ~", soxr="0.5.0", synthesiser="tinysoundfont 0.3.7")
+    lines = install_commands(forged)
+    assert "# numpy: the card's value is not a version; left out" in lines
+    assert not any("rm -rf" in line for line in lines)
+    assert "soxr==0.5.0" in next(x for x in lines if x.startswith("pip install ")).split()
+    assert "pip install --no-deps tinysoundfont==0.3.7" in lines
+
+    # a copy whose card records another numpy says how this environment differs
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    doc = json.loads((copy / "dataset.json").read_text())
+    doc["versions"]["numpy"] = "1.26.4"
+    (copy / "dataset.json").write_text(json.dumps(doc))
+    r = subprocess.run([sys.executable, "-m", "mixtape", "env", str(copy)], capture_output=True, text=True)
+    assert "numpy==1.26.4" in r.stdout and f"numpy: 1.26.4 in the card, {here['numpy']} here" in r.stdout

@@ -50,6 +50,10 @@ def quiet_logging() -> None:
 BEAM_COMMANDS = ("build", "demo", "verify")
 
 
+#: what ``pip install 'mixtape[train]'`` adds; builds, verify, report and inspect run without it
+TRAINING_STACK = frozenset({"torch", "webdataset", "sklearn", "tqdm", "braceexpand"})
+
+
 def main(argv: list[str] | None = None) -> int:
     own, beam_args = _split_beam_args(list(sys.argv[1:] if argv is None else argv))
     args = make_parser().parse_args(own)
@@ -63,6 +67,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.func(args, beam_args)
+    except ModuleNotFoundError as e:
+        if e.name not in TRAINING_STACK:
+            raise
+        print(f"mixtape {args.command}: needs the training stack ({e.name} is not installed): "
+              "pip install 'mixtape[train]' (torch, webdataset, scikit-learn, tqdm, braceexpand)", file=sys.stderr)
+        return 2
     except (MixtapeError, FileExistsError, FileNotFoundError) as e:  # every error a user can act on
         print(f"mixtape {args.command}: {e}", file=sys.stderr)
         return 2

@@ -1,4 +1,5 @@
-"""``mixtape verify``, ``report``, ``inspect``: a built dataset checked, shown and summarised."""
+"""``mixtape verify``, ``report``, ``inspect``, ``env``: a built dataset checked, shown, summarised, and the
+environment that made it."""
 
 from __future__ import annotations
 
@@ -38,6 +39,22 @@ def _cmd_inspect(args: argparse.Namespace, beam_args: list[str]) -> int:
     return 0
 
 
+def _cmd_env(args: argparse.Namespace, beam_args: list[str]) -> int:
+    from mixtape.dataset.api import open_dataset
+    from mixtape.dataset.verify import environment_differences
+    from mixtape.versions import install_commands
+
+    opened = open_dataset(args.dataset)
+    print(f"# what built {opened.location} ({opened.name}, spec {opened.spec_hash[:12]}); to render it again byte "
+          "for byte, install exactly this:")
+    for line in install_commands(opened.card["versions"]):
+        print(line)
+    differences = environment_differences(opened.card)
+    print("# this environment: " + ("every recorded version matches" if not differences else
+                                    "differs in " + "; ".join(differences)))
+    return 0
+
+
 def add_parsers(sub: Any) -> None:
     v = sub.add_parser("verify", help=COMMANDS["verify"], description=COMMANDS["verify"])
     v.add_argument("dataset", help="dataset folder")
@@ -53,6 +70,10 @@ def add_parsers(sub: Any) -> None:
     rp.add_argument("--examples", type=int, default=3, help="seeded example samples per split (default 3)")
     rp.add_argument("--seed", type=int, default=0, help="which examples")
     rp.set_defaults(func=_cmd_report)
+
+    e = sub.add_parser("env", help=COMMANDS["env"], description=COMMANDS["env"])
+    e.add_argument("dataset", help="dataset folder or URL, or its dataset.json")
+    e.set_defaults(func=_cmd_env)
 
     i = sub.add_parser("inspect", help=COMMANDS["inspect"], description=COMMANDS["inspect"])
     i.add_argument("dataset", help="dataset folder or URL, or its dataset.json")

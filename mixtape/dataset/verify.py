@@ -219,7 +219,9 @@ def rerender(dataset: str, card: dict[str, Any], fraction: float, seed: int, roo
                 _compare_members(shard["name"], storage.read_bytes(os.path.join(tmp, shard["name"])),
                                  [r for r in index if r["shard"] == shard["name"]], audio.format, report)
                 diffs = environment_differences(card)
-                report.notes.append("versions that can change output differ: " + "; ".join(diffs) if diffs else
+                report.notes.append("versions that can change output differ: " + "; ".join(diffs)
+                                    + f"; `mixtape env {dataset}` prints the install commands that recreate "
+                                      "the card's" if diffs else
                                     "every recorded version matches: an input or the plan must have changed")
 
 
