@@ -38,7 +38,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 lint: $(STAMP)
-	$(BIN)/ruff check mixtape tests bench
+	$(BIN)/ruff check mixtape tests bench tools
 	$(BIN)/mypy
 
 # the documentation site (docs/, mkdocs.yml) into site/; strict: a broken link or anchor fails

@@ -122,8 +122,9 @@ def test_loader_workers_is_the_dataloader_option_and_old_spellings_still_work(tm
 def test_the_trainer_is_an_extra_and_its_absence_is_one_clear_line(tmp_path):
     """torch is not a core dependency (a library that pins it breaks its users' environments): it comes with
     `mixtape[train]`, and a training command without it says so instead of a traceback."""
-    import tomllib
     from pathlib import Path
+
+    import tomllib
 
     project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]
     core = {d.split(">")[0].split("=")[0].split("[")[0].strip() for d in project["dependencies"]}
