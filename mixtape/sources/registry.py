@@ -16,6 +16,7 @@ from mixtape.sources.freesound.dump import list_freesound_dump
 from mixtape.sources.freesound.pack import list_freesound_pack
 from mixtape.sources.fsd50k.reader import PARTS as FSD50K_PARTS
 from mixtape.sources.fsd50k.reader import list_fsd50k
+from mixtape.sources.lhotse import list_lhotse
 from mixtape.sources.score.reader import list_score
 from mixtape.spec import SourceSpec
 
@@ -27,6 +28,7 @@ READERS = {
     "acousticbrainz": list_acousticbrainz,
     "folder": list_folder,
     "score": list_score,
+    "lhotse": list_lhotse,
 }
 
 
@@ -41,6 +43,8 @@ def audio_roots(source: SourceSpec) -> list[tuple[str, str]]:
         return [(source.opt("audio_dir"), "")]
     if source.kind == "acousticbrainz":
         return [(source.opt("audio"), "")]
+    if source.kind == "lhotse":
+        return [(source.opt("audio_dir"), "")]
     if source.kind == "fsd50k":
         return [(storage.join(source.root, d), f"{d}/") for _, d in FSD50K_PARTS]
     return [(source.root, "")]

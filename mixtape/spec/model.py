@@ -53,6 +53,9 @@ SOURCE_OPTIONS: dict[str, dict[str, tuple[str, Any]]] = {
     "acousticbrainz": {"audio": ("path", REQUIRED), "mapping": ("path", None), "genre_tsv": ("paths", []),
                        "class_csv": ("paths", []), "class_field": ("str", "class"),
                        "genre_threshold": ("float", 0.0), "moods": ("bool", True)},
+    # corpora with a Lhotse recipe: a RecordingSet (+ SupervisionSet) or a CutSet, jsonl / jsonl.gz
+    "lhotse": {"recordings": ("path", None), "supervisions": ("path", None), "cuts": ("path", None),
+               "audio_dir": ("path", ".")},
     "folder": {"class_field": ("str", None), "pattern": ("str", None), "sidecar": ("path", None),
                "read_tags": ("bool", True)},
     # symbolic music rendered through a SoundFont (see mixtape.sources.score); `corpus` reads music21's own corpus
@@ -78,7 +81,8 @@ LATER_SOURCE_DEFAULTS = {"follow_symlinks": False}
 SOURCE_KINDS = tuple(SOURCE_OPTIONS)
 #: The id namespace of a source when the spec gives it no ``name``: clip ids read ``<name>:<id>``.
 DEFAULT_SOURCE_NAMES = {"freesound_dump": "freesound", "freesound_pack": "freesound", "fsd50k": "fsd50k",
-                        "csv_index": "csv", "acousticbrainz": "mbid", "folder": "folder", "score": "score"}
+                        "csv_index": "csv", "acousticbrainz": "mbid", "folder": "folder", "score": "score",
+                        "lhotse": "lhotse"}
 CSV_COLUMNS = ("file", "id", "class", "tags", "tags_sep", "fold", "start", "end", "licence", "uploader", "title",
                "source_id", "url")
 SOURCE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
