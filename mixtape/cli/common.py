@@ -18,6 +18,7 @@ COMMANDS = {
     "baseline": "the non-learned key (chroma + key profiles) and tempo (onset autocorrelation) baseline",
     "report": "write an HTML report of a dataset: plots, spectrograms, audio players, attribution",
     "inspect": "summarise a built dataset from its card (counts, splits, rejects, vocabularies)",
+    "export": "write a dataset as Lhotse Shar (cuts + recording shards per split) for Lhotse's samplers",
     "env": "print the install commands that recreate the package versions a dataset's card recorded",
     "verify": "check a dataset against its card (shards, samples, index); optionally re-render a sample of shards",
     "demo": "generate the embedded demo collection, build it, train briefly and print what happened",

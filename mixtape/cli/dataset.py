@@ -55,6 +55,17 @@ def _cmd_env(args: argparse.Namespace, beam_args: list[str]) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace, beam_args: list[str]) -> int:
+    from mixtape.dataset.api import open_dataset
+    from mixtape.dataset.lhotse_shar import export_shar
+
+    opened = open_dataset(args.dataset)
+    counts = export_shar(opened.location, opened.card, args.out, log=print)
+    print(f"exported {sum(counts.values())} samples as Lhotse Shar -> {args.out} "
+          f"(lhotse.CutSet.from_shar(in_dir='{args.out}/train'))")
+    return 0
+
+
 def add_parsers(sub: Any) -> None:
     v = sub.add_parser("verify", help=COMMANDS["verify"], description=COMMANDS["verify"])
     v.add_argument("dataset", help="dataset folder")
@@ -74,6 +85,14 @@ def add_parsers(sub: Any) -> None:
     e = sub.add_parser("env", help=COMMANDS["env"], description=COMMANDS["env"])
     e.add_argument("dataset", help="dataset folder or URL, or its dataset.json")
     e.set_defaults(func=_cmd_env)
+
+    x = sub.add_parser("export", help=COMMANDS["export"], description=COMMANDS["export"])
+    x.add_argument("dataset", help="dataset folder or URL, or its dataset.json")
+    x.add_argument("--format", default="lhotse-shar", choices=["lhotse-shar"],
+                   help="lhotse-shar: cuts + recording shards per split (Hugging Face datasets needs no export: "
+                        "see mixtape.dataset.hf)")
+    x.add_argument("--out", required=True, help="a new (or empty) folder: OUT/<split>/cuts.*.jsonl.gz, recording.*.tar")
+    x.set_defaults(func=_cmd_export)
 
     i = sub.add_parser("inspect", help=COMMANDS["inspect"], description=COMMANDS["inspect"])
     i.add_argument("dataset", help="dataset folder or URL, or its dataset.json")
