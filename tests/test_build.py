@@ -308,3 +308,52 @@ def test_an_index_of_another_shape_is_a_clear_error_for_every_reader(tiny_build,
     for name in readers.split():
         with pytest.raises(IndexSchemaError, match=expected):
             calls[name]()
+
+
+def test_a_local_builds_progress_tallies_add_up_to_the_cards_totals(tiny_spec, tmp_path, monkeypatch):
+    """What the progress line is made of, read when the pipeline has finished (the manifest's clean-up of
+    the parts folder held back): clips listed and probed, samples planned, shards and samples rendered all
+    agree with the card; then nothing of it is left in the dataset folder."""
+    from mixtape.pipelines import build as build_module
+    from mixtape.pipelines import manifest
+    from mixtape.pipelines.progress import clean_progress, read_progress
+
+    seen = []
+    monkeypatch.setattr(manifest, "remove_parts", lambda _out: None)
+    monkeypatch.setattr(build_module, "clean_progress", lambda stage: (seen.append(read_progress(stage)),
+                                                                         clean_progress(stage)))
+    card = build(tiny_spec, str(tmp_path / "out"))
+    (progress, rendered_samples), = seen
+    acc = card["accounting"]
+    shards = sum(len(s["shards"]) for s in card["splits"].values())
+    samples = sum(s["samples"] for s in card["splits"].values())
+    listing_rejects = sum(1 for r in pq.read_table(tmp_path / "out" / "rejects.parquet").to_pylist()
+                          if r["stage"] in ("source", "admit"))
+    assert progress.listed == acc["clips_in"] - listing_rejects and progress.probed == progress.listed
+    assert (progress.planned, progress.shards, progress.rendered_shards, rendered_samples) == (
+        samples, shards, shards, samples)
+    line = progress.line(12.0, 1.0, rendered_samples)
+    assert f"rendered {shards}/{shards} shards ({samples}/{samples} samples" in line and "ETA" not in line
+    half = samples // 2  # half-way after 12 s: the ETA is the time the other half takes at that rate
+    assert f"ETA 0m{round(12 * (samples - half) / half):02d}s" in progress.line(12.0, 1.0, half)
+    assert not [p for p in (tmp_path / "out").rglob("*") if "progress" in p.name or ".mixtape-staging" in str(p)]
+
+
+def test_on_a_terminal_progress_is_one_line_rewritten_in_place():
+    import io
+    import threading
+    import time
+
+    from mixtape.pipelines.build import Ticker
+
+    screen, asked = io.StringIO(), threading.Event()
+
+    def status(seconds: float) -> str:
+        asked.set()
+        return "build 0m01s: probed 3/4 clips"
+
+    with Ticker(lambda _m: None, time.monotonic(), status=status, live=screen):
+        assert asked.wait(5)
+    shown = screen.getvalue()
+    assert shown.startswith("\r\x1b[K") and "probed 3/4 clips" in shown and shown.endswith("\r\x1b[K")
+    assert "\n" not in shown  # never a new line: the terminal keeps one status line

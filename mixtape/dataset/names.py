@@ -37,6 +37,8 @@ SPLIT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 SHARD_NAME = re.compile(r"^([a-z][a-z0-9_]{0,31})-([0-9]{6,12})\.tar$")
 #: ``<shard>.index.parquet`` / ``<shard>.plan.parquet`` in the parts folder
 PART_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}-[0-9]{6,12}\.tar\.(index|plan)\.parquet$")
+#: a running build's progress tallies in the parts folder (``.``-prefixed while being replaced)
+PROGRESS_NAME = re.compile(r"^progress-(listed|probed|planned|shards)-[0-9a-f]{32}\.json$")
 #: ``storage.atomic_write``'s temporary names: ``.tmp-<32 hex>-<final name>``
 TEMP_NAME = re.compile(r"^\.tmp-[0-9a-f]{32}-(.+)$")
 
@@ -61,6 +63,10 @@ def check_shard_name(name: object, split: str | None = None) -> str:
     if split is not None and match.group(1) != split:
         raise UnsafeName(f"shard {name} is listed under split {show(split)}")
     return name
+
+
+def is_progress_file(name: str) -> bool:
+    return PROGRESS_NAME.match(name[1:] if name.startswith(".") else name) is not None
 
 
 def is_own_temp(name: str) -> bool:

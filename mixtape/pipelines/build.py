@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import IO, Any
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -32,6 +34,7 @@ from mixtape.pipelines.ingest import Ingest
 from mixtape.pipelines.manifest import Manifest
 from mixtape.pipelines.plan import Plan
 from mixtape.pipelines.preflight import check_sources, check_writable, source_folders
+from mixtape.pipelines.progress import clean_progress, read_progress
 from mixtape.pipelines.render import Render
 from mixtape.pipelines.runners import RunnerConfig, counters, dataflow_job, has_option, make_pipeline
 from mixtape.rendering import CACHE_MB
@@ -60,17 +63,29 @@ def write_failure(e: BaseException) -> str | None:
 
 
 class Ticker:
-    """A line every ``every`` seconds while a build runs (a Beam pipeline says nothing until it ends), so a
-    long build is visibly alive; the line goes to the log only, never to an output."""
+    """Progress while a build runs (a Beam pipeline says nothing until it ends): ``status()`` (what the
+    progress tallies say, or None) every ``every`` seconds as a log line; on a terminal (``live``), one line
+    rewritten in place every second instead. It goes to the log or the terminal only, never to an output."""
 
-    def __init__(self, log: Callable[[str], None], started: float, every: float = 30.0):
-        self.log, self.started, self.every = log, started, every
+    def __init__(self, log: Callable[[str], None], started: float, every: float = 30.0,
+                 status: Callable[[float], str | None] | None = None, live: IO[str] | None = None):
+        self.log, self.started, self.every, self.status, self.live = log, started, every, status, live
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    def _line(self) -> str:
+        seconds = time.monotonic() - self.started
+        said = self.status(seconds) if self.status is not None else None
+        return said or f"build: running for {seconds:.0f} s ..."
+
     def _run(self) -> None:
-        while not self._stop.wait(self.every):
-            self.log(f"build: running for {time.monotonic() - self.started:.0f} s ...")
+        if self.live is None:
+            while not self._stop.wait(self.every):
+                self.log(self._line())
+            return
+        while not self._stop.wait(1.0):
+            self.live.write("\r\x1b[K" + self._line()[:200])
+            self.live.flush()
 
     def __enter__(self) -> Ticker:
         self._thread.start()
@@ -79,6 +94,14 @@ class Ticker:
     def __exit__(self, *exc: Any) -> None:
         self._stop.set()
         self._thread.join()
+        if self.live is not None:
+            self.live.write("\r\x1b[K")
+            self.live.flush()
+
+
+def _status(stage: str, snippet_seconds: float, seconds: float) -> str | None:
+    progress, samples = read_progress(stage)
+    return progress.line(seconds, snippet_seconds, samples) if progress.listed else None
 
 
 def refuse_empty_splits(spec: DatasetSpec, card: dict[str, Any], out_dir: str, had_dataset: bool) -> None:
@@ -105,8 +128,9 @@ def add_build(p: beam.Pipeline, spec: DatasetSpec, out_dir: str, previous_dir: s
               previous: dict[str, Any] | None = None, cache_mb: int = CACHE_MB) -> None:
     """Ingest -> Plan -> Render -> Manifest, writing into ``out_dir``; ``previous`` shards (an incremental
     build's) are kept from ``previous_dir`` when their plan is unchanged."""
-    ingested = p | "Ingest" >> Ingest(spec)
-    planned = ingested.clips | "Plan" >> Plan(spec)
+    progress_dir = None if storage.is_remote(out_dir) else out_dir  # local builds tally their progress
+    ingested = p | "Ingest" >> Ingest(spec, progress_dir)
+    planned = ingested.clips | "Plan" >> Plan(spec, progress_dir)
     rendered = planned.rows | "Render" >> Render(spec.audio, out_dir, previous, spec.logmel, cache_mb,
                                                  previous_dir or out_dir, score_fonts(spec))
     rejects = (ingested.rejects, planned.rejects) | "AllRejects" >> beam.Flatten()
@@ -151,8 +175,10 @@ def _build_locked(spec: DatasetSpec, out_dir: str, cfg: RunnerConfig, overwrite:
     scores = any(s.kind == "score" for s in spec.sources)
     log(f"build: {len(spec.sources)} source(s) -> list, probe{' (rendering scores)' if scores else ''}, split, plan, "
         f"render shards, write the card; {cfg.runner} runner, {cfg.workers} worker(s) ...")
+    live = sys.stdout if log is print and sys.stdout.isatty() else None
+    status = None if storage.is_remote(stage) else functools.partial(_status, stage, spec.snippets.duration_ms / 1000)
     try:
-        with Ticker(log, started):
+        with Ticker(log, started, status=status, live=live):
             result = p.run()
             result.wait_until_finish()
     except Exception as e:
@@ -164,6 +190,8 @@ def _build_locked(spec: DatasetSpec, out_dir: str, cfg: RunnerConfig, overwrite:
         raise BuildError(f"cannot write the dataset in {out_dir}: {problem}; {kept}. Free space or fix "
                          "permissions, then run the build again") from None
     seconds = time.monotonic() - started
+    if status is not None:
+        clean_progress(stage)  # what a tally wrote after the manifest cleared the parts folder
     log(f"build: pipeline done in {seconds:.0f} s; moving the dataset into place ...")
     metrics = counters(result)
     for name, value in metrics.items():

@@ -17,6 +17,7 @@ from mixtape.dataset.shardformat import unsafe_key_problem
 from mixtape.hashing import sha256_hex
 from mixtape.labels import map_values
 from mixtape.licences import licence_family
+from mixtape.pipelines.progress import tally
 from mixtape.records import Clip, Reject
 from mixtape.sources.common import audio_files
 from mixtape.sources.registry import audio_roots, list_source
@@ -194,9 +195,11 @@ class Ingest(beam.PTransform):
     """The spec's sources -> probed, distinct clips and the rejects of every stage on the way, each clip
     decoded exactly once (the probe), so everything after it works on metadata."""
 
-    def __init__(self, spec: DatasetSpec):
+    def __init__(self, spec: DatasetSpec, progress_dir: str | None = None):
         super().__init__()
         self.spec = spec
+        #: where a local build's progress tallies go (None: none kept)
+        self.progress_dir = progress_dir
 
     def expand(self, pbegin: pvalue.PBegin) -> Ingested:
         spec = self.spec
@@ -207,14 +210,15 @@ class Ingest(beam.PTransform):
                     | "KeyById" >> beam.Map(lambda c: (c.clip_id, c))  # (clip id, Clip)
                     | "GroupById" >> beam.GroupByKey()  # (clip id, [Clip, ...]): duplicates of an id meet
                     | "Admit" >> beam.FlatMap(_admit, spec).with_outputs(REJECTS, main="clips"))  # Clip
-        probed = (admitted.clips
+        probed = (tally(admitted.clips, "CountListed", self.progress_dir, "listed")
                   | "Spread" >> beam.Reshuffle()
                   | "Probe" >> beam.ParDo(ProbeClip(spec.audio.max_source_channels, spec)).with_outputs(
                       REJECTS, main="clips"))  # Clip with length, rate, sha256, loudness per 100 ms
-        distinct = (probed.clips
+        distinct = (tally(probed.clips, "CountProbed", self.progress_dir, "probed")
                     | "KeyByContent" >> beam.Map(lambda c: (_content_key(c), c))  # (content key, Clip)
                     | "GroupByContent" >> beam.GroupByKey()  # (content key, [Clip, ...])
                     | "OnePerContent" >> beam.FlatMap(_one_per_content).with_outputs(REJECTS, main="clips"))
-        rejects = ((listed[REJECTS], admitted[REJECTS], probed[REJECTS], distinct[REJECTS])
+        probe_rejects = tally(probed[REJECTS], "CountProbeRejects", self.progress_dir, "probed")  # probed too
+        rejects = ((listed[REJECTS], admitted[REJECTS], probe_rejects, distinct[REJECTS])
                    | "IngestRejects" >> beam.Flatten())
         return Ingested(clips=distinct.clips, rejects=rejects)

@@ -14,6 +14,7 @@ from apache_beam import pvalue
 
 from mixtape.audio import window_rms_db
 from mixtape.augment.label_transforms import TIMED_FIELDS
+from mixtape.pipelines.progress import tally
 from mixtape.planning import (
     IR_POOL,
     MIX_POOL,
@@ -126,9 +127,11 @@ class Plan(beam.PTransform):
     """Probed clips -> every sample to render, with its split, window, drawn augmentation parameters,
     partner and shard: metadata only, so a plan of millions of samples stays cheap to move."""
 
-    def __init__(self, spec: DatasetSpec):
+    def __init__(self, spec: DatasetSpec, progress_dir: str | None = None):
         super().__init__()
         self.spec = spec
+        #: where a local build's progress tallies go (None: none kept)
+        self.progress_dir = progress_dir
 
     def expand(self, probed: pvalue.PCollection) -> Planned:
         spec = self.spec
@@ -160,7 +163,11 @@ class Plan(beam.PTransform):
                       | "HashesPerSplit" >> beam.GroupByKey()
                       | "Boundaries" >> beam.MapTuple(lambda split, hashes: (
                           split, shard_boundaries(hashes, spec.shards.max_samples, spec.shards.scheme))))
-        rows = planned.rows | "AssignShard" >> beam.Map(assign_shard, beam.pvalue.AsDict(boundaries))
+        rows = tally(planned.rows | "AssignShard" >> beam.Map(assign_shard, beam.pvalue.AsDict(boundaries)),
+                     "CountPlanned", self.progress_dir, "planned")
+        if self.progress_dir is not None:  # how many shards there will be, for "rendered N of M"
+            _ = tally(rows | "ShardNames" >> beam.Map(lambda r: r.shard) | "DistinctShards" >> beam.Distinct(),
+                      "CountShards", self.progress_dir, "shards")
         rejects = (checked[REJECTS], material[REJECTS]) | "PlanRejects" >> beam.Flatten()
         used = (planned[USED], material[USED]) | "AllUsed" >> beam.Flatten()
         return Planned(rows=rows, rejects=rejects, used=used)
