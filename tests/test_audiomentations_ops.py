@@ -19,26 +19,15 @@ from mixtape.dataset.verify import verify
 from mixtape.hashing import rng_for
 from mixtape.pipelines.build import RunnerConfig, build
 from mixtape.spec import SpecError, load_spec, parse_spec
+from tests.conftest import TINY_SPEC
 
-THREE_OPS = """\
-name: audiomentations-chain
-seed: 8
-sources:
-  - kind: freesound_dump
-    path: collection/freesound
-    acousticbrainz: ../acousticbrainz
-audio: {sample_rate: 8000, channels: 1, format: flac}
-snippets: {duration: 1.0, hop: 1.0}
-splits: {group_by: pack, fractions: {train: 0.6, valid: 0.2, test: 0.2}}
-augment:
-  variants: 2
-  chain:
-    - {op: pitch_shift, p: 0.5, semitones: [-2, 2]}
-    - {op: audiomentations.AddGaussianSNR, p: 0.8, min_snr_db: 10, max_snr_db: 30}
-    - {op: audiomentations.PeakingFilter, p: 0.8, min_center_freq: 200, max_center_freq: 3000}
-    - {op: audiomentations.TanhDistortion, p: 0.8}
-shards: {max_samples: 8}
-"""
+THREE_OPS = TINY_SPEC.replace("name: tiny\n", "name: audiomentations-chain\n").replace(
+    "    - {op: gain, p: 1.0, db: [-6, 0]}\n",
+    "    - {op: pitch_shift, p: 0.5, semitones: [-2, 2]}\n"
+    "    - {op: audiomentations.AddGaussianSNR, p: 0.8, min_snr_db: 10, max_snr_db: 30}\n"
+    "    - {op: audiomentations.PeakingFilter, p: 0.8, min_center_freq: 200, max_center_freq: 3000}\n"
+    "    - {op: audiomentations.TanhDistortion, p: 0.8}\n")
+assert "audiomentations.TanhDistortion" in THREE_OPS
 
 
 def _spec(chain: list[dict]) -> dict:
