@@ -99,6 +99,14 @@ def filesystems() -> Any:
     return FileSystems
 
 
+def _open_remote(uri: str) -> Any:
+    """An object's bytes as stored: Beam would otherwise decompress ``.gz`` / ``.bz2`` names on the fly, and
+    a reader that checks sha256s or opens ``.tar.gz`` dumps itself must see the stored bytes."""
+    from apache_beam.io.filesystems import CompressionTypes
+
+    return filesystems().open(uri, compression_type=CompressionTypes.UNCOMPRESSED)
+
+
 def open_url(url: str) -> IO[bytes]:
     """A binary stream for a local path, file://, http(s):// (urllib, in-process, never a shell), an object
     store Beam's FileSystems reach (gs://, s3://: the client stack builds write with), or any other scheme
@@ -110,7 +118,7 @@ def open_url(url: str) -> IO[bytes]:
         return urllib.request.urlopen(urllib.request.Request(url, headers={"User-Agent": "mixtape"}),
                                       timeout=HTTP_TIMEOUT)
     try:
-        return filesystems().open(url)
+        return _open_remote(url)
     except ValueError as beam_error:  # a scheme Beam has no filesystem for: fsspec's, if it has one
         try:
             import fsspec
@@ -135,9 +143,7 @@ def join(base: str, *parts: str) -> str:
 
 def read_bytes(uri: str) -> bytes:
     if is_remote(uri):
-        FileSystems = filesystems()
-
-        with FileSystems.open(uri) as f:
+        with _open_remote(uri) as f:
             return f.read()
     with open_local(_local(uri)) as f:
         return f.read()

@@ -86,3 +86,21 @@ def test_build_verify_report_and_train_against_an_s3_bucket(s3, tiny_root, tmp_p
     leaked = [k for k in objects if SECRET.encode() in client.get_object(Bucket="bucket", Key=k)["Body"].read()]
     leaked += [str(p) for p in tmp_path.rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()]
     assert not leaked
+
+
+def test_objects_are_read_as_stored_even_when_their_name_says_gz(s3, monkeypatch):
+    """Beam's filesystems decompress `.gz` names on the fly unless told not to; readers that check a sha256
+    or open a `.tar.gz` / `.jsonl.gz` themselves must get the stored bytes."""
+    import gzip
+
+    from mixtape import storage
+
+    env, client = s3
+    for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
+        monkeypatch.setenv(k, env[k])
+    stored = gzip.compress(b'{"id": "rec"}\n', mtime=0)
+    client.put_object(Bucket="bucket", Key="m/recordings.jsonl.gz", Body=stored)
+    storage.configure()
+    assert storage.read_bytes("s3://bucket/m/recordings.jsonl.gz") == stored
+    with storage.open_url("s3://bucket/m/recordings.jsonl.gz") as f:
+        assert f.read() == stored
