@@ -24,6 +24,7 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import posixpath
 from collections.abc import Iterator
 from typing import Any
 
@@ -82,8 +83,11 @@ def _audio_path(source: SourceSpec, recording: dict[str, Any]) -> tuple[str, Non
         return None, ("unsupported_source", f"audio source of type {brief(kind)}: only `file` sources are read "
                                             "(a `command` source is a shell command, which mixtape never runs)")
     base = source.opt("audio_dir")
-    full = where if os.path.isabs(where) else os.path.join(base, where)
-    rel = os.path.relpath(os.path.normpath(full), base)
+    if storage.is_remote(base):  # in a bucket, paths are relative to audio_dir and may not climb out of it
+        rel = posixpath.normpath(where) if not where.startswith("/") and "://" not in where else "../"
+    else:
+        full = where if os.path.isabs(where) else os.path.join(base, where)
+        rel = os.path.relpath(os.path.normpath(full), base)
     if rel.startswith("..") or os.path.isabs(rel):
         return None, ("outside_source", f"{show(where)} is outside audio_dir {show(base)}; set the source's "
                                         "`audio_dir` to the folder the manifest's paths lie under")
