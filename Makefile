@@ -49,6 +49,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/augment.py
 	$(BIN)/python bench/build.py
 	$(BIN)/python bench/loader.py --dataset $(DEMO)/dataset
+	$(BIN)/python bench/peers.py --dataset $(DEMO)/dataset
 	$(BIN)/python bench/synth.py
 
 wheel: $(STAMP)
