@@ -14,7 +14,7 @@ Why it is built the way it is:
   other processes), and a final stats-only batch reports whatever came after the last full batch.
 
 Security: members are read with ``mixtape.dataset.shardformat`` (only .flac/.wav/.json are ever loaded, nothing is
-unpickled, unsafe member names raise) and URLs are opened in-process (urllib / fsspec), never through a
+unpickled, unsafe member names raise) and URLs are opened in-process (urllib, Beam's filesystems), never through a
 shell, unlike webdataset's own ``pipe:curl`` opener.
 """
 
