@@ -57,7 +57,7 @@ class Tally(beam.DoFn):
         try:
             with open(tmp, "w") as f:
                 json.dump({"n": self._n}, f)
-            os.replace(tmp, os.path.join(self.folder, self._name))
+            os.replace(tmp, os.path.join(self.folder, self._name))  # ok: this tally's own file, in the build's scratch
         except OSError:  # progress is a courtesy: never fail a build over it
             pass
 

@@ -141,7 +141,7 @@ def _store(folder: Path, key: str, perf: Performance) -> None:
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 json.dump(to_json(perf), f, separators=(",", ":"))
-            os.replace(tmp, folder / f"{key}.json")
+            os.replace(tmp, folder / f"{key}.json")  # ok: our own temporary file onto our own cache entry
         except BaseException:
             os.unlink(tmp)  # ok: the temporary file this function just created
             raise
