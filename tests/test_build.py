@@ -357,3 +357,30 @@ def test_on_a_terminal_progress_is_one_line_rewritten_in_place():
     shown = screen.getvalue()
     assert shown.startswith("\r\x1b[K") and "probed 3/4 clips" in shown and shown.endswith("\r\x1b[K")
     assert "\n" not in shown  # never a new line: the terminal keeps one status line
+
+
+def test_samples_a_runner_drops_fail_the_build_instead_of_leaving_holes():
+    """The plan tells every used clip how many samples it made; the shards tell how many were written. Beam's
+    multi-process DirectRunner was seen dropping plan rows at ~800k (bench/plan_scale.py): the manifest then
+    refuses to write a card, and the build says what happened."""
+    from mixtape.pipelines.manifest import SamplesLost, check_nothing_lost
+
+    used = [{"clip_id": "a", "samples": 5}, {"clip_id": "b", "samples": 2}, {"clip_id": "ir", "samples": 0}]
+    check_nothing_lost([{"samples": 4}, {"samples": 3}], used)
+    with pytest.raises(SamplesLost, match="the plan made 7 samples, the runner delivered 6"):
+        check_nothing_lost([{"samples": 4}, {"samples": 2}], used)
+
+
+def test_a_build_whose_runner_lost_samples_says_so_and_writes_nothing(tiny_spec, tmp_path, monkeypatch):
+    from mixtape.pipelines import manifest
+
+    def lost(shards, used):
+        raise manifest.SamplesLost(f"{manifest.SAMPLES_LOST}: the plan made 9 samples, the runner delivered 8 to "
+                                   "the shards")
+
+    monkeypatch.setattr(manifest, "check_nothing_lost", lost)
+    with pytest.raises(BuildError, match=r"the runner lost samples \(the plan made 9 samples, the runner delivered "
+                                         r"8 to the shards\); nothing was written there"):
+        build(tiny_spec, str(tmp_path / "out"))
+    assert not (tmp_path / "out" / "dataset.json").exists()
+    assert not (tmp_path / "out" / ".mixtape-staging").exists()

@@ -31,7 +31,7 @@ from mixtape.dataset.names import BUILD_INFO, CARD_NAME
 from mixtape.pipelines.errors import BuildError
 from mixtape.pipelines.incremental import load_previous
 from mixtape.pipelines.ingest import Ingest
-from mixtape.pipelines.manifest import Manifest
+from mixtape.pipelines.manifest import SAMPLES_LOST, Manifest
 from mixtape.pipelines.plan import Plan
 from mixtape.pipelines.preflight import check_sources, check_writable, source_folders
 from mixtape.pipelines.progress import clean_progress, read_progress
@@ -184,6 +184,10 @@ def _build_locked(spec: DatasetSpec, out_dir: str, cfg: RunnerConfig, overwrite:
     except Exception as e:
         clean_staging(out_dir)
         kept = "the previous dataset there is unchanged" if existing.has_dataset else "nothing was written there"
+        if SAMPLES_LOST in str(e):
+            lost = str(e).split(SAMPLES_LOST, 1)[1].split("\n", 1)[0].split(" [while running", 1)[0].strip(": ")
+            raise BuildError(f"the runner lost samples ({lost}); {kept}. Run the build again, or with "
+                             "--workers 1 (in process)") from None
         problem = write_failure(e)
         if problem is None:
             raise
