@@ -30,15 +30,17 @@ sys.path.insert(0, str(ROOT))
 
 
 def _one(n: int, workers: int, seconds: float) -> dict:
+    import importlib
+
     import apache_beam as beam
 
-    sys.path.insert(0, str(ROOT / "bench"))
-    from build import bench_spec
     from mixtape.pipelines.plan import Plan
     from mixtape.pipelines.runners import RunnerConfig, make_pipeline
     from mixtape.records import Clip
     from mixtape.spec import parse_spec
 
+    sys.path.insert(0, str(ROOT / "bench"))  # bench/build.py's spec, imported by name: it is a script, not a package
+    bench_spec = importlib.import_module("build").bench_spec
     spec = parse_spec({**bench_spec(4), "sources": [{"kind": "folder", "path": "."}]}, ROOT)
     blocks = round(seconds * 10)
 
