@@ -154,9 +154,15 @@ def warp_params(chain: list[dict[str, Any]]) -> tuple[float, float]:
     return rate, semitones
 
 
+def _order(chain: list[dict[str, Any]]) -> list[int]:
+    """Positions in the chain in the order ops apply: the warp ops first, then the rest as listed."""
+    warp = [get_op(s["op"]).warp for s in chain]
+    return [i for i, w in enumerate(warp) if w] + [i for i, w in enumerate(warp) if not w]
+
+
 def ordered(chain: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The order ops apply in: the warp ops first, then the rest as the chain lists them."""
-    return [s for s in chain if get_op(s["op"]).warp] + [s for s in chain if not get_op(s["op"]).warp]
+    return [chain[i] for i in _order(chain)]
 
 
 def apply_chain(audio: np.ndarray, sr: int, chain: list[dict[str, Any]], n_out: int | None = None,
@@ -169,15 +175,15 @@ def apply_chain(audio: np.ndarray, sr: int, chain: list[dict[str, Any]], n_out: 
     n_out = audio.shape[1] if n_out is None else n_out
     rate, semitones = warp_params(chain)
     out = dsp.fit_length(dsp.warp(audio, sr, rate, semitones), n_out)
-    happened = {id(step): step for step in chain}
-    for step in ordered(chain):
-        op = get_op(step["op"])
+    happened = list(chain)
+    for i in _order(chain):
+        op = get_op(chain[i]["op"])
         if op.realise is not None:
-            out, happened[id(step)] = op.realise(out, sr, dict(step))
+            out, happened[i] = op.realise(out, sr, dict(chain[i]))
         elif not op.warp:
-            out = op.audio(out, sr, step, ctx)
+            out = op.audio(out, sr, chain[i], ctx)
     if realised is not None:
-        realised.extend(happened[id(step)] for step in chain)
+        realised.extend(happened)
     return np.ascontiguousarray(out, dtype=np.float32)
 
 

@@ -23,36 +23,39 @@ def draw_chain(chain: tuple[OpSpec, ...], rng: np.random.Generator) -> list[dict
     """
     drawn: list[dict[str, Any]] = []
     for spec in chain:
-        if is_audiomentations(spec.op):
-            applies = bool(rng.random() < spec.p)
-            step = audiomentations_ops.draw(spec.op, _init(spec), rng)
-            if applies:
-                drawn.append(step)
-            continue
-        op = OPS[spec.op]
         applies = bool(rng.random() < spec.p)
-        params: dict[str, Any] = {"op": spec.op}
-        settings = dict(spec.params)
-        for name, value in spec.params:
-            schema = op.params[name]
-            if isinstance(schema, Range):
-                lo, hi = value
-                integer = schema.integer and not (name == "semitones" and settings.get("steps") == "continuous")
-                if integer:
-                    params[name] = int(rng.integers(int(np.ceil(lo)), int(np.floor(hi)) + 1))
-                else:
-                    params[name] = round(float(rng.uniform(lo, hi)), schema.decimals)
-            elif isinstance(schema, Choice):
-                params[name] = value[int(rng.integers(0, len(value)))]
-            elif isinstance(schema, Setting):
-                params[name] = value
-        if op.seeded:
-            params["seed"] = int(rng.integers(0, 2**32))
-        if op.needs:  # which piece of material: resolved against the pool when the plan is made
-            params["pick"] = round(float(rng.random()), 6)
+        if is_audiomentations(spec.op):
+            step = audiomentations_ops.draw(spec.op, _init(spec), rng)
+        else:
+            step = _draw_params(spec, rng)
         if applies:
-            drawn.append(params)
+            drawn.append(step)
     return drawn
+
+
+def _draw_params(spec: OpSpec, rng: np.random.Generator) -> dict[str, Any]:
+    """One of mixtape's own ops with its parameters drawn from the spec's ranges and choices."""
+    op = OPS[spec.op]
+    params: dict[str, Any] = {"op": spec.op}
+    settings = dict(spec.params)
+    for name, value in spec.params:
+        schema = op.params[name]
+        if isinstance(schema, Range):
+            lo, hi = value
+            integer = schema.integer and not (name == "semitones" and settings.get("steps") == "continuous")
+            if integer:
+                params[name] = int(rng.integers(int(np.ceil(lo)), int(np.floor(hi)) + 1))
+            else:
+                params[name] = round(float(rng.uniform(lo, hi)), schema.decimals)
+        elif isinstance(schema, Choice):
+            params[name] = value[int(rng.integers(0, len(value)))]
+        elif isinstance(schema, Setting):
+            params[name] = value
+    if op.seeded:
+        params["seed"] = int(rng.integers(0, 2**32))
+    if op.needs:  # which piece of material: resolved against the pool when the plan is made
+        params["pick"] = round(float(rng.random()), 6)
+    return params
 
 
 def _init(spec: OpSpec) -> dict[str, Any]:

@@ -22,7 +22,8 @@ def _cmd_build(args: argparse.Namespace, beam_args: list[str]) -> int:
     cache_mb = RunnerConfig.cache_mb if args.cache_mb is None else args.cache_mb  # the dataclass default
     card = build(spec, args.out, RunnerConfig(runner=args.runner, workers=args.workers, beam_args=tuple(beam_args),
                                               cache_mb=cache_mb),
-                 overwrite=args.overwrite, incremental=args.incremental, log=print)
+                 overwrite=args.overwrite, incremental=args.incremental, log=print,
+                 live=sys.stdout if sys.stdout.isatty() else None)  # on a terminal: one progress line
     if "dry_run" in card:
         job = card["dry_run"]
         print(json.dumps(job, indent=1, sort_keys=True))

@@ -6,7 +6,6 @@ import functools
 import json
 import os
 import re
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -139,14 +138,15 @@ def add_build(p: beam.Pipeline, spec: DatasetSpec, out_dir: str, previous_dir: s
 
 
 def build(spec: DatasetSpec, out_dir: str, cfg: RunnerConfig = DEFAULT_RUNNER, overwrite: bool = False,
-          incremental: bool = False, log: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
+          incremental: bool = False, log: Callable[[str], None] = lambda _m: None,
+          live: IO[str] | None = None) -> dict[str, Any]:
     """Run a build to completion and return its card; runner, timing and host go to ``build.json``.
 
     The build is written into the output folder's staging area and moved into place only when complete
     (``mixtape.dataset.folder``): a failed or killed build leaves the previous dataset there as it was.
     ``incremental``: keep every shard of the previous dataset whose plan and inputs are unchanged, render the
     rest, and delete shards the new plan no longer has; the result is the same, byte for byte, as a full
-    build of the spec."""
+    build of the spec. ``live``: a terminal to keep one progress line on (else progress goes to ``log``)."""
     storage.configure(cfg.beam_args)  # the driver's own reads and writes reach stores as the workers will
     check_sources(spec)
     out_dir = os.path.abspath(out_dir) if not storage.is_remote(out_dir) else out_dir.rstrip("/")
@@ -158,13 +158,13 @@ def build(spec: DatasetSpec, out_dir: str, cfg: RunnerConfig = DEFAULT_RUNNER, o
         check_not_inside_sources(out_dir, source_folders(spec))
         check_writable(out_dir)
         with BuildLock(out_dir):
-            return _build_locked(spec, out_dir, cfg, overwrite, incremental, log)
+            return _build_locked(spec, out_dir, cfg, overwrite, incremental, log, live)
     except OutputError as e:
         raise BuildError(str(e)) from None
 
 
 def _build_locked(spec: DatasetSpec, out_dir: str, cfg: RunnerConfig, overwrite: bool, incremental: bool,
-                  log: Callable[[str], None]) -> dict[str, Any]:
+                  log: Callable[[str], None], live: IO[str] | None = None) -> dict[str, Any]:
     existing = inspect_output(out_dir)
     check_output(out_dir, existing, overwrite, incremental)
     stage = prepare_staging(out_dir)
@@ -175,7 +175,6 @@ def _build_locked(spec: DatasetSpec, out_dir: str, cfg: RunnerConfig, overwrite:
     scores = any(s.kind == "score" for s in spec.sources)
     log(f"build: {len(spec.sources)} source(s) -> list, probe{' (rendering scores)' if scores else ''}, split, plan, "
         f"render shards, write the card; {cfg.runner} runner, {cfg.workers} worker(s) ...")
-    live = sys.stdout if log is print and sys.stdout.isatty() else None
     status = None if storage.is_remote(stage) else functools.partial(_status, stage, spec.snippets.duration_ms / 1000)
     try:
         with Ticker(log, started, status=status, live=live):

@@ -72,16 +72,24 @@ def _records(source: SourceSpec, option: str) -> Iterator[dict[str, Any] | Rejec
             yield reject(source, f"{name}:{n}", name, "bad_metadata", f"line {n} is not a record with an `id`: {why}")
 
 
-def _audio_path(source: SourceSpec, recording: dict[str, Any]) -> tuple[str, None] | tuple[None, tuple[str, str]]:
-    """The recording's file relative to ``audio_dir``, or (reason, detail) of why it cannot be read."""
+class _Unreadable(Exception):
+    """Why a recording's audio must not be read: a reject's reason and detail."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(detail)
+        self.reason, self.detail = reason, detail
+
+
+def _audio_path(source: SourceSpec, recording: dict[str, Any]) -> str:
+    """The recording's file relative to ``audio_dir``, or :class:`_Unreadable`."""
     sources = recording.get("sources")
     if not isinstance(sources, list) or len(sources) != 1 or not isinstance(sources[0], dict):
-        return None, ("unsupported_source", "mixtape reads recordings with exactly one audio source (one file); "
-                                            f"this one has {brief(sources)}")
+        raise _Unreadable("unsupported_source", "mixtape reads recordings with exactly one audio source (one "
+                                                f"file); this one has {brief(sources)}")
     kind, where = sources[0].get("type"), sources[0].get("source")
     if kind != "file" or not isinstance(where, str) or not where:
-        return None, ("unsupported_source", f"audio source of type {brief(kind)}: only `file` sources are read "
-                                            "(a `command` source is a shell command, which mixtape never runs)")
+        raise _Unreadable("unsupported_source", f"audio source of type {brief(kind)}: only `file` sources are read "
+                                                "(a `command` source is a shell command, which mixtape never runs)")
     base = source.opt("audio_dir")
     if storage.is_remote(base):  # in a bucket, paths are relative to audio_dir and may not climb out of it
         rel = posixpath.normpath(where) if not where.startswith("/") and "://" not in where else "../"
@@ -89,11 +97,11 @@ def _audio_path(source: SourceSpec, recording: dict[str, Any]) -> tuple[str, Non
         full = where if os.path.isabs(where) else os.path.join(base, where)
         rel = os.path.relpath(os.path.normpath(full), base)
     if rel.startswith("..") or os.path.isabs(rel):
-        return None, ("outside_source", f"{show(where)} is outside audio_dir {show(base)}; set the source's "
-                                        "`audio_dir` to the folder the manifest's paths lie under")
+        raise _Unreadable("outside_source", f"{show(where)} is outside audio_dir {show(base)}; set the source's "
+                                            "`audio_dir` to the folder the manifest's paths lie under")
     if not storage.exists(storage.join(base, rel)):
-        return None, ("missing_audio", f"{show(where)} (named by the manifest) does not exist")
-    return rel.replace(os.sep, "/"), None
+        raise _Unreadable("missing_audio", f"{show(where)} (named by the manifest) does not exist")
+    return rel.replace(os.sep, "/")
 
 
 def _labels(supervisions: list[dict[str, Any]], custom: Any) -> dict[str, Any]:
@@ -126,9 +134,10 @@ def _number(value: Any) -> float | None:
 
 def _clip(source: SourceSpec, local_id: str, recording: dict[str, Any], supervisions: list[dict[str, Any]],
           window: tuple[float, float] | None) -> Clip | Reject:
-    rel, problem = _audio_path(source, recording)
-    if rel is None:
-        return reject(source, local_id, str(recording.get("id")), *problem)  # type: ignore[misc]
+    try:
+        rel = _audio_path(source, recording)
+    except _Unreadable as e:
+        return reject(source, local_id, str(recording.get("id")), e.reason, e.detail)
     fields: dict[str, Any] = {"title": local_id, "source_id": str(recording["id"])}
     if window is not None:
         fields.update(window_start=window[0], window_end=window[1], window_unit="seconds")
