@@ -179,6 +179,51 @@ def _skip_reason(info: tarfile.TarInfo, max_bytes: int) -> str | None:
     return None
 
 
+#: Magic numbers of the compressions a shard must never arrive in (gzip, bzip2, xz, zstd, lz4).
+_COMPRESSED_MAGIC: Final = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd", b"\x04\x22\x4d\x18")
+_USTAR_MAGIC_AT: Final = 257
+
+
+class _Prefixed(io.RawIOBase):
+    """A read-only stream that gives back bytes already peeked before the rest of the underlying stream."""
+
+    def __init__(self, head: bytes, rest: IO[bytes]):
+        self._head, self._rest = head, rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._head:
+            n = min(len(buffer), len(self._head))
+            buffer[:n], self._head = self._head[:n], self._head[n:]
+            return n
+        data = self._rest.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+
+def _checked_tar_stream(stream: IO[bytes]) -> IO[bytes]:
+    """Refuse a compressed or non-POSIX stream from its first bytes, before tarfile parses anything.
+
+    tarfile's own check is its header checksum, and compressed bytes pass it by chance (about one gzip header
+    in a few hundred, depending on the timestamp it carries); a shard is uncompressed ustar / pax, so its first
+    header must say ``ustar`` where POSIX puts it. An empty stream is left to tarfile, which calls it empty.
+    """
+    head = b""
+    while len(head) < tarfile.BLOCKSIZE:
+        chunk = stream.read(tarfile.BLOCKSIZE - len(head))
+        if not chunk:
+            break
+        head += chunk
+    if head.startswith(_COMPRESSED_MAGIC):
+        raise tarfile.ReadError("the shard is compressed; mixtape reads only uncompressed tar shards, "
+                                "so a few kilobytes can never expand to gigabytes")
+    if head and head[_USTAR_MAGIC_AT:_USTAR_MAGIC_AT + 5] != b"ustar":
+        raise tarfile.ReadError("not a POSIX (ustar / pax) tar: its first header has no 'ustar' magic")
+    return io.BufferedReader(_Prefixed(head, stream))  # type: ignore[return-value]
+
+
 def iter_members(stream: IO[bytes], on_skip: Any = None, max_member_bytes: int = MAX_MEMBER_BYTES
                  ) -> Iterator[tuple[str, str, bytes]]:
     """Yield (key, suffix, bytes) for the safe members of a tar stream, in order, without extracting.
@@ -188,7 +233,7 @@ def iter_members(stream: IO[bytes], on_skip: Any = None, max_member_bytes: int =
     larger than ``max_member_bytes`` or has a suffix mixtape does not load is skipped unread; ``on_skip``
     hears ``(escaped name, reason)`` for each, and the members after it are still read.
     """
-    with tarfile.open(fileobj=stream, mode="r|") as tar:
+    with tarfile.open(fileobj=_checked_tar_stream(stream), mode="r|") as tar:
         for info in tar:
             reason = _skip_reason(info, max_member_bytes)
             if reason is not None:
