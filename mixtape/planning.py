@@ -271,6 +271,37 @@ def shard_boundaries(hashes: Iterable[str], max_samples: int, scheme: str = "sta
     return [f"{k * _SPACE // n:032x}" for k in range(n)]
 
 
+#: The finest hash ranges the keyed plan counts samples in (2^20 per split): the stable scheme's ranges
+#: are found from these counts, so no worker ever holds a split's hashes, and a split can have up to
+#: 2^20 shards (about 130 M samples at 256 per shard) before it needs a finer count.
+COUNT_BITS = 20
+
+
+def hash_bin(hash_hex: str, bits: int = COUNT_BITS) -> int:
+    """Which of the 2^bits equal hash ranges a sample's hash falls in (its top ``bits`` bits)."""
+    return int(hash_hex, 16) >> (128 - bits)
+
+
+def stable_boundaries_from_counts(counts: Mapping[int, int], max_samples: int, bits: int = COUNT_BITS) -> list[str]:
+    """The ``stable`` scheme's boundaries from samples counted per 2^bits hash range: the same as
+    :func:`shard_boundaries` of the hashes themselves, found without gathering them (a split's counts are at
+    most 2^bits small integers, however many samples it holds)."""
+    total = sum(counts.values())
+    if total == 0:
+        return []
+    level = (-(-total // max_samples) - 1).bit_length()  # the first level whose mean range fits
+    while True:
+        fullest: Counter[int] = Counter()
+        for b, c in counts.items():
+            fullest[b >> (bits - level)] += c
+        if max(fullest.values()) <= max_samples:
+            return [f"{k * _SPACE // (1 << level):032x}" for k in range(1 << level)]
+        level += 1
+        if level > bits:
+            raise ValueError(f"a split of {total:,} samples needs more than 2^{bits} shards of at most "
+                             f"{max_samples}: raise shards.max_samples")
+
+
 def _fullest_range(values: list[int], n: int) -> int:
     return max(Counter(v * n >> 128 for v in values).values())
 

@@ -1,8 +1,8 @@
-"""Rendering a shard from its plan rows: read source windows, augment, encode, stream the tar.
+"""Rendering samples from their plan rows (read source windows, augment, encode) and writing shards.
 
-Pure of Beam, so ``verify`` and ``reproduce`` re-render a shard exactly as a build's worker does; the Beam
-transform in ``mixtape.pipelines.render`` only deals shards out, retries and counts. Decode, augment and
-encode stay fused per sample, so nothing heavy is pickled between stages.
+Pure of Beam, so ``verify`` and ``reproduce`` re-render a shard exactly as a build does; the Beam transforms
+in ``mixtape.pipelines.render`` group rows by source to render them and by shard to write them, retry and
+count. Decode, augment and encode stay fused per sample; a shard's bytes depend only on its samples.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import io
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
-from dataclasses import asdict, replace
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -31,8 +31,8 @@ from mixtape.records import ClipWindow, PlanRow
 from mixtape.spec import AudioSpec
 
 #: Memory a render worker keeps for source audio (converted blocks, verified encoded bytes), across the
-#: shards it renders: a clip's windows and variants are spread over every shard of its split (shards are
-#: hash ranges), so a cache per shard decoded a clip about once per sample.
+#: sources it renders: consecutive windows of a source share blocks, and mix partners and impulse
+#: responses come from other sources.
 CACHE_MB = 512
 
 
@@ -299,25 +299,65 @@ def file_sha256(uri: str) -> str | None:
     return sha256_hex(storage.read_bytes(uri))
 
 
-def render_shard(name: str, ordered: list[PlanRow], audio: AudioSpec, out_dir: str,
-                 logmel_spec: LogMelSpec | None = None, cache: SourceCache | None = None
-                 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Write one shard (atomically) from its rows in order; its card entry and its index rows. The bytes
-    never depend on ``cache`` (a worker's, shared by the shards it renders), only how often sources decode."""
-    cache = cache if cache is not None else SourceCache(audio)
-    index = []
+@dataclass(frozen=True)
+class RenderedSample:
+    """One sample's shard members, encoded, with its plan row as planned and as rendered: what a render task
+    hands to its shard's writer (through the runner's shuffle when samples are rendered clip by clip)."""
+
+    planned: PlanRow
+    audio: bytes
+    doc: bytes
+    features: bytes | None
+    #: the row with what its render-time ops drew recorded in its chain; None when nothing was drawn
+    drawn: PlanRow | None = None
+
+    @property
+    def rendered(self) -> PlanRow:
+        return self.drawn if self.drawn is not None else self.planned
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.audio) + len(self.doc) + len(self.features or b"")
+
+
+def render_members(row: PlanRow, cache: SourceCache, logmel_spec: LogMelSpec | None = None) -> RenderedSample:
+    """A plan row rendered to the bytes its shard members hold."""
+    data, meta, features, rendered = render_sample(row, cache, logmel_spec)
+    return RenderedSample(row, data, sample_json_bytes(rendered.sample_json(meta)), features,
+                          None if rendered is row else rendered)
+
+
+def source_key(row: PlanRow) -> str:
+    """The source a row's window is cut from, as its cached blocks are keyed: rows rendered together under
+    this key decode their source once between them, whatever shards they go to."""
+    w = row.source_window()
+    return f"{w.sha256}/{w.offset_frames}/{w.length_frames}"
+
+
+def source_order(row: PlanRow) -> tuple[int, str]:
+    """The order a source's rows are rendered in: by where their windows start, so consecutive windows share
+    blocks and a block is converted once even when the cache holds only a few."""
+    return row.source_window().start_ms, row.hash
+
+
+def write_shard(name: str, samples: Iterable[RenderedSample], audio: AudioSpec, out_dir: str,
+                logmel_spec: LogMelSpec | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Write one shard (atomically) from its rendered samples in hash order; its card entry and its index
+    rows. The bytes depend only on the samples and their order, never on where or when each was rendered."""
+    index: list[dict[str, Any]] = []
+    planned: list[PlanRow] = []
     with storage.atomic_write(storage.join(out_dir, name)) as f:
         sink = HashingWriter(f)
         writer = ShardWriter(sink)
         try:
-            for order, row in enumerate(ordered):
-                data, meta, features, rendered = render_sample(row, cache, logmel_spec)
-                doc = sample_json_bytes(rendered.sample_json(meta))
-                writer.add(f"{row.key}.{audio.format}", data)
-                writer.add(f"{row.key}.json", doc)
-                if features is not None:
-                    writer.add(f"{row.key}.{MEMBER_SUFFIX}", features)
-                index.append(index_row(rendered, order, data, doc, features))
+            for order, sample in enumerate(samples):
+                key = sample.planned.key
+                writer.add(f"{key}.{audio.format}", sample.audio)
+                writer.add(f"{key}.json", sample.doc)
+                if sample.features is not None:
+                    writer.add(f"{key}.{MEMBER_SUFFIX}", sample.features)
+                index.append(index_row(sample.rendered, order, sample.audio, sample.doc, sample.features))
+                planned.append(sample.planned)
                 if order == 0:
                     inject("render", name)
         except BaseException:
@@ -326,11 +366,22 @@ def render_shard(name: str, ordered: list[PlanRow], audio: AudioSpec, out_dir: s
         writer.close()
     info = {
         "name": name,
-        "split": ordered[0].split,
-        "samples": len(ordered),
+        "split": planned[0].split,
+        "samples": len(planned),
         "bytes": sink.bytes_written,
         "sha256": sink.sha256,
-        "hash_range": [ordered[0].hash, ordered[-1].hash],
-        "plan_hash": plan_hash(ordered, audio, logmel_spec),
+        "hash_range": [planned[0].hash, planned[-1].hash],
+        "plan_hash": plan_hash(planned, audio, logmel_spec),
     }
     return info, index
+
+
+def render_shard(name: str, ordered: list[PlanRow], audio: AudioSpec, out_dir: str,
+                 logmel_spec: LogMelSpec | None = None, cache: SourceCache | None = None
+                 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Render and write one shard from its rows in order, one sample at a time (what ``verify`` and
+    ``reproduce`` do); the same bytes a build writes. The bytes never depend on ``cache``, only how often
+    sources decode."""
+    cache = cache if cache is not None else SourceCache(audio)
+    return write_shard(name, (render_members(row, cache, logmel_spec) for row in ordered), audio, out_dir,
+                       logmel_spec)

@@ -4,6 +4,7 @@ import io
 import json
 import shutil
 import tarfile
+from dataclasses import replace
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -330,12 +331,15 @@ def test_a_local_builds_progress_tallies_add_up_to_the_cards_totals(tiny_spec, t
     listing_rejects = sum(1 for r in pq.read_table(tmp_path / "out" / "rejects.parquet").to_pylist()
                           if r["stage"] in ("source", "admit"))
     assert progress.listed == acc["clips_in"] - listing_rejects and progress.probed == progress.listed
-    assert (progress.planned, progress.shards, progress.rendered_shards, rendered_samples) == (
-        samples, shards, shards, samples)
+    assert (progress.planned, progress.shards, progress.rendered_shards, progress.rendered, rendered_samples) == (
+        samples, shards, shards, samples, samples)
     line = progress.line(12.0, 1.0, rendered_samples)
     assert f"rendered {shards}/{shards} shards ({samples}/{samples} samples" in line and "ETA" not in line
     half = samples // 2  # half-way after 12 s: the ETA is the time the other half takes at that rate
-    assert f"ETA 0m{round(12 * (samples - half) / half):02d}s" in progress.line(12.0, 1.0, half)
+    # samples are rendered source by source and reach their shards only at the end: the tally says how far
+    midway = replace(progress, rendered=half, rendered_shards=0)
+    assert f"ETA 0m{round(12 * (samples - half) / half):02d}s" in midway.line(12.0, 1.0, 0)
+    assert f"rendered 0/{shards} shards ({half}/{samples} samples" in midway.line(12.0, 1.0, 0)
     assert not [p for p in (tmp_path / "out").rglob("*") if "progress" in p.name or ".mixtape-staging" in str(p)]
 
 

@@ -128,6 +128,24 @@ def test_stable_shards_are_power_of_two_ranges_within_the_cap(n, cap):
     assert bounds == shard_boundaries(reversed(hashes), cap)
 
 
+@pytest.mark.parametrize("n, cap", [(1, 8), (9, 8), (100, 7), (1000, 64), (20_000, 16), (300, 1)])
+def test_stable_ranges_from_counts_per_bin_are_the_ranges_from_the_hashes(n, cap):
+    """What the keyed plan computes (samples counted per 2^20 hash range, no hashes gathered) is exactly
+    what the hashes themselves give."""
+    from mixtape.planning import hash_bin, stable_boundaries_from_counts
+
+    hashes = fake_hashes(n)
+    assert stable_boundaries_from_counts(Counter(hash_bin(h) for h in hashes), cap) == shard_boundaries(hashes, cap)
+    assert stable_boundaries_from_counts({}, cap) == []
+
+
+def test_a_split_too_big_for_the_counted_ranges_is_an_error_naming_the_fix():
+    from mixtape.planning import stable_boundaries_from_counts
+
+    with pytest.raises(ValueError, match="shards.max_samples"):
+        stable_boundaries_from_counts({0: 3}, 2, bits=4)  # 3 samples in one range of 1/16: no 2^4 cut fits
+
+
 def test_adding_a_few_samples_moves_only_their_stable_ranges():
     before = fake_hashes(1000)
     after = before + fake_hashes(5, salt=10_000)

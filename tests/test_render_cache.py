@@ -14,7 +14,7 @@ import soundfile as sf
 from mixtape.audio import convert, decode
 from mixtape.hashing import sha256_hex
 from mixtape.pipelines.manifest import PARTS_DIR
-from mixtape.pipelines.render import RenderShard
+from mixtape.pipelines.render import RenderSource
 from mixtape.records import ClipWindow, PlanRow
 from mixtape.rendering import BLOCK_MS, SourceCache, cut
 from mixtape.spec import AudioSpec
@@ -90,7 +90,14 @@ def test_a_changed_input_is_refused(tmp_path):
         SourceCache(AUDIO).window(ClipWindow("x", uri, "0" * 64, 0, 1000))
 
 
-def test_a_render_worker_converts_each_block_once_across_its_shards_and_writes_the_same_bytes(tiny_build, tmp_path):
+def test_rendering_source_by_source_converts_each_block_once_with_a_tiny_cache_and_writes_the_same_bytes(
+        tiny_build, tmp_path):
+    """The render phase's three steps run by hand as a runner would: rows grouped by shard (plan parts, kept
+    shards), by source (rendered in window order), by shard again (written in hash order). With room for
+    only three blocks, each block a window touches is still converted once, and the shards are the build's."""
+    from mixtape.pipelines.render import TO_RENDER, PlanShard, RenderSource, WriteShard
+    from mixtape.rendering import source_key
+
     out, card = tiny_build
     roots = json.loads((out / "build.json").read_text())["source_roots"]
     by_shard: dict[str, list[PlanRow]] = defaultdict(list)
@@ -105,16 +112,27 @@ def test_a_render_worker_converts_each_block_once_across_its_shards_and_writes_t
             start, n = w.start_ms * audio.sample_rate // 1000, w.duration_ms * audio.sample_rate // 1000
             touched |= {(row.clip_id, k) for k in range(start // per_block, (start + n - 1) // per_block + 1)}
     assert not any(row.material for rows in by_shard.values() for row in rows)  # the tiny spec mixes nothing
+    assert len(touched) > 10 and len(by_shard) > 1
 
     (tmp_path / PARTS_DIR).mkdir()
-    worker = RenderShard(audio, str(tmp_path))
+    to_render: dict[str, list[PlanRow]] = defaultdict(list)
+    for name in sorted(by_shard, reverse=True):  # any order: grouping decides, not arrival
+        for out_row in PlanShard(audio, str(tmp_path)).process((name, by_shard[name][::-1]), {}):
+            assert out_row.tag == TO_RENDER  # nothing to keep: no previous build
+            to_render[source_key(out_row.value)].append(out_row.value)
+    worker = RenderSource(audio)
     worker.setup()  # as a Beam worker does, once for every bundle it processes
-    infos = {}
-    for name in sorted(by_shard):
-        for info in worker.process((name, by_shard[name]), {}):
-            infos[name] = info
+    worker.cache = SourceCache(audio, 3 * per_block * 4 * audio.channels)  # three float32 blocks
+    samples = defaultdict(list)
+    for key in sorted(to_render, reverse=True):
+        for shard, sample in worker.process((key, to_render[key])):
+            samples[shard].append(sample)
     assert worker.cache.stats["blocks"] == len(touched)
     assert worker.cache.stats["reads"] == len({c for c, _ in touched})
+    infos = {}
+    for name, got in samples.items():
+        (info,) = WriteShard(audio, str(tmp_path)).process((name, got[::-1]))
+        infos[name] = info
     expected = {s["name"]: s["sha256"] for split in card["splits"].values() for s in split["shards"]}
     assert {n: i["sha256"] for n, i in infos.items()} == expected
     for name in expected:
@@ -125,7 +143,7 @@ def test_render_tasks_in_one_process_share_one_cache_and_threads_agree(tmp_path)
     import pickle
     from concurrent.futures import ThreadPoolExecutor
 
-    task = RenderShard(AUDIO, str(tmp_path))
+    task = RenderSource(AUDIO)
     copies = [pickle.loads(pickle.dumps(task)) for _ in range(3)]  # as a runner deserialises one per thread
     for c in copies:
         c.setup()

@@ -38,7 +38,7 @@ SHARD_NAME = re.compile(r"^([a-z][a-z0-9_]{0,31})-([0-9]{6,12})\.tar$")
 #: ``<shard>.index.parquet`` / ``<shard>.plan.parquet`` in the parts folder
 PART_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}-[0-9]{6,12}\.tar\.(index|plan)\.parquet$")
 #: a running build's progress tallies in the parts folder (``.``-prefixed while being replaced)
-PROGRESS_NAME = re.compile(r"^progress-(listed|probed|planned|shards)-[0-9a-f]{32}\.json$")
+PROGRESS_NAME = re.compile(r"^progress-(listed|probed|planned|shards|rendered)-[0-9a-f]{32}\.json$")
 #: ``storage.atomic_write``'s temporary names: ``.tmp-<32 hex>-<final name>``
 TEMP_NAME = re.compile(r"^\.tmp-[0-9a-f]{32}-(.+)$")
 

@@ -221,7 +221,7 @@ def _checked_tar_stream(stream: IO[bytes]) -> IO[bytes]:
                                 "so a few kilobytes can never expand to gigabytes")
     if head and head[_USTAR_MAGIC_AT:_USTAR_MAGIC_AT + 5] != b"ustar":
         raise tarfile.ReadError("not a POSIX (ustar / pax) tar: its first header has no 'ustar' magic")
-    return io.BufferedReader(_Prefixed(head, stream))  # type: ignore[return-value]
+    return io.BufferedReader(_Prefixed(head, stream))
 
 
 def iter_members(stream: IO[bytes], on_skip: Any = None, max_member_bytes: int = MAX_MEMBER_BYTES

@@ -131,7 +131,7 @@ def add_build(p: beam.Pipeline, spec: DatasetSpec, out_dir: str, previous_dir: s
     ingested = p | "Ingest" >> Ingest(spec, progress_dir)
     planned = ingested.clips | "Plan" >> Plan(spec, progress_dir)
     rendered = planned.rows | "Render" >> Render(spec.audio, out_dir, previous, spec.logmel, cache_mb,
-                                                 previous_dir or out_dir, score_fonts(spec))
+                                                 previous_dir or out_dir, score_fonts(spec), progress_dir)
     rejects = (ingested.rejects, planned.rejects) | "AllRejects" >> beam.Flatten()
     _ = rejects | "CountRejects" >> beam.Map(_count_reject)
     _ = (rendered, planned.used, rejects) | "Manifest" >> Manifest(spec, out_dir)

@@ -20,9 +20,11 @@ from mixtape.planning import (
     MIX_POOL,
     assign_shard,
     assign_splits,
+    hash_bin,
     plan_clip,
     pool_refs,
     shard_boundaries,
+    stable_boundaries_from_counts,
     usable_windows,
 )
 from mixtape.records import Clip, Reject
@@ -158,11 +160,7 @@ class Plan(beam.PTransform):
                  | "SortPools" >> beam.Map(_sorted_pool))  # (pool, [reference dict, ...] sorted by hash)
         planned = with_split | "PlanSamples" >> beam.ParDo(
             PlanClipSamples(spec), beam.pvalue.AsDict(pools)).with_outputs(USED, main="rows")  # PlanRow, no shard
-        boundaries = (planned.rows
-                      | "SplitHash" >> beam.Map(lambda r: (r.split, r.hash))  # (split, 128-bit hex digest)
-                      | "HashesPerSplit" >> beam.GroupByKey()
-                      | "Boundaries" >> beam.MapTuple(lambda split, hashes: (
-                          split, shard_boundaries(hashes, spec.shards.max_samples, spec.shards.scheme))))
+        boundaries = self._boundaries(planned.rows)  # (split, [lower hash bound of each shard])
         rows = tally(planned.rows | "AssignShard" >> beam.Map(assign_shard, beam.pvalue.AsDict(boundaries)),
                      "CountPlanned", self.progress_dir, "planned")
         if self.progress_dir is not None:  # how many shards there will be, for "rendered N of M"
@@ -171,6 +169,25 @@ class Plan(beam.PTransform):
         rejects = (checked[REJECTS], material[REJECTS]) | "PlanRejects" >> beam.Flatten()
         used = (planned[USED], material[USED]) | "AllUsed" >> beam.Flatten()
         return Planned(rows=rows, rejects=rejects, used=used)
+
+    def _boundaries(self, rows: pvalue.PCollection) -> pvalue.PCollection:
+        """Each split's shard boundaries. ``stable`` ranges come from samples counted per fine hash range, a
+        keyed combine, so no worker holds a split's hashes; ``balanced`` cuts at exact hash quantiles, which
+        needs every hash of a split in one place (about 40 B a sample: fine to tens of millions)."""
+        shards = self.spec.shards
+        if shards.scheme == "balanced":
+            return (rows
+                    | "SplitHash" >> beam.Map(lambda r: (r.split, r.hash))  # (split, 128-bit hex digest)
+                    | "HashesPerSplit" >> beam.GroupByKey()
+                    | "Boundaries" >> beam.MapTuple(lambda split, hashes: (
+                        split, shard_boundaries(hashes, shards.max_samples, shards.scheme))))
+        return (rows
+                | "SplitBin" >> beam.Map(lambda r: ((r.split, hash_bin(r.hash)), 1))  # ((split, bin), 1)
+                | "CountPerBin" >> beam.CombinePerKey(sum)  # ((split, bin), samples)
+                | "BinPerSplit" >> beam.MapTuple(lambda split_bin, n: (split_bin[0], (split_bin[1], n)))
+                | "CountsPerSplit" >> beam.GroupByKey()  # (split, [(bin, samples), ...]): at most 2^20
+                | "Boundaries" >> beam.MapTuple(lambda split, counts: (
+                    split, stable_boundaries_from_counts(dict(counts), shards.max_samples))))
 
     def _split_by_group(self, clips: pvalue.PCollection) -> pvalue.PCollection:
         """Clips -> clips with their split, assigned per group from every group's total duration."""

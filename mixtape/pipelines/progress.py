@@ -4,7 +4,8 @@ rendered of the total, audio written, an ETA.
 A Beam pipeline reports nothing until it ends, and its counters are not readable while it runs on the
 local runners. So pass-through :class:`Tally` steps count elements where they flow and, once per bundle
 (and every few seconds inside a long one), leave the count in a small file in the build's parts folder;
-rendered shards are counted from the per-shard index parts that render tasks write anyway. The driver reads
+samples are counted as they are rendered, and shards from the per-shard index parts their writers
+write anyway. The driver reads
 those files (:func:`read_progress`) and the ticker prints them: one updating line on a terminal, a plain
 line every half minute otherwise. Nothing here reaches an output: the files live in the staging folder's
 scratch and are removed with it, and builds to object stores (whose runners have UIs of their own) skip it.
@@ -26,7 +27,7 @@ from mixtape.dataset.names import PART_NAME, PARTS_DIR, PROGRESS_NAME
 
 #: how often a tally inside one long bundle refreshes its file
 REFRESH_SECONDS = 2.0
-STAGES = ("listed", "probed", "planned", "shards")
+STAGES = ("listed", "probed", "planned", "shards", "rendered")
 
 
 class Tally(beam.DoFn):
@@ -75,9 +76,13 @@ class Progress:
     probed: int = 0
     planned: int = 0
     shards: int = 0
+    #: samples rendered so far (they reach their shards' writers only once every source is rendered)
+    rendered: int = 0
     rendered_shards: int = 0
 
-    def line(self, seconds: float, snippet_seconds: float, samples_rendered: int) -> str:
+    def line(self, seconds: float, snippet_seconds: float, samples_written: int) -> str:
+        # samples kept from a previous build are written without being rendered: whichever is further on
+        samples_rendered = max(samples_written, self.rendered)
         parts = [f"build {_clock(seconds)}"]
         if self.listed:
             parts.append(f"probed {self.probed:,}/{self.listed:,} clips")

@@ -1,14 +1,23 @@
-"""The render phase in Beam: shards dealt out to workers, each rendered by ``mixtape.rendering``, retried
-here on transient failures, kept as they are in an incremental build when their plan is unchanged.
+"""The render phase in Beam: samples rendered source by source, then sent to their shards' writers.
+
+Shards are hash ranges, so every shard holds samples of nearly every source: a worker rendering a shard at a
+time needed every source's blocks, and once the collection outgrew its cache it decoded each block again for
+nearly every sample (1.8x the single-pass work with a roomy cache on 2 workers, 6x with a small one). So
+the rows are grouped by source instead: one task renders all of a source's samples in window order, and the
+encoded members (a few tens of kilobytes per sample) go through the shuffle to the task that writes their
+shard, which orders them by hash as always. The bytes are the same as rendering shard by shard; what is
+kept in an incremental build is decided per shard before anything is rendered.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from functools import partial
+from typing import Any, TypeVar
 
 import apache_beam as beam
+from apache_beam import pvalue
 from apache_beam.metrics import Metrics
 from apache_beam.utils.shared import Shared
 
@@ -17,8 +26,21 @@ from mixtape.audio import AudioError
 from mixtape.dataset.features import LogMelSpec
 from mixtape.hashing import canonical_json
 from mixtape.pipelines.manifest import write_part
+from mixtape.pipelines.progress import tally
 from mixtape.records import PlanRow
-from mixtape.rendering import CACHE_MB, RENDER_ATTEMPTS, InputChanged, SourceCache, file_sha256, plan_hash, render_shard
+from mixtape.rendering import (
+    CACHE_MB,
+    RENDER_ATTEMPTS,
+    InputChanged,
+    RenderedSample,
+    SourceCache,
+    file_sha256,
+    plan_hash,
+    render_members,
+    source_key,
+    source_order,
+    write_shard,
+)
 from mixtape.spec import AudioSpec
 
 #: Source reads, blocks converted and blocks served from a cache, summed over a build's workers.
@@ -29,36 +51,50 @@ def _count(name: str) -> None:
     _COUNTERS[name].inc()
 
 
-class RenderShard(beam.DoFn):
-    """(shard name, plan rows) -> the shard's tar (written atomically), its summary, and its index rows.
+#: The plan rows of shards that must be rendered (the rest are kept from the previous build).
+TO_RENDER = "to_render"
 
-    With ``previous`` (an incremental build), a shard whose plan hash is unchanged and whose file on disk
-    still has the recorded sha256 is kept as it is: its summary and index rows are the previous ones.
-    """
+T = TypeVar("T")
+
+
+def with_retries(what: str, attempt_once: Callable[[], T], on_retry: Callable[[], None]) -> T:
+    """Run a render or write step, retrying transient failures here, so that every runner recovers the
+    same way (the local FnApiRunner does not retry bundles). Each step is a pure function of the plan and
+    each write is atomic, so a retried step gives the same bytes. Errors a retry cannot fix (a full disk,
+    no permission, changed input, undecodable audio) fail at once."""
+    for attempt in range(1, RENDER_ATTEMPTS + 1):
+        try:
+            return attempt_once()
+        except OSError as e:
+            if e.errno in storage.WRITE_ERRNOS or attempt == RENDER_ATTEMPTS:
+                raise
+            error: Exception = e
+        except (InputChanged, AudioError):
+            raise
+        except Exception as e:  # transient until proven otherwise: retried, then raised
+            if attempt == RENDER_ATTEMPTS:
+                raise
+            error = e
+        on_retry()
+        logging.getLogger(__name__).warning("render %s: attempt %d of %d failed (%s: %s); retrying", what,
+                                            attempt, RENDER_ATTEMPTS, type(error).__name__, error)
+    raise AssertionError("unreachable")
+
+
+class PlanShard(beam.DoFn):
+    """(shard name, plan rows) -> its plan part; then either the shard's info, kept from the previous build
+    (its plan hash is unchanged and its file still has the recorded sha256), or its rows, to be rendered."""
 
     def __init__(self, audio: AudioSpec, out_dir: str, logmel_spec: LogMelSpec | None = None,
-                 cache_mb: int = CACHE_MB, previous_dir: str | None = None, fonts: dict[str, str] | None = None):
+                 previous_dir: str | None = None):
         self.audio = audio
-        self.fonts = dict(fonts or {})
         self.out_dir = out_dir
         #: where the previous dataset's shards are (an incremental build writes its own elsewhere)
         self.previous_dir = previous_dir or out_dir
         self.logmel = logmel_spec
-        self.cache_mb = cache_mb
-        self.cache: SourceCache | None = None
-        self._shared = Shared()
         self.reused = Metrics.counter("mixtape", "shards_reused")
-        self.rendered = Metrics.counter("mixtape", "shards_rendered")
         self.samples = Metrics.counter("mixtape", "samples_written")
         self.bytes = Metrics.counter("mixtape", "shard_bytes_written")
-        self.retries = Metrics.counter("mixtape", "render_retries")
-
-    def setup(self) -> None:
-        # One cache per worker process, shared by the DoFn instances of its threads (a Dataflow worker runs
-        # a dozen), so the memory bound holds per process; it goes when the last instance does.
-        self.cache = self._shared.acquire(lambda: SourceCache(self.audio, self.cache_mb << 20, self.fonts, _count),
-                                          tag=f"mixtape-source-cache/{self.audio}/{self.cache_mb}/"
-                                              f"{','.join(sorted(self.fonts))}")
 
     def process(self, element: tuple[str, Iterable[PlanRow]], previous: dict[str, Any]) -> Iterator:
         name, rows = element
@@ -70,48 +106,84 @@ class RenderShard(beam.DoFn):
         if kept is not None and kept["info"]["plan_hash"] == plan_hash(ordered, self.audio, self.logmel) and \
                 file_sha256(storage.join(self.previous_dir, name)) == kept["info"]["sha256"]:
             self.reused.inc()
-            info, index = kept["info"], kept["index"]
-        else:
+            self.samples.inc(kept["info"]["samples"])
+            self.bytes.inc(kept["info"]["bytes"])
+            write_part(self.out_dir, name, "index", kept["index"])
+            yield kept["info"]
+            return
+        for row in ordered:
+            yield pvalue.TaggedOutput(TO_RENDER, row)
+
+
+class RenderSource(beam.DoFn):
+    """(source key, plan rows) -> (shard name, rendered sample) for each row, in window order, so that the
+    source's blocks are converted about once for all its samples."""
+
+    def __init__(self, audio: AudioSpec, logmel_spec: LogMelSpec | None = None, cache_mb: int = CACHE_MB,
+                 fonts: dict[str, str] | None = None):
+        self.audio = audio
+        self.fonts = dict(fonts or {})
+        self.logmel = logmel_spec
+        self.cache_mb = cache_mb
+        self.cache: SourceCache | None = None
+        self._shared = Shared()
+        self.retries = Metrics.counter("mixtape", "render_retries")
+        self.rendered = Metrics.counter("mixtape", "samples_rendered")
+
+    def setup(self) -> None:
+        # One cache per worker process, shared by the DoFn instances of its threads (a Dataflow worker runs
+        # a dozen), so the memory bound holds per process; it goes when the last instance does. Within a
+        # source it serves consecutive windows; across sources, mix partners and impulse responses.
+        self.cache = self._shared.acquire(lambda: SourceCache(self.audio, self.cache_mb << 20, self.fonts, _count),
+                                          tag=f"mixtape-source-cache/{self.audio}/{self.cache_mb}/"
+                                              f"{','.join(sorted(self.fonts))}")
+
+    def process(self, element: tuple[str, Iterable[PlanRow]]) -> Iterator[tuple[str, RenderedSample]]:
+        _, rows = element
+        cache = self.cache
+        assert cache is not None, "setup() runs before process()"
+        for row in sorted(rows, key=source_order):
+            sample = with_retries(row.key, partial(render_members, row, cache, self.logmel), self.retries.inc)
             self.rendered.inc()
-            info, index = self._render_with_retries(name, ordered)
+            yield row.shard, sample
+
+
+class WriteShard(beam.DoFn):
+    """(shard name, rendered samples) -> the shard's tar (written atomically, in hash order), its index
+    part and its info. Memory: one shard's encoded samples (at most ``shards.max_samples``)."""
+
+    def __init__(self, audio: AudioSpec, out_dir: str, logmel_spec: LogMelSpec | None = None):
+        self.audio = audio
+        self.out_dir = out_dir
+        self.logmel = logmel_spec
+        self.written = Metrics.counter("mixtape", "shards_rendered")
+        self.samples = Metrics.counter("mixtape", "samples_written")
+        self.bytes = Metrics.counter("mixtape", "shard_bytes_written")
+        self.retries = Metrics.counter("mixtape", "render_retries")
+
+    def process(self, element: tuple[str, Iterable[RenderedSample]]) -> Iterator[dict[str, Any]]:
+        name, samples = element
+        ordered = sorted(samples, key=lambda s: s.planned.hash)
+        info, index = with_retries(name, lambda: write_shard(name, ordered, self.audio, self.out_dir, self.logmel),
+                                   self.retries.inc)
+        self.written.inc()
         self.samples.inc(info["samples"])
         self.bytes.inc(info["bytes"])
         write_part(self.out_dir, name, "index", index)
         yield info
 
 
-    def _render_with_retries(self, name: str, ordered: list[PlanRow]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        """Render a shard, retrying transient failures here, so that every runner recovers the same way (the
-        local FnApiRunner does not retry bundles). Rendering is a pure function of the plan and each write is
-        atomic, so a retried shard is byte-identical. Errors a retry cannot fix (a full disk, no permission,
-        changed input) fail at once."""
-        for attempt in range(1, RENDER_ATTEMPTS + 1):
-            try:
-                return render_shard(name, ordered, self.audio, self.out_dir, self.logmel, self.cache)
-            except OSError as e:
-                if e.errno in storage.WRITE_ERRNOS or attempt == RENDER_ATTEMPTS:
-                    raise
-                error: Exception = e
-            except (InputChanged, AudioError):
-                raise
-            except Exception as e:  # transient until proven otherwise: retried, then raised
-                if attempt == RENDER_ATTEMPTS:
-                    raise
-                error = e
-            self.retries.inc()
-            logging.getLogger(__name__).warning("render %s: attempt %d of %d failed (%s: %s); retrying", name,
-                                                attempt, RENDER_ATTEMPTS, type(error).__name__, error)
-        raise AssertionError("unreachable")
-
-
 class Render(beam.PTransform):
     """Plan rows -> one info dict per shard (name, split, samples, bytes, sha256, plan hash), each shard
-    rendered (or kept from the previous build when its plan is unchanged) by one worker."""
+    kept from the previous build when its plan is unchanged, or else written from samples rendered source by
+    source."""
 
     def __init__(self, audio: AudioSpec, out_dir: str, previous: dict[str, Any] | None = None,
                  logmel_spec: LogMelSpec | None = None, cache_mb: int = CACHE_MB, previous_dir: str | None = None,
-                 fonts: dict[str, str] | None = None):
+                 fonts: dict[str, str] | None = None, progress_dir: str | None = None):
         super().__init__()
+        #: where a local build's progress tallies go (None: none kept)
+        self.progress_dir = progress_dir
         self.audio = audio
         self.fonts = dict(fonts or {})
         self.out_dir = out_dir
@@ -121,12 +193,18 @@ class Render(beam.PTransform):
         self.cache_mb = cache_mb
 
     def expand(self, rows: beam.pvalue.PCollection) -> beam.pvalue.PCollection:
-        # GroupByKey already deals the shards out to workers: a Reshuffle after it moved every plan row
-        # through the runner once more (2.5% of a build's CPU) for no better spread.
         previous = rows.pipeline | "PreviousShards" >> beam.Create([self.previous])
-        return (rows
-                | "KeyByShard" >> beam.Map(lambda r: (r.shard, r))  # (shard name, PlanRow)
-                | "GroupShards" >> beam.GroupByKey()  # (shard name, [PlanRow, ...])
-                | "RenderShard" >> beam.ParDo(RenderShard(self.audio, self.out_dir, self.logmel, self.cache_mb,
-                                                          self.previous_dir, self.fonts),
-                                              beam.pvalue.AsSingleton(previous)))
+        shards = (rows
+                  | "KeyByShard" >> beam.Map(lambda r: (r.shard, r))  # (shard name, PlanRow)
+                  | "GroupShards" >> beam.GroupByKey()  # (shard name, [PlanRow, ...])
+                  | "PlanShard" >> beam.ParDo(PlanShard(self.audio, self.out_dir, self.logmel, self.previous_dir),
+                                              beam.pvalue.AsSingleton(previous)).with_outputs(TO_RENDER,
+                                                                                              main="kept"))
+        samples = (shards[TO_RENDER]
+                   | "KeyBySource" >> beam.Map(lambda r: (source_key(r), r))  # (source key, PlanRow)
+                   | "GroupSources" >> beam.GroupByKey()  # (source key, [PlanRow, ...])
+                   | "RenderSource" >> beam.ParDo(RenderSource(self.audio, self.logmel, self.cache_mb, self.fonts)))
+        written = (tally(samples, "CountRendered", self.progress_dir, "rendered")  # (shard name, RenderedSample)
+                   | "GroupSamples" >> beam.GroupByKey()  # (shard name, [RenderedSample, ...])
+                   | "WriteShard" >> beam.ParDo(WriteShard(self.audio, self.out_dir, self.logmel)))
+        return (shards["kept"], written) | "AllShards" >> beam.Flatten()
