@@ -2,6 +2,7 @@
 present, on the real files too."""
 
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 
@@ -201,6 +202,28 @@ def test_acousticbrainz_documents_join_audio_by_mbid(tmp_path):
     strict, _ = read(ab_source(tmp_path, genre_threshold=0.7))
     assert "genre" not in strict[f"ab:{formats.MBIDS[0]}"].labels["classes"]
     assert strict[f"ab:{formats.MBIDS[1]}"].labels["classes"]["genre"] == "rock"
+
+
+def test_the_keyed_beam_join_gives_what_the_reader_gives_whatever_order_documents_arrive_in(tmp_path):
+    """The build reads AcousticBrainz keyed by MBID (document files spread over workers, a CoGroupByKey on
+    the recording): the same clips, labels merged in the same order, and the same rejects as the reader, on
+    a fixture where recordings have documents in several files and archives, broken files and bad ids."""
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from mixtape.pipelines.ingest import JoinAcousticBrainz
+    from mixtape.pipelines.runners import RunnerConfig, make_pipeline
+
+    formats.acousticbrainz(tmp_path)
+    spec = parse_spec({"name": "t", "seed": 1, "sources": [{"kind": "folder", "path": str(tmp_path / "audio")},
+                                                           ab_source(tmp_path)]}, None)
+    expected = list(list_source(spec.sources[1]))
+    assert {i.reason for i in expected if isinstance(i, Reject)} >= {"bad_acousticbrainz", "no_audio"}
+    assert sum(isinstance(i, Clip) for i in expected) >= 4
+    with make_pipeline(RunnerConfig(workers=1)) as p:
+        joined = p | JoinAcousticBrainz([(1, spec.sources[1])])
+        assert_that(joined.clips, equal_to([replace(c, source_index=1) for c in expected if isinstance(c, Clip)]),
+                    label="SameClips")
+        assert_that(joined.rejects, equal_to([r for r in expected if isinstance(r, Reject)]), label="SameRejects")
 
 
 def test_real_acousticbrainz_documents(tmp_path):

@@ -19,6 +19,8 @@ from mixtape.labels import map_values
 from mixtape.licences import licence_family
 from mixtape.pipelines.progress import tally
 from mixtape.records import Clip, Reject
+from mixtape.sources.acousticbrainz.documents import document_files
+from mixtape.sources.acousticbrainz.reader import audio_keys, file_partials, join_recording, table_partials
 from mixtape.sources.common import audio_files
 from mixtape.sources.registry import audio_roots, list_source
 from mixtape.spec import DatasetSpec, SourceSpec
@@ -191,6 +193,98 @@ class Ingested(NamedTuple):
     rejects: pvalue.PCollection  # of Reject: from every ingest stage
 
 
+def _guarded(step: str, source: SourceSpec, items: Iterable[Any]) -> Iterator[Any]:
+    """A keyed step's items, with a failure part-way turned into an ``unreadable_source`` reject (the
+    build goes on; what the step had not yielded is named by the reject)."""
+    try:
+        yield from items
+    except Exception as e:  # one broken file or table must not end the build
+        problem = clean_detail(f"{type(e).__name__}: {e}")
+        yield Reject(f"{source.name}:{source.path}", source.path, "source", "unreadable_source",
+                     f"{step}: {problem}")
+
+
+def _tag_keyed(index: int, items: Iterable[Any]) -> Iterator:
+    """Keyed items as ((source index, mbid), value) for the join, rejects to their own output."""
+    listed = Metrics.counter("mixtape", "clips_in")
+    for item in items:
+        if isinstance(item, Reject):
+            listed.inc()
+            yield pvalue.TaggedOutput(REJECTS, item)
+        else:
+            yield (index, item[0]), item[1]
+
+
+def _join(kv: tuple[tuple[int, str], dict[str, list[Any]]], sources: dict[int, SourceSpec]) -> Iterator:
+    (index, mbid), sides = kv
+    source = sources[index]
+    listed = Metrics.counter("mixtape", "clips_in")
+    for item in _guarded("join", source, join_recording(source, mbid, sides["partials"], sides["audio"])):
+        listed.inc()
+        if isinstance(item, Reject):
+            yield pvalue.TaggedOutput(REJECTS, item)
+        else:
+            yield replace(item, source_index=index)
+
+
+def _document_files(indexed: tuple[int, SourceSpec]) -> Iterator[tuple[int, SourceSpec, int, str, str] | Reject]:
+    index, source = indexed
+    def listing() -> Iterator[list[tuple[str, str]]]:
+        yield document_files(source.root)  # read inside the guard: a failure becomes a reject
+
+    for files in _guarded("listing the documents", source, listing()):
+        if isinstance(files, Reject):
+            yield files
+        else:
+            yield from ((index, source, k, rel, uri) for k, (rel, uri) in enumerate(files))
+
+
+def _read_documents(f: tuple[int, SourceSpec, int, str, str] | Reject) -> Iterator:
+    if isinstance(f, Reject):  # the listing failed
+        Metrics.counter("mixtape", "clips_in").inc()
+        yield pvalue.TaggedOutput(REJECTS, f)
+        return
+    index, source, number, rel, uri = f
+    yield from _tag_keyed(index, _guarded(f"reading {rel}", source, file_partials(source, number, rel, uri)))
+
+
+def _read_tables(indexed: tuple[int, SourceSpec]) -> Iterator:
+    index, source = indexed
+    return _tag_keyed(index, _guarded("reading the genre and class tables", source, table_partials(source)))
+
+
+def _list_audio(indexed: tuple[int, SourceSpec]) -> Iterator:
+    index, source = indexed
+    return _tag_keyed(index, _guarded("listing the audio", source, audio_keys(source)))
+
+
+class JoinAcousticBrainz(beam.PTransform):
+    """``kind: acousticbrainz`` sources, keyed by MusicBrainz recording id: every document file is read by
+    whichever worker gets it, the genre and class tables and the audio tree are listed, and a CoGroupByKey
+    on (source, MBID) meets each recording's documents with its audio files. No worker holds more than one
+    recording's summary (a full dump is about 30 M documents). Clips and rejects as ``_list`` gives them."""
+
+    def __init__(self, indexed_sources: list[tuple[int, SourceSpec]]):
+        super().__init__()
+        self.sources = list(indexed_sources)
+
+    def expand(self, pbegin: pvalue.PBegin) -> Ingested:
+        sources = pbegin | "Sources" >> beam.Create(self.sources)  # (index, SourceSpec)
+        files = (sources
+                 | "DocumentFiles" >> beam.FlatMap(_document_files)
+                 | "SpreadFiles" >> beam.Reshuffle())  # (index, SourceSpec, file number, name, uri)
+        documents = files | "ReadDocuments" >> beam.FlatMap(_read_documents).with_outputs(REJECTS, main="keyed")
+        tables = sources | "ReadTables" >> beam.FlatMap(_read_tables).with_outputs(REJECTS, main="keyed")
+        audio = sources | "ListAudio" >> beam.FlatMap(_list_audio).with_outputs(REJECTS, main="keyed")
+        partials = (documents.keyed, tables.keyed) | "AllPartials" >> beam.Flatten()  # ((index, mbid), Partial)
+        joined = ({"partials": partials, "audio": audio.keyed}
+                  | "JoinOnMbid" >> beam.CoGroupByKey()  # ((index, mbid), {"partials": [...], "audio": [...]})
+                  | "Join" >> beam.FlatMap(_join, dict(self.sources)).with_outputs(REJECTS, main="clips"))
+        rejects = ((documents[REJECTS], tables[REJECTS], audio[REJECTS], joined[REJECTS])
+                   | "Rejects" >> beam.Flatten())
+        return Ingested(clips=joined.clips, rejects=rejects)
+
+
 class Ingest(beam.PTransform):
     """The spec's sources -> probed, distinct clips and the rejects of every stage on the way, each clip
     decoded exactly once (the probe), so everything after it works on metadata."""
@@ -203,10 +297,17 @@ class Ingest(beam.PTransform):
 
     def expand(self, pbegin: pvalue.PBegin) -> Ingested:
         spec = self.spec
+        keyed = [(i, s) for i, s in enumerate(spec.sources) if s.kind == "acousticbrainz"]
         listed = (pbegin
-                  | "Sources" >> beam.Create(list(enumerate(spec.sources)))  # (index, SourceSpec)
+                  | "Sources" >> beam.Create([(i, s) for i, s in enumerate(spec.sources)
+                                              if s.kind != "acousticbrainz"])  # (index, SourceSpec)
                   | "ListClips" >> beam.FlatMap(_list).with_outputs(REJECTS, main="clips"))  # Clip, metadata only
-        admitted = (listed.clips
+        clip_parts, reject_parts = [listed.clips], [listed[REJECTS]]
+        if keyed:
+            joined = pbegin | "AcousticBrainz" >> JoinAcousticBrainz(keyed)
+            clip_parts.append(joined.clips)
+            reject_parts.append(joined.rejects)
+        admitted = (clip_parts | "AllListed" >> beam.Flatten()
                     | "KeyById" >> beam.Map(lambda c: (c.clip_id, c))  # (clip id, Clip)
                     | "GroupById" >> beam.GroupByKey()  # (clip id, [Clip, ...]): duplicates of an id meet
                     | "Admit" >> beam.FlatMap(_admit, spec).with_outputs(REJECTS, main="clips"))  # Clip
@@ -219,6 +320,6 @@ class Ingest(beam.PTransform):
                     | "GroupByContent" >> beam.GroupByKey()  # (content key, [Clip, ...])
                     | "OnePerContent" >> beam.FlatMap(_one_per_content).with_outputs(REJECTS, main="clips"))
         probe_rejects = tally(probed[REJECTS], "CountProbeRejects", self.progress_dir, "probed")  # probed too
-        rejects = ((listed[REJECTS], admitted[REJECTS], probe_rejects, distinct[REJECTS])
+        rejects = ((*reject_parts, admitted[REJECTS], probe_rejects, distinct[REJECTS])
                    | "IngestRejects" >> beam.Flatten())
         return Ingested(clips=distinct.clips, rejects=rejects)

@@ -86,24 +86,33 @@ def _archive_documents(data: bytes, rel: str) -> Iterator[tuple[str, bytes]]:
         raise BadArchive(rel, count, f"the archive is damaged or truncated ({type(e).__name__}: {e})") from None
 
 
-def iter_json_files(path: str) -> Iterator[tuple[str, bytes | BadArchive]]:
-    """(name, bytes) of every JSON document under ``path``: a file, a folder tree, or archives in it. A
-    damaged archive yields its readable documents, then ``(archive name, BadArchive)``."""
+def document_files(path: str) -> list[tuple[str, str]]:
+    """(name, uri) of every JSON file and dump archive under ``path`` (a file, a folder tree), in listing
+    order: the units a keyed build reads in parallel."""
     if os.path.isdir(path) or (storage.is_remote(path) and not path.endswith((".json", *ARCHIVE_SUFFIXES))):
         entries = [(rel, storage.join(path, rel)) for rel in storage.list_files(path)]
     else:
         entries = [(PurePosixPath(path).name, path)]
-    for rel, uri in entries:
-        if is_junk(rel):
-            continue
-        lower = rel.lower()
-        if lower.endswith(ARCHIVE_SUFFIXES):
-            try:
-                yield from _archive_documents(storage.read_bytes(uri), rel)
-            except BadArchive as e:
-                yield rel, e
-        elif lower.endswith(".json"):
-            yield rel, storage.read_bytes(uri)
+    return [(rel, uri) for rel, uri in entries
+            if not is_junk(rel) and rel.lower().endswith((".json", *ARCHIVE_SUFFIXES))]
+
+
+def read_document_file(rel: str, uri: str) -> Iterator[tuple[str, bytes | BadArchive]]:
+    """(name, bytes) of the documents of one file: itself, or an archive's members. A damaged archive yields
+    its readable documents, then ``(archive name, BadArchive)``."""
+    if rel.lower().endswith(ARCHIVE_SUFFIXES):
+        try:
+            yield from _archive_documents(storage.read_bytes(uri), rel)
+        except BadArchive as e:
+            yield rel, e
+    else:
+        yield rel, storage.read_bytes(uri)
+
+
+def iter_json_files(path: str) -> Iterator[tuple[str, bytes | BadArchive]]:
+    """(name, bytes) of every JSON document under ``path``: a file, a folder tree, or archives in it."""
+    for rel, uri in document_files(path):
+        yield from read_document_file(rel, uri)
 
 
 def classify(name: str, doc: Any) -> Iterator[tuple[str, str, dict[str, Any]]]:
