@@ -80,6 +80,30 @@ def test_fused_pitch_and_stretch_do_both_in_one_pass():
     assert warp_params([{"op": "time_stretch", "rate": 1.25}, {"op": "pitch_shift", "semitones": -3}]) == (1.25, -3)
 
 
+def test_speed_moves_pitch_and_tempo_together_by_whole_semitones_and_its_labels_follow():
+    """Tape-speed perturbation: +2 semitones is 440 -> 493.9 Hz and 120 -> 134.7 BPM at once, from
+    ``duration * factor`` of the source; key and chords transpose exactly, tempo and times scale."""
+    from mixtape.augment.label_transforms import speed_labels
+
+    factor = 2 ** (2 / 12)
+    chain = [{"op": "speed", "semitones": 2}]
+    assert warp_params(chain) == (pytest.approx(factor), 2)  # the plan reads duration * factor of the source
+    out = apply_chain(tone(seconds=2 * factor + 0.1), SR, chain, n_out=2 * SR)
+    assert out.shape == (1, 2 * SR)
+    assert peak_hz(out) == pytest.approx(440 * factor, rel=0.005)
+    clicks = apply_chain(click_track(120, 12.0), SR, chain, n_out=10 * SR)
+    assert onsets_bpm(clicks) == pytest.approx(120 * factor, rel=0.02)
+    labels = {"tags": [], "classes": {}, "key": {"tonic": "A", "mode": "minor"}, "tempo": 120.0,
+              "chords": [{"start": 1.0, "end": 2.0, "label": "A:min"}], "extra": {}}
+    moved = speed_labels(labels, 2)
+    assert moved["key"] == {"tonic": "B", "mode": "minor"} and moved["chords"][0]["label"] == "B:min"
+    assert moved["tempo"] == round(120 * factor, 3) and moved["chords"][0]["start"] == round(1 / factor, 6)
+    assert apply_chain_labels(labels, chain) == moved
+    # after a speed change, a stretch and a shift still apply, in one more pass
+    both = apply_chain(tone(seconds=3.0), SR, chain + [{"op": "pitch_shift", "semitones": -2}], n_out=2 * SR)
+    assert peak_hz(both) == pytest.approx(440, rel=0.01)
+
+
 def test_mix_at_6_db_snr_has_that_energy_ratio():
     a, b = tone(440), tone(1000, amp=0.1)
     out = dsp.mix(a, b, 6.0)

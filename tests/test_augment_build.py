@@ -35,6 +35,7 @@ augment:
   chain:
     - {op: pitch_shift, p: 0.8, semitones: [-2, 2]}
     - {op: time_stretch, p: 0.8, rate: [0.8, 1.25]}
+    - {op: speed, p: 0.4, semitones: [-1, 1]}
     - {op: mix, p: 0.5, snr_db: [3, 12], labels: soft}
     - {op: add_noise, p: 0.3, snr_db: [20, 30], colour: [pink, white]}
     - {op: filter, p: 0.3}
@@ -72,11 +73,12 @@ def test_every_sample_has_the_snippet_length_and_its_parameters(augmented):
     for key, doc, audio in samples(out, names):
         n += 1
         assert audio.shape == (8000,), key
-        rate = np.prod([s["rate"] for s in doc["augment"] if s["op"] == "time_stretch"] or [1.0])
-        assert doc["window"]["source_duration_ms"] == round(1000 * rate)
+        rate = np.prod([s["rate"] for s in doc["augment"] if s["op"] == "time_stretch"] or [1.0]) * np.prod(
+            [2 ** (s["semitones"] / 12) for s in doc["augment"] if s["op"] == "speed"] or [1.0])
+        assert doc["window"]["source_duration_ms"] == round(1000 * rate)  # a speed change reads factor x more
     assert n == len(index)
     ops = {s["op"] for r in index for s in recorded_steps(r["augment"])}
-    assert ops == {"pitch_shift", "time_stretch", "mix", "add_noise", "filter", "reverb", "clip", "compress"}
+    assert ops == {"pitch_shift", "time_stretch", "speed", "mix", "add_noise", "filter", "reverb", "clip", "compress"}
     summary = card["augmentation"]
     assert summary["augmented_samples"] == sum(1 for r in index if r["augment"])
     assert set(summary["ops"]) == ops
@@ -102,8 +104,9 @@ def test_labels_follow_the_recorded_parameters(augmented):
             continue
         base = originals[r["sample_key"].rsplit("/", 1)[0] + "/0"]
         # the index stores every parameter as a double; a pitch shift is whole semitones
-        semis = round(sum(s["semitones"] for s in chain if s["op"] == "pitch_shift"))
-        rate = np.prod([s["rate"] for s in chain if s["op"] == "time_stretch"] or [1.0])
+        semis = round(sum(s["semitones"] for s in chain if s["op"] in ("pitch_shift", "speed")))
+        rate = np.prod([s["rate"] for s in chain if s["op"] == "time_stretch"] or [1.0]) * np.prod(
+            [2 ** (s["semitones"] / 12) for s in chain if s["op"] == "speed"] or [1.0])
         if base["musical_key"]:
             from mixtape.augment.label_transforms import transpose_key
 
@@ -126,10 +129,14 @@ def test_only_train_is_augmented(augmented):
     assert all(not r["augment"] for r in index if r["split"] != "train")
 
 
-def test_two_worker_build_of_the_full_chain_is_byte_identical(augmented, tiny_root):
+def test_two_worker_build_of_the_full_chain_is_byte_identical_with_no_cache_at_all(augmented, tiny_root):
+    """Render by source, partners and impulse responses from other sources, every block converted afresh
+    each time it is needed (a collection infinitely bigger than the cache): the same bytes."""
     spec, out, _, _ = augmented
     other = tiny_root / "aug-out-2"
-    build(spec, str(other), RunnerConfig(workers=2), overwrite=True)
+    card = build(spec, str(other), RunnerConfig(workers=2, cache_mb=0), overwrite=True)
+    metrics = card["_build"]["metrics"]
+    assert metrics.get("source_blocks", 0) > 0 and metrics.get("source_block_hits", 0) == 0
     for p in out.iterdir():
         if p.name != "build.json":
             assert p.read_bytes() == (other / p.name).read_bytes(), p.name

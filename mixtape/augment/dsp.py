@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 import python_stretch.Signalsmith as signalsmith
+import soxr
 
 F32 = np.float32
 
@@ -40,6 +41,17 @@ def warp(audio: np.ndarray, sr: int, rate: float = 1.0, semitones: float = 0.0) 
     st.setTransposeSemitones(float(semitones))
     out = np.asarray(st.process(np.require(audio, F32, ["C", "W"])))  # the binding refuses read-only arrays
     return out.reshape(audio.shape[0], -1) if out.ndim == 1 else out
+
+
+def speed(audio: np.ndarray, sr: int, semitones: int) -> np.ndarray:
+    """Speed perturbation (tape speed, Kaldi's and Lhotse's ``speed``): tempo and pitch change together by
+    ``2 ** (semitones / 12)``, ``frames / factor`` out. One resample, far cheaper than a stretch, and with a
+    whole number of semitones the key and chord labels stay exact."""
+    if semitones == 0:
+        return audio
+    factor = 2.0 ** (semitones / 12.0)
+    out = soxr.resample(np.ascontiguousarray(audio.T, dtype=F32), sr * factor, sr, quality="HQ")
+    return np.ascontiguousarray(out.reshape(-1, audio.shape[0]).T)
 
 
 def gain(audio: np.ndarray, db: float) -> np.ndarray:

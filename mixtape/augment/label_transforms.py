@@ -102,6 +102,12 @@ def time_stretch_labels(labels: Labels, rate: float) -> Labels:
     return out
 
 
+def speed_labels(labels: Labels, semitones: int) -> Labels:
+    """Speed perturbation: keys and chords move by the whole interval, tempo times ``2 ** (semitones / 12)``
+    and every time divided by it (the audio is resampled: both change together)."""
+    return time_stretch_labels(pitch_shift_labels(labels, semitones), 2.0 ** (semitones / 12.0))
+
+
 def energy_share(snr_db: float) -> float:
     """The primary's share of the mixture's energy at a given SNR (primary over partner)."""
     return 1.0 / (1.0 + 10.0 ** (-snr_db / 10.0))

@@ -1,9 +1,10 @@
 """The registry of augmentation ops: each pairs an audio transform with the label transform it implies and
 declares its parameters (what the spec may set and how the plan draws them).
 
-Order of application: ``pitch_shift`` and ``time_stretch`` always come first, fused into one
-stretch-and-transpose pass (one analysis/synthesis, however both are set); the other ops follow in chain
-order. Labels are transformed in the same order as the audio, so they always describe what was rendered.
+Order of application: the warp ops always come first: ``speed`` (one resample), then ``pitch_shift`` and
+``time_stretch`` fused into one stretch-and-transpose pass (one analysis/synthesis, however both are set);
+the other ops follow in chain order. Labels are transformed in the same order as the audio, so they
+always describe what was rendered.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from mixtape.augment.label_transforms import (
     mark_stale,
     mix_labels,
     pitch_shift_labels,
+    speed_labels,
     time_stretch_labels,
 )
 
@@ -102,6 +104,9 @@ OPS: dict[str, Op] = {op.name: op for op in (
     Op("time_stretch", {"rate": Range((0.5, 2.0), (0.8, 1.25))},
        audio=lambda a, sr, p, c: a,
        labels=lambda lab, p, c: time_stretch_labels(lab, p["rate"]), warp=True),
+    Op("speed", {"semitones": Range((-12, 12), (-1, 1), integer=True)},
+       audio=lambda a, sr, p, c: a,  # applied in the warp pass, before any stretch
+       labels=lambda lab, p, c: speed_labels(lab, p["semitones"]), warp=True),
     Op("gain", {"db": Range((-60, 24), (-6, 6))},
        audio=lambda a, sr, p, c: dsp.gain(a, p["db"]), labels=_same),
     Op("mix", {"snr_db": Range((-20, 40), (0, 12)), "offset": Range((0, 1), (0, 0)),
@@ -144,14 +149,23 @@ def get_op(name: str) -> Op:
 
 
 def warp_params(chain: list[dict[str, Any]]) -> tuple[float, float]:
-    """(rate, semitones) of the fused pass: the product of stretches and the sum of shifts."""
-    rate, semitones = 1.0, 0.0
+    """(rate, semitones) of the whole warp: the product of stretches and speed factors, the sum of shifts
+    and speed intervals (a window of ``duration * rate`` of its source becomes ``duration``)."""
+    speed, rate, semitones = _warp_steps(chain)
+    return rate * 2.0 ** (speed / 12.0), semitones + speed
+
+
+def _warp_steps(chain: list[dict[str, Any]]) -> tuple[int, float, float]:
+    """(speed semitones, stretch rate, shift semitones): the resample and the stretch-and-transpose pass."""
+    speed, rate, semitones = 0, 1.0, 0.0
     for step in chain:
         if step["op"] == "time_stretch":
             rate *= step["rate"]
         elif step["op"] == "pitch_shift":
             semitones += step["semitones"]
-    return rate, semitones
+        elif step["op"] == "speed":
+            speed += int(step["semitones"])
+    return speed, rate, semitones
 
 
 def _order(chain: list[dict[str, Any]]) -> list[int]:
@@ -173,8 +187,8 @@ def apply_chain(audio: np.ndarray, sr: int, chain: list[dict[str, Any]], n_out: 
     (audiomentations transforms) drew added."""
     ctx = ctx or Context()
     n_out = audio.shape[1] if n_out is None else n_out
-    rate, semitones = warp_params(chain)
-    out = dsp.fit_length(dsp.warp(audio, sr, rate, semitones), n_out)
+    speed, rate, semitones = _warp_steps(chain)
+    out = dsp.fit_length(dsp.warp(dsp.speed(audio, sr, speed), sr, rate, semitones), n_out)
     happened = list(chain)
     for i in _order(chain):
         op = get_op(chain[i]["op"])
