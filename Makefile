@@ -49,7 +49,9 @@ bench: $(STAMP)
 	$(BIN)/python bench/augment.py
 	$(BIN)/python bench/build.py
 	$(BIN)/python bench/loader.py --dataset $(DEMO)/dataset
-	$(BIN)/python bench/peers.py --dataset $(DEMO)/dataset
+	$(BIN)/python bench/peers.py
+	$(BIN)/python bench/warp.py
+	$(BIN)/python bench/plan_scale.py
 	$(BIN)/python bench/synth.py
 
 wheel: $(STAMP)

@@ -1,8 +1,11 @@
-"""Loading against the peers: the same samples, the same work, the same workers.
+"""Building and loading against the peers: the same collection, the same work, the same workers.
 
-    .venv/bin/python bench/peers.py --dataset DIR [--workers 2] [--batch 32] [--crop 2.0] [--repeat 2]
+    .venv/bin/python bench/peers.py [--work DIR] [--clips 300] [--dataset DIR] [--workers 2] [--batch 32]
+                                    [--crop 2.0] [--repeat 2] [--skip-build]
 
-Each reader goes once through the train split of a built dataset in a ``DataLoader`` with ``--workers``
+The build half (``bench/peer_build.py``): mixtape against Lhotse on a generated collection (windows, speed
+perturbation, gain, resampling, FLAC shards). The load half reads the dataset mixtape just built (or
+``--dataset``). Each reader goes once through the train split of a built dataset in a ``DataLoader`` with ``--workers``
 workers, decoding every sample's FLAC to mono float32, taking a random ``--crop``, encoding the card's
 targets (tags, classes, key, tempo) and batching:
 
@@ -36,6 +39,7 @@ import numpy as np
 import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch
 from torch.utils.data import DataLoader
@@ -140,13 +144,26 @@ def run_limit(urls: list[str], workers: int) -> tuple[float, int]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--dataset", default="demo-output/dataset")
+    ap.add_argument("--dataset", default=None, help="load this dataset instead of the one the build half makes")
+    ap.add_argument("--work", default=None, help="working folder of the build half (default: a temporary one)")
+    ap.add_argument("--clips", type=int, default=300, help="clips of 10 s in the build half's collection")
+    ap.add_argument("--skip-build", action="store_true", help="only the load half (needs --dataset)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--crop", type=float, default=2.0, help="seconds")
     ap.add_argument("--repeat", type=int, default=2, help="passes per reader; the best is reported")
     args = ap.parse_args()
-    ds = open_dataset(args.dataset)
+    built: dict[str, Any] = {}
+    dataset = args.dataset
+    if not args.skip_build:
+        from peer_build import run as run_build  # bench/, beside this script
+
+        work = Path(args.work or tempfile.mkdtemp(prefix="mixtape-peers-"))
+        built = run_build(work, args.clips, workers=args.workers)
+        dataset = dataset or str(work / "peers-mixtape")
+    if dataset is None:
+        ap.error("--skip-build needs --dataset")
+    ds = open_dataset(dataset)
     card, urls = ds.card, ds.shards("train")
     sr = card["audio"]["sample_rate"]
     crop_samples = round(args.crop * sr)
@@ -174,6 +191,8 @@ def main() -> None:
     ratios = {f"a/{k[0]}": round(a / v["samples_per_s"], 3) for k, v in results.items() if k != "a_mixtape"}
     print("mixtape / webdataset = {a/b}, / Lhotse Shar = {a/c}, / decode-only limit = {a/d}".format(**ratios))
     print(f"(export to Lhotse Shar: {export_s:.1f} s, once)")
+    if built:
+        print(json.dumps({"bench": "peers-build", **built}))
     print(json.dumps({"bench": "peers-load", "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
                       "dataset": ds.location, "train_samples": ds.samples("train"), "workers": args.workers,
                       "results": results, "ratios": ratios, "lhotse_export_s": round(export_s, 1)}))
