@@ -248,3 +248,25 @@ def test_parameters_are_drawn_per_key_and_within_spec_ranges():
     assert all(0.8 <= d[1]["rate"] <= 1.25 for d in draws)
     assert {d[2]["colour"] for d in draws} == {"pink", "brown"} and all("seed" in d[2] for d in draws)
     assert all(len(d) == 3 for d in draws)  # p: 0 never applies
+
+
+def test_the_cheaper_warp_preset_is_opt_in_and_a_spec_without_it_plans_as_before():
+    """``preset: cheaper`` (29% less warp CPU, bench/warp.py) changes the audio but not the pitch; a spec that
+    does not name it records nothing new, so datasets built before the setting keep their bytes."""
+    from mixtape.spec import SpecError
+
+    def chain(**extra):
+        return parse_spec({"name": "a", "seed": 3, "sources": [{"kind": "folder", "path": "x"}], "augment": {
+            "variants": 1, "chain": [{"op": "pitch_shift", "semitones": [2, 2], **extra}]}}).augment.chain
+
+    assert dict(chain()[0].params) == {"semitones": (2, 2), "steps": "semitone"}
+    assert dict(chain(preset="default")[0].params) == {"semitones": (2, 2), "steps": "semitone"}
+    cheap = chain(preset="cheaper")
+    step = draw_chain(cheap, rng_for(3, "k"))[0]
+    assert step == {"op": "pitch_shift", "semitones": 2, "steps": "semitone", "preset": "cheaper"}
+    default_out = apply_chain(tone(), SR, [{"op": "pitch_shift", "semitones": 2, "steps": "semitone"}])
+    cheap_out = apply_chain(tone(), SR, [step])
+    assert not np.array_equal(default_out, cheap_out)
+    assert peak_hz(cheap_out) == pytest.approx(440 * 2 ** (2 / 12), rel=0.01)
+    with pytest.raises(SpecError, match=r"chain\[0\]\.preset.*default, cheaper"):
+        chain(preset="fastest")

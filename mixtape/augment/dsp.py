@@ -26,17 +26,17 @@ def fit_length(audio: np.ndarray, n: int) -> np.ndarray:
     return np.pad(audio, ((0, 0), (0, n - audio.shape[1])))
 
 
-def warp(audio: np.ndarray, sr: int, rate: float = 1.0, semitones: float = 0.0) -> np.ndarray:
+def warp(audio: np.ndarray, sr: int, rate: float = 1.0, semitones: float = 0.0, cheaper: bool = False) -> np.ndarray:
     """Time stretch (``rate`` > 1 is faster: ``frames / rate`` out) and pitch shift in one pass.
 
     Signalsmith Stretch does both on one processor, so combining them costs one analysis/synthesis
     instead of the two (plus a resample) that chaining separate transforms takes. Latency is compensated:
-    an onset at t comes out at t / rate.
+    an onset at t comes out at t / rate. ``cheaper``: Signalsmith's cheaper preset (shorter blocks).
     """
     if rate == 1.0 and semitones == 0.0:
         return audio
     st = signalsmith.Stretch()
-    st.preset(audio.shape[0], float(sr))
+    st.preset(audio.shape[0], float(sr), cheaper)
     st.setTimeFactor(float(rate))
     st.setTransposeSemitones(float(semitones))
     out = np.asarray(st.process(np.require(audio, F32, ["C", "W"])))  # the binding refuses read-only arrays

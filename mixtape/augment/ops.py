@@ -53,6 +53,14 @@ class Setting:
 
     values: tuple[str, ...]
     default: str
+    #: a setting added after datasets were built with its default implied: left out of the spec, the plan and
+    #: the samples when it has its default, so those datasets keep their bytes
+    implicit_default: bool = False
+
+
+#: Signalsmith Stretch's presets: ``cheaper`` costs 29% less CPU for 0.8 dB of log-mel difference on music
+#: with the same pitch and onset agreement (``bench/warp.py``); one ``cheaper`` step makes the fused pass so.
+WARP_PRESET = Setting(("default", "cheaper"), "default", implicit_default=True)
 
 
 @dataclass
@@ -98,10 +106,10 @@ def _mix_audio(audio: np.ndarray, sr: int, p: Params, ctx: Context) -> np.ndarra
 
 OPS: dict[str, Op] = {op.name: op for op in (
     Op("pitch_shift", {"semitones": Range((-12, 12), (-2, 2), integer=True),
-                       "steps": Setting(("semitone", "continuous"), "semitone")},
+                       "steps": Setting(("semitone", "continuous"), "semitone"), "preset": WARP_PRESET},
        audio=lambda a, sr, p, c: a,  # applied in the warp pass
        labels=lambda lab, p, c: pitch_shift_labels(lab, p["semitones"]), warp=True),
-    Op("time_stretch", {"rate": Range((0.5, 2.0), (0.8, 1.25))},
+    Op("time_stretch", {"rate": Range((0.5, 2.0), (0.8, 1.25)), "preset": WARP_PRESET},
        audio=lambda a, sr, p, c: a,
        labels=lambda lab, p, c: time_stretch_labels(lab, p["rate"]), warp=True),
     Op("speed", {"semitones": Range((-12, 12), (-1, 1), integer=True)},
@@ -188,7 +196,8 @@ def apply_chain(audio: np.ndarray, sr: int, chain: list[dict[str, Any]], n_out: 
     ctx = ctx or Context()
     n_out = audio.shape[1] if n_out is None else n_out
     speed, rate, semitones = _warp_steps(chain)
-    out = dsp.fit_length(dsp.warp(dsp.speed(audio, sr, speed), sr, rate, semitones), n_out)
+    cheaper = any(step.get("preset") == "cheaper" for step in chain)
+    out = dsp.fit_length(dsp.warp(dsp.speed(audio, sr, speed), sr, rate, semitones, cheaper), n_out)
     happened = list(chain)
     for i in _order(chain):
         op = get_op(chain[i]["op"])

@@ -325,6 +325,8 @@ def _parse_op(r: _Reader, raw: Any, where: str, audio: AudioSpec) -> OpSpec | No
             if value not in schema.values:
                 r.fail(path, f"must be one of {', '.join(schema.values)}; got {brief(value)}")
                 continue
+            if schema.implicit_default and value == schema.default:
+                continue  # left unwritten, as in datasets built before the setting existed
             params.append((pname, value))
     return OpSpec(op=name, p=p, params=tuple(params))
 
