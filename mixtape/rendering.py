@@ -36,7 +36,7 @@ from mixtape.spec import AudioSpec
 CACHE_MB = 512
 
 
-#: Attempts per shard before a render task gives up.
+#: Attempts per sample render (and per shard write) before a render task gives up.
 RENDER_ATTEMPTS = 3
 
 
