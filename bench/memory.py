@@ -33,7 +33,7 @@ sources:
   - {kind: folder, path: audio, licence: "http://creativecommons.org/publicdomain/zero/1.0/"}
 audio: {sample_rate: 16000, channels: 1, format: flac}
 snippets: {duration: 1.0, hop: 1.0, max_per_clip: MAX}
-splits: {group_by: clip, fractions: {train: 0.8, valid: 0.1, test: 0.1}}
+splits: {group_by: clip, fractions: {train: 0.8, valid: 0.1, test: 0.1}, allow_empty: true}
 augment:
   variants: 1
   chain:

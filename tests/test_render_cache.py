@@ -90,12 +90,14 @@ def test_a_changed_input_is_refused(tmp_path):
         SourceCache(AUDIO).window(ClipWindow("x", uri, "0" * 64, 0, 1000))
 
 
+@pytest.mark.parametrize("spill", [False, True])
 def test_rendering_source_by_source_converts_each_block_once_with_a_tiny_cache_and_writes_the_same_bytes(
-        tiny_build, tmp_path):
+        tiny_build, tmp_path, spill):
     """The render phase's three steps run by hand as a runner would: rows grouped by shard (plan parts, kept
     shards), by source (rendered in window order), by shard again (written in hash order). With room for
-    only three blocks, each block a window touches is still converted once, and the shards are the build's."""
-    from mixtape.pipelines.render import TO_RENDER, PlanShard, RenderSource, WriteShard
+    only three blocks, each block a window touches is still converted once, and the shards are the build's,
+    whether the samples travel as bytes or (a local build) as references into spill files."""
+    from mixtape.pipelines.render import TO_RENDER, PlanShard, RenderSource, Spilled, WriteShard
     from mixtape.rendering import source_key
 
     out, card = tiny_build
@@ -120,13 +122,19 @@ def test_rendering_source_by_source_converts_each_block_once_with_a_tiny_cache_a
         for out_row in PlanShard(audio, str(tmp_path)).process((name, by_shard[name][::-1]), {}):
             assert out_row.tag == TO_RENDER  # nothing to keep: no previous build
             to_render[source_key(out_row.value)].append(out_row.value)
-    worker = RenderSource(audio)
+    worker = RenderSource(audio, spill_dir=str(tmp_path) if spill else None)
     worker.setup()  # as a Beam worker does, once for every bundle it processes
     worker.cache = SourceCache(audio, 3 * per_block * 4 * audio.channels)  # three float32 blocks
     samples = defaultdict(list)
-    for key in sorted(to_render, reverse=True):
-        for shard, sample in worker.process((key, to_render[key])):
-            samples[shard].append(sample)
+    for half in (sorted(to_render)[::2], sorted(to_render)[1::2]):  # two bundles: two spill files
+        worker.start_bundle()
+        for key in half:
+            for shard, sample in worker.process((key, to_render[key])):
+                assert isinstance(sample, Spilled) == spill  # a reference: no audio bytes in the shuffle
+                samples[shard].append(sample)
+        worker.finish_bundle()
+    if spill:
+        assert len(list((tmp_path / PARTS_DIR).glob("spill-*.bin"))) == 2
     assert worker.cache.stats["blocks"] == len(touched)
     assert worker.cache.stats["reads"] == len({c for c, _ in touched})
     infos = {}

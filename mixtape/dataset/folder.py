@@ -30,13 +30,12 @@ from mixtape.dataset.names import (
     CARD_NAME,
     FIXED_NAMES,
     LOCK_NAME,
-    PART_NAME,
     PARTS_DIR,
     PREVIOUS_CARD,
     STAGING_DIR,
     TABLE_NAMES,
     is_own_temp,
-    is_progress_file,
+    is_scratch_part,
     is_shard_name,
 )
 from mixtape.untrusted import UntrustedInputError, load_json, show
@@ -200,7 +199,7 @@ def clean_staging(out_dir: str) -> None:
     """Remove what a build left in the staging folder (only files of the names a build writes there)."""
     stage = staging(out_dir)
     for name in storage.list_dir(parts(out_dir)):
-        if PART_NAME.match(name) or is_own_temp(name) or is_progress_file(name):
+        if is_scratch_part(name) or is_own_temp(name):
             storage.delete(storage.join(parts(out_dir), name))
     storage.remove_empty_dir(parts(out_dir))
     for name in storage.list_dir(stage):

@@ -39,6 +39,8 @@ SHARD_NAME = re.compile(r"^([a-z][a-z0-9_]{0,31})-([0-9]{6,12})\.tar$")
 PART_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}-[0-9]{6,12}\.tar\.(index|plan)\.parquet$")
 #: a running build's progress tallies in the parts folder (``.``-prefixed while being replaced)
 PROGRESS_NAME = re.compile(r"^progress-(listed|probed|planned|shards|rendered)-[0-9a-f]{32}\.json$")
+#: a local build's rendered samples on their way to their shards' writers (one file per render bundle)
+SPILL_NAME = re.compile(r"^spill-[0-9a-f]{32}\.bin$")
 #: ``storage.atomic_write``'s temporary names: ``.tmp-<32 hex>-<final name>``
 TEMP_NAME = re.compile(r"^\.tmp-[0-9a-f]{32}-(.+)$")
 
@@ -67,6 +69,11 @@ def check_shard_name(name: object, split: str | None = None) -> str:
 
 def is_progress_file(name: str) -> bool:
     return PROGRESS_NAME.match(name[1:] if name.startswith(".") else name) is not None
+
+
+def is_scratch_part(name: str) -> bool:
+    """A file a build leaves in its parts folder: shard parts, progress tallies, spilled samples."""
+    return PART_NAME.match(name) is not None or is_progress_file(name) or SPILL_NAME.match(name) is not None
 
 
 def is_own_temp(name: str) -> bool:

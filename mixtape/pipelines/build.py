@@ -127,7 +127,8 @@ def add_build(p: beam.Pipeline, spec: DatasetSpec, out_dir: str, previous_dir: s
               previous: dict[str, Any] | None = None, cache_mb: int = CACHE_MB) -> None:
     """Ingest -> Plan -> Render -> Manifest, writing into ``out_dir``; ``previous`` shards (an incremental
     build's) are kept from ``previous_dir`` when their plan is unchanged."""
-    progress_dir = None if storage.is_remote(out_dir) else out_dir  # local builds tally their progress
+    # local builds tally their progress and spill rendered samples in their staging folder's scratch
+    progress_dir = None if storage.is_remote(out_dir) else out_dir
     ingested = p | "Ingest" >> Ingest(spec, progress_dir)
     planned = ingested.clips | "Plan" >> Plan(spec, progress_dir)
     rendered = planned.rows | "Render" >> Render(spec.audio, out_dir, previous, spec.logmel, cache_mb,

@@ -21,11 +21,10 @@ from mixtape.dataset.names import (
     CARD_NAME,
     CLIPS_NAME,
     INDEX_NAME,
-    PART_NAME,
     PARTS_DIR,
     PLAN_NAME,
     REJECTS_NAME,
-    is_progress_file,
+    is_scratch_part,
 )
 from mixtape.hashing import canonical_json, sha256_hex
 from mixtape.labels import build_vocabularies
@@ -142,7 +141,7 @@ def remove_parts(out_dir: str) -> None:
     """Remove the parts folder's files (only those of the names render tasks write) and the folder."""
     folder = storage.join(out_dir, PARTS_DIR)
     for name in storage.list_dir(folder):
-        if PART_NAME.match(name) or is_progress_file(name):
+        if is_scratch_part(name):
             storage.delete(storage.join(folder, name))
     storage.remove_empty_dir(folder)
 

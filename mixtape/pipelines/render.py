@@ -12,7 +12,10 @@ kept in an incremental build is decided per shard before anything is rendered.
 from __future__ import annotations
 
 import logging
+import os
+import uuid
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
@@ -24,6 +27,7 @@ from apache_beam.utils.shared import Shared
 from mixtape import storage
 from mixtape.audio import AudioError
 from mixtape.dataset.features import LogMelSpec
+from mixtape.dataset.names import PARTS_DIR
 from mixtape.hashing import canonical_json
 from mixtape.pipelines.manifest import write_part
 from mixtape.pipelines.progress import tally
@@ -55,6 +59,39 @@ def _count(name: str) -> None:
 TO_RENDER = "to_render"
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Spilled:
+    """A rendered sample left in a local build's scratch (``spill-<uuid>.bin`` in the parts folder): what
+    the shuffle carries instead of its bytes there, so the DirectRunner, which holds everything between
+    stages in memory, never holds the dataset's audio. Builds to object stores shuffle the bytes."""
+
+    planned: PlanRow
+    drawn: PlanRow | None
+    path: str
+    offset: int
+    sizes: tuple[int, int, int]  # audio, JSON, features (-1: none)
+
+
+def _load_spilled(samples: list[RenderedSample | Spilled]) -> list[RenderedSample]:
+    """The samples with spilled ones read back (each spill file opened once)."""
+    handles: dict[str, Any] = {}
+    try:
+        out = []
+        for s in samples:
+            if isinstance(s, RenderedSample):
+                out.append(s)
+                continue
+            f = handles.get(s.path) or handles.setdefault(s.path, open(s.path, "rb"))
+            f.seek(s.offset)
+            audio, doc = f.read(s.sizes[0]), f.read(s.sizes[1])
+            features = f.read(s.sizes[2]) if s.sizes[2] >= 0 else None
+            out.append(RenderedSample(s.planned, audio, doc, features, s.drawn))
+        return out
+    finally:
+        for f in handles.values():
+            f.close()
 
 
 def with_retries(what: str, attempt_once: Callable[[], T], on_retry: Callable[[], None]) -> T:
@@ -120,7 +157,10 @@ class RenderSource(beam.DoFn):
     source's blocks are converted about once for all its samples."""
 
     def __init__(self, audio: AudioSpec, logmel_spec: LogMelSpec | None = None, cache_mb: int = CACHE_MB,
-                 fonts: dict[str, str] | None = None):
+                 fonts: dict[str, str] | None = None, spill_dir: str | None = None):
+        #: a local build's staging folder: samples are spilled to its parts folder (None: shuffled as bytes)
+        self.spill_dir = spill_dir
+        self._spill: Any = None
         self.audio = audio
         self.fonts = dict(fonts or {})
         self.logmel = logmel_spec
@@ -138,14 +178,36 @@ class RenderSource(beam.DoFn):
                                           tag=f"mixtape-source-cache/{self.audio}/{self.cache_mb}/"
                                               f"{','.join(sorted(self.fonts))}")
 
-    def process(self, element: tuple[str, Iterable[PlanRow]]) -> Iterator[tuple[str, RenderedSample]]:
+    def start_bundle(self) -> None:
+        self._spill = None
+
+    def process(self, element: tuple[str, Iterable[PlanRow]]) -> Iterator[tuple[str, RenderedSample | Spilled]]:
         _, rows = element
         cache = self.cache
         assert cache is not None, "setup() runs before process()"
         for row in sorted(rows, key=source_order):
             sample = with_retries(row.key, partial(render_members, row, cache, self.logmel), self.retries.inc)
             self.rendered.inc()
-            yield row.shard, sample
+            yield row.shard, (sample if self.spill_dir is None else self._spilled(sample))
+
+    def _spilled(self, sample: RenderedSample) -> Spilled:
+        if self._spill is None:  # one file per bundle: its name is scratch, never part of an output
+            path = os.path.join(self.spill_dir or "", PARTS_DIR, f"spill-{uuid.uuid4().hex}.bin")
+            self._spill = open(path, "wb")
+        f = self._spill
+        offset = f.tell()
+        f.write(sample.audio)
+        f.write(sample.doc)
+        if sample.features is not None:
+            f.write(sample.features)
+        sizes = (len(sample.audio), len(sample.doc), -1 if sample.features is None else len(sample.features))
+        return Spilled(sample.planned, sample.drawn, f.name, offset, sizes)
+
+    def finish_bundle(self) -> None:
+        # the writers read the spill only after this stage has finished (a GroupByKey lies between)
+        if self._spill is not None:
+            self._spill.close()
+            self._spill = None
 
 
 class WriteShard(beam.DoFn):
@@ -161,9 +223,9 @@ class WriteShard(beam.DoFn):
         self.bytes = Metrics.counter("mixtape", "shard_bytes_written")
         self.retries = Metrics.counter("mixtape", "render_retries")
 
-    def process(self, element: tuple[str, Iterable[RenderedSample]]) -> Iterator[dict[str, Any]]:
+    def process(self, element: tuple[str, Iterable[RenderedSample | Spilled]]) -> Iterator[dict[str, Any]]:
         name, samples = element
-        ordered = sorted(samples, key=lambda s: s.planned.hash)
+        ordered = _load_spilled(sorted(samples, key=lambda s: s.planned.hash))
         info, index = with_retries(name, lambda: write_shard(name, ordered, self.audio, self.out_dir, self.logmel),
                                    self.retries.inc)
         self.written.inc()
@@ -180,10 +242,11 @@ class Render(beam.PTransform):
 
     def __init__(self, audio: AudioSpec, out_dir: str, previous: dict[str, Any] | None = None,
                  logmel_spec: LogMelSpec | None = None, cache_mb: int = CACHE_MB, previous_dir: str | None = None,
-                 fonts: dict[str, str] | None = None, progress_dir: str | None = None):
+                 fonts: dict[str, str] | None = None, scratch_dir: str | None = None):
         super().__init__()
-        #: where a local build's progress tallies go (None: none kept)
-        self.progress_dir = progress_dir
+        #: a local build's staging folder: its parts folder takes progress tallies and spilled samples (None,
+        #: a build to an object store: neither; the samples go through the shuffle as bytes)
+        self.scratch_dir = scratch_dir
         self.audio = audio
         self.fonts = dict(fonts or {})
         self.out_dir = out_dir
@@ -203,8 +266,9 @@ class Render(beam.PTransform):
         samples = (shards[TO_RENDER]
                    | "KeyBySource" >> beam.Map(lambda r: (source_key(r), r))  # (source key, PlanRow)
                    | "GroupSources" >> beam.GroupByKey()  # (source key, [PlanRow, ...])
-                   | "RenderSource" >> beam.ParDo(RenderSource(self.audio, self.logmel, self.cache_mb, self.fonts)))
-        written = (tally(samples, "CountRendered", self.progress_dir, "rendered")  # (shard name, RenderedSample)
+                   | "RenderSource" >> beam.ParDo(RenderSource(self.audio, self.logmel, self.cache_mb, self.fonts,
+                                                             self.scratch_dir)))
+        written = (tally(samples, "CountRendered", self.scratch_dir, "rendered")  # (shard name, RenderedSample)
                    | "GroupSamples" >> beam.GroupByKey()  # (shard name, [RenderedSample, ...])
                    | "WriteShard" >> beam.ParDo(WriteShard(self.audio, self.out_dir, self.logmel)))
         return (shards["kept"], written) | "AllShards" >> beam.Flatten()
