@@ -100,7 +100,7 @@ def test_speed_moves_pitch_and_tempo_together_by_whole_semitones_and_its_labels_
     assert moved["tempo"] == round(120 * factor, 3) and moved["chords"][0]["start"] == round(1 / factor, 6)
     assert apply_chain_labels(labels, chain) == moved
     # after a speed change, a stretch and a shift still apply, in one more pass
-    both = apply_chain(tone(seconds=3.0), SR, chain + [{"op": "pitch_shift", "semitones": -2}], n_out=2 * SR)
+    both = apply_chain(tone(seconds=3.0), SR, [*chain, {"op": "pitch_shift", "semitones": -2}], n_out=2 * SR)
     assert peak_hz(both) == pytest.approx(440, rel=0.01)
 
 

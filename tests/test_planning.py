@@ -142,7 +142,7 @@ def test_stable_ranges_from_counts_per_bin_are_the_ranges_from_the_hashes(n, cap
 def test_a_split_too_big_for_the_counted_ranges_is_an_error_naming_the_fix():
     from mixtape.planning import stable_boundaries_from_counts
 
-    with pytest.raises(ValueError, match="shards.max_samples"):
+    with pytest.raises(ValueError, match=r"shards\.max_samples"):
         stable_boundaries_from_counts({0: 3}, 2, bits=4)  # 3 samples in one range of 1/16: no 2^4 cut fits
 
 
