@@ -144,6 +144,21 @@ def test_links_devices_fifos_and_sparse_members_are_skipped_with_a_count():
     assert skipped == ["a sparse file, not a plain file"]
 
 
+class _OneWay(io.RawIOBase):
+    """Bytes that can only be read forwards, as from a socket."""
+
+    def __init__(self, data: bytes):
+        self._data = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        chunk = self._data.read(min(len(buffer), 700))  # short reads, as a socket gives
+        buffer[:len(chunk)] = chunk
+        return len(chunk)
+
+
 def test_a_compressed_tar_is_refused_before_it_expands():
     import bz2
     import gzip
@@ -159,6 +174,12 @@ def test_a_compressed_tar_is_refused_before_it_expands():
     for packed in (bz2.compress(tar), lzma.compress(tar)):
         with pytest.raises(tarfile.ReadError, match="compressed"):
             list(iter_members(io.BytesIO(packed)))
+    # a stream that cannot seek (an HTTP body) is checked the same way, and a good shard still reads whole
+    unseekable = io.BufferedReader(_OneWay(gzip.compress(tar, mtime=0)))
+    with pytest.raises(tarfile.ReadError, match="compressed"):
+        list(iter_members(unseekable))
+    good = _tar([("a/0/0.flac", b"A" * 3000), ("a/0/0.json", b"{}")])
+    assert [m[0] for m in iter_members(io.BufferedReader(_OneWay(good)))] == ["a/0/0", "a/0/0"]
     # an old v7 tar (no ustar magic) is not a shard either
     with pytest.raises(tarfile.ReadError, match="ustar"):
         list(iter_members(io.BytesIO(_tar([("a/0/0.flac", b"A")], tarfile.USTAR_FORMAT)[:257] + b"\0" * 6

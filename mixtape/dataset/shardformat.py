@@ -210,6 +210,8 @@ def _checked_tar_stream(stream: IO[bytes]) -> IO[bytes]:
     in a few hundred, depending on the timestamp it carries); a shard is uncompressed ustar / pax, so its first
     header must say ``ustar`` where POSIX puts it. An empty stream is left to tarfile, which calls it empty.
     """
+    seekable = stream.seekable() if hasattr(stream, "seekable") else False
+    start = stream.tell() if seekable else 0
     head = b""
     while len(head) < tarfile.BLOCKSIZE:
         chunk = stream.read(tarfile.BLOCKSIZE - len(head))
@@ -221,7 +223,10 @@ def _checked_tar_stream(stream: IO[bytes]) -> IO[bytes]:
                                 "so a few kilobytes can never expand to gigabytes")
     if head and head[_USTAR_MAGIC_AT:_USTAR_MAGIC_AT + 5] != b"ustar":
         raise tarfile.ReadError("not a POSIX (ustar / pax) tar: its first header has no 'ustar' magic")
-    return io.BufferedReader(_Prefixed(head, stream))
+    if seekable:  # back to the start: no wrapper between tarfile and a file (it cost 15% of a stream's CPU)
+        stream.seek(start)
+        return stream
+    return io.BufferedReader(_Prefixed(head, stream), buffer_size=1 << 16)
 
 
 def iter_members(stream: IO[bytes], on_skip: Any = None, max_member_bytes: int = MAX_MEMBER_BYTES
