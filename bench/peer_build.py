@@ -47,13 +47,6 @@ def spec(variants: int = 4) -> dict[str, Any]:
     ]}}
 
 
-def _cpu() -> float:
-    import resource
-
-    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return time.process_time() + ru.ru_utime + ru.ru_stime
-
-
 def _factor(semitones: int, kaldi: bool) -> float:
     """The speed factor of a drawn step: mixtape's own, or (``kaldi``) 0.9 / 1.1 by its sign, the factors
     Lhotse's torch resampler is fast at (16 kHz x 2^(k/12) is a rate pair with no common factor)."""
@@ -66,7 +59,8 @@ def run_lhotse(rows: list[Any], out: Path, workers: int = 2, kaldi: bool = False
     from lhotse import CutSet, Recording
     from lhotse.cut import MonoCut
 
-    t0, c0 = time.monotonic(), _cpu()
+    bb = _bench_build()
+    t0, c0 = time.monotonic(), bb.own_cpu() + bb.children_cpu()
     recordings: dict[str, Recording] = {}
     cuts = []
     for row in rows:
@@ -86,7 +80,7 @@ def run_lhotse(rows: list[Any], out: Path, workers: int = 2, kaldi: bool = False
         cuts.append(cut)
     cutset = CutSet.from_cuts(cuts)
     cutset.to_shar(out, fields={"recording": "flac"}, shard_size=64, num_jobs=workers)
-    wall, cpu = time.monotonic() - t0, _cpu() - c0
+    wall, cpu = time.monotonic() - t0, bb.own_cpu() + bb.children_cpu() - c0
     audio = sum(min(3.0, c.duration) for c in cuts)
     return {"wall_s": wall, "cpu_s": cpu, "audio_s": audio, "samples": len(cuts)}
 

@@ -262,13 +262,7 @@ def shard_boundaries(hashes: Iterable[str], max_samples: int, scheme: str = "sta
         n_shards = -(-len(ordered) // max_samples)
         starts = [len(ordered) * k // n_shards for k in range(n_shards)]
         return ["0" * 32] + [ordered[i] for i in starts[1:]]
-    values = [int(h, 16) for h in ordered]
-    n = 1
-    while -(-len(values) // n) > max_samples or _fullest_range(values, n) > max_samples:
-        n *= 2
-        if n > 1 << 40:  # salted digests of distinct keys never cluster like this
-            raise ValueError(f"cannot cut {len(values)} hashes into ranges of at most {max_samples}")
-    return [f"{k * _SPACE // n:032x}" for k in range(n)]
+    return stable_boundaries_from_counts(Counter(hash_bin(h) for h in ordered), max_samples)
 
 
 #: The finest hash ranges the keyed plan counts samples in (2^20 per split): the stable scheme's ranges
@@ -283,9 +277,9 @@ def hash_bin(hash_hex: str, bits: int = COUNT_BITS) -> int:
 
 
 def stable_boundaries_from_counts(counts: Mapping[int, int], max_samples: int, bits: int = COUNT_BITS) -> list[str]:
-    """The ``stable`` scheme's boundaries from samples counted per 2^bits hash range: the same as
-    :func:`shard_boundaries` of the hashes themselves, found without gathering them (a split's counts are at
-    most 2^bits small integers, however many samples it holds)."""
+    """The ``stable`` scheme's boundaries from samples counted per 2^bits hash range, the one place the rule
+    is written: the keyed plan counts without gathering a split's hashes (its counts are at most 2^bits small
+    integers, however many samples it holds), and :func:`shard_boundaries` counts the hashes it is given."""
     total = sum(counts.values())
     if total == 0:
         return []
@@ -300,10 +294,6 @@ def stable_boundaries_from_counts(counts: Mapping[int, int], max_samples: int, b
         if level > bits:
             raise ValueError(f"a split of {total:,} samples needs more than 2^{bits} shards of at most "
                              f"{max_samples}: raise shards.max_samples")
-
-
-def _fullest_range(values: list[int], n: int) -> int:
-    return max(Counter(v * n >> 128 for v in values).values())
 
 
 def shard_index(hash_hex: str, boundaries: Sequence[str]) -> int:

@@ -315,10 +315,6 @@ class RenderedSample:
     def rendered(self) -> PlanRow:
         return self.drawn if self.drawn is not None else self.planned
 
-    @property
-    def nbytes(self) -> int:
-        return len(self.audio) + len(self.doc) + len(self.features or b"")
-
 
 def render_members(row: PlanRow, cache: SourceCache, logmel_spec: LogMelSpec | None = None) -> RenderedSample:
     """A plan row rendered to the bytes its shard members hold."""

@@ -46,11 +46,15 @@ def _list(indexed_source: tuple[int, SourceSpec]) -> Iterator:
                 yield replace(item, source_index=index)
     except Exception as e:  # one broken source must not end the build: its remaining files are rejects
         problem = clean_detail(f"{type(e).__name__}: {e}")
-        yield pvalue.TaggedOutput(REJECTS, Reject(f"{source.name}:{source.path}", source.path, "source",
-                                                  "unreadable_source", problem))
+        yield pvalue.TaggedOutput(REJECTS, _unreadable(source, problem))
         for item in _unlisted(source, seen, problem):
             listed.inc()
             yield pvalue.TaggedOutput(REJECTS, item)
+
+
+def _unreadable(source: SourceSpec, problem: str) -> Reject:
+    """The reject of a source whose reading failed part-way."""
+    return Reject(f"{source.name}:{source.path}", source.path, "source", "unreadable_source", problem)
 
 
 def _unlisted(source: SourceSpec, seen: set[str], problem: str) -> Iterator[Reject]:
@@ -200,8 +204,7 @@ def _guarded(step: str, source: SourceSpec, items: Iterable[Any]) -> Iterator[An
         yield from items
     except Exception as e:  # one broken file or table must not end the build
         problem = clean_detail(f"{type(e).__name__}: {e}")
-        yield Reject(f"{source.name}:{source.path}", source.path, "source", "unreadable_source",
-                     f"{step}: {problem}")
+        yield _unreadable(source, f"{step}: {problem}")
 
 
 def _tag_keyed(index: int, items: Iterable[Any]) -> Iterator:

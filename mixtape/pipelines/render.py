@@ -83,7 +83,9 @@ def _load_spilled(samples: list[RenderedSample | Spilled]) -> list[RenderedSampl
             if isinstance(s, RenderedSample):
                 out.append(s)
                 continue
-            f = handles.get(s.path) or handles.setdefault(s.path, open(s.path, "rb"))
+            if s.path not in handles:
+                handles[s.path] = open(s.path, "rb")  # closed below, once the shard's samples are read
+            f = handles[s.path]
             f.seek(s.offset)
             audio, doc = f.read(s.sizes[0]), f.read(s.sizes[1])
             features = f.read(s.sizes[2]) if s.sizes[2] >= 0 else None
@@ -192,7 +194,8 @@ class RenderSource(beam.DoFn):
 
     def _spilled(self, sample: RenderedSample) -> Spilled:
         if self._spill is None:  # one file per bundle: its name is scratch, never part of an output
-            path = os.path.join(self.spill_dir or "", PARTS_DIR, f"spill-{uuid.uuid4().hex}.bin")
+            assert self.spill_dir is not None
+            path = os.path.join(self.spill_dir, PARTS_DIR, f"spill-{uuid.uuid4().hex}.bin")
             self._spill = open(path, "wb")
         f = self._spill
         offset = f.tell()
